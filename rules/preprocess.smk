@@ -1,0 +1,50 @@
+rule fetch:
+    output:
+        raw="results/{dataset}/raw.h5",
+    params:
+        dataset=config["dataset"],
+    log:
+        "results/logs/{dataset}/fetch.log",
+    benchmark:
+        "results/benchmarks/{dataset}/fetch.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/fetch.py"
+
+
+rule store:
+    input:
+        raw="results/{dataset}/raw.h5",
+    output:
+        stored="results/{dataset}/{case}/stored.h5",
+        storage="results/{dataset}/{case}/storage.json",
+    params:
+        window=case_window,
+        stride=case_stride,
+        storage=config["storage"],
+    log:
+        "results/logs/{dataset}/{case}/store.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{case}/store.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/store.py"
+
+
+rule upsample:
+    input:
+        stored="results/{dataset}/{case}/stored.h5",
+    output:
+        upsampled="results/{dataset}/{case}/upsampled.h5",
+    params:
+        interpolation=config["interpolation"],
+    log:
+        "results/logs/{dataset}/{case}/upsample.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{case}/upsample.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/upsample.py"

@@ -1,0 +1,5 @@
+import sys
+
+from poolup.cli import main
+
+sys.exit(main())

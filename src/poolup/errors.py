@@ -1,0 +1,9 @@
+"""The one exception type that the command line and the workflow turn into a one-line message."""
+
+
+class PoolupError(Exception):
+    """A problem with the user's input or configuration.
+
+    The message names the file or key at fault and what to do about it; it is
+    printed as one line, without a traceback.
+    """

@@ -1,0 +1,153 @@
+"""Up-sampling of stored (pooled) images back to full size.
+
+Linear spline interpolation on a rectangular grid is separable: each output
+image is ``Wh @ X @ Ww.T`` where ``Wh`` and ``Ww`` are small fixed matrices of
+interpolation weights. Applying those matrices to a whole chunk of images is
+two matrix products, which is what makes this orders of magnitude faster than
+building one ``scipy.interpolate.RectBivariateSpline`` per image.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from poolup.errors import PoolupError
+
+Grid = Literal["corners", "centers"]
+GRIDS: tuple[str, ...] = ("corners", "centers")
+METHODS: tuple[str, ...] = ("linear",)
+
+
+def grid_coordinates(
+    grid: str, original_side: int, stored_side: int, window: int, stride: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Coordinates of the stored pixels and of the full-size pixels on one axis.
+
+    Parameters
+    ----------
+    grid : {"corners", "centers"}
+        ``corners`` is the authors' choice: both grids span ``[0, original_side]``
+        end to end (``linspace(0, 28, n)`` onto ``linspace(0, 28, 28)``), which
+        stretches the pooled image over the whole frame. ``centers`` places each
+        pooled pixel at the centre of the window it averaged
+        (``j * stride + (window - 1) / 2`` in original pixel units) and each
+        output pixel at its own centre; outside the stored pixels the edge
+        value is held.
+    original_side : int
+        Full-size side (28 for MNIST).
+    stored_side : int
+        Side of the pooled image.
+    window, stride : int
+        The pooling that produced the stored image (used by ``centers``).
+
+    Returns
+    -------
+    source, target : ndarray of float64
+        Positions of the ``stored_side`` stored pixels and of the
+        ``original_side`` output pixels.
+    """
+    if grid == "corners":
+        return (
+            np.linspace(0.0, original_side, stored_side),
+            np.linspace(0.0, original_side, original_side),
+        )
+    if grid == "centers":
+        source = np.arange(stored_side) * float(stride) + (window - 1) / 2.0
+        return source, np.arange(original_side, dtype=np.float64)
+    raise PoolupError(f"unknown interpolation grid {grid!r}; use one of {', '.join(GRIDS)}")
+
+
+def interpolation_matrix(source: NDArray, target: NDArray) -> NDArray[np.float64]:
+    """Weights of 1D linear interpolation from ``source`` to ``target`` points.
+
+    Parameters
+    ----------
+    source : ndarray of shape (n,)
+        Strictly increasing positions of the known samples.
+    target : ndarray of shape (m,)
+        Positions to evaluate; those outside ``[source[0], source[-1]]`` take
+        the nearest edge value.
+
+    Returns
+    -------
+    ndarray of shape (m, n)
+        Row ``i`` holds at most two non-zero weights that sum to one. A target
+        that coincides with a source point gets weight exactly 1.0, so an
+        identity resampling is exact.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.clip(np.asarray(target, dtype=np.float64), source[0], source[-1])
+    n = source.size
+    weights = np.zeros((target.size, n), dtype=np.float64)
+    if n == 1:
+        weights[:, 0] = 1.0
+        return weights
+    left = np.clip(np.searchsorted(source, target, side="right") - 1, 0, n - 2)
+    t = (target - source[left]) / (source[left + 1] - source[left])
+    rows = np.arange(target.size)
+    weights[rows, left] = 1.0 - t
+    weights[rows, left + 1] += t
+    return weights
+
+
+def upsample_linear(
+    images: NDArray,
+    output_shape: tuple[int, int],
+    window: int,
+    stride: int,
+    grid: str = "corners",
+    chunk_size: int = 8192,
+) -> NDArray[np.float32]:
+    """Interpolate stored images back to full size with a linear spline.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w) or (n, h, w, channels)
+        Stored (pooled) images, any real dtype.
+    output_shape : (int, int)
+        Full-size (height, width).
+    window, stride : int
+        The pooling that produced ``images`` (the ``centers`` grid needs it).
+    grid : {"corners", "centers"}
+        Placement of the two grids; see :func:`grid_coordinates`.
+    chunk_size : int
+        Images per matrix product; bounds the temporary memory.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, H, W[, channels])
+        Equal, image by image, to ``RectBivariateSpline(src_y, src_x, image,
+        kx=1, ky=1)(dst_y, dst_x)`` on the same grids.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise PoolupError(f"expected images of shape (n, h, w) or (n, h, w, c), got {images.shape}")
+    out_h, out_w = output_shape
+    n, h, w = images.shape[:3]
+    w_rows = interpolation_matrix(*grid_coordinates(grid, out_h, h, window, stride)).astype(np.float32)
+    w_cols = interpolation_matrix(*grid_coordinates(grid, out_w, w, window, stride)).astype(np.float32)
+    out = np.empty((n, out_h, out_w) + images.shape[3:], dtype=np.float32)
+    for start in range(0, n, chunk_size):
+        out[start : start + chunk_size] = _apply_separable(images[start : start + chunk_size], w_rows, w_cols)
+    return out
+
+
+def _apply_separable(chunk: NDArray, w_rows: NDArray[np.float32], w_cols: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``w_rows @ image @ w_cols.T`` for every image (and channel) of a chunk, as two GEMMs."""
+    n_images = chunk.shape[0]
+    channels = chunk.shape[3] if chunk.ndim == 4 else None
+    if channels is not None:
+        # Channels become extra images: (n, h, w, c) -> (n * c, h, w).
+        chunk = np.moveaxis(chunk, 3, 1).reshape(n_images * channels, chunk.shape[1], chunk.shape[2])
+    x = np.ascontiguousarray(chunk, dtype=np.float32)
+    m, h, w = x.shape
+    out_h, out_w = w_rows.shape[0], w_cols.shape[0]
+    cols = (x.reshape(m * h, w) @ w_cols.T).reshape(m, h, out_w)
+    rows = (cols.transpose(0, 2, 1).reshape(m * out_w, h) @ w_rows.T).reshape(m, out_w, out_h)
+    result = rows.transpose(0, 2, 1)
+    if channels is not None:
+        result = np.moveaxis(result.reshape(n_images, channels, out_h, out_w), 1, 3)
+    return result

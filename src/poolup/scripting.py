@@ -1,0 +1,43 @@
+"""Glue for the workflow's scripts: log to the job's log file, fail with one line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from poolup.errors import PoolupError
+
+log = logging.getLogger("poolup")
+
+
+@contextlib.contextmanager
+def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
+    """Run a job's body with output going to its ``log:`` file.
+
+    A :class:`PoolupError` becomes one ``error:`` line in the log and on the
+    terminal and a non-zero exit (Snakemake then removes the job's outputs);
+    any other exception keeps its traceback in the log, since it is a bug.
+    """
+    log_path = snakemake.log[0] if snakemake.log else None
+    handle = open(log_path, "w") if log_path else sys.stderr
+    terminal = sys.stderr
+    sys.stdout = sys.stderr = handle
+    logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    started = time.perf_counter()
+    log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
+    try:
+        yield log
+    except PoolupError as exc:
+        log.error("%s", exc)
+        terminal.write(f"poolup: error: {exc}\n")
+        handle.flush()
+        raise SystemExit(1) from None
+    finally:
+        log.info("finished in %.2f s", time.perf_counter() - started)
+        sys.stdout, sys.stderr = sys.__stdout__, terminal
+        if handle is not terminal:
+            handle.close()

@@ -1,0 +1,272 @@
+"""The preprocessing stages as plain functions: fetch, store, upsample.
+
+Each reads its inputs, writes one artifact atomically and returns a small
+record of what it did. The workflow's scripts call these; so can anyone else.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from poolup.artifacts import (
+    bytes_under_filter,
+    decode_attr,
+    filter_options,
+    library_versions,
+    open_h5,
+    stored_bytes,
+    transform_images,
+    write_h5,
+    write_json,
+)
+from poolup.errors import PoolupError
+from poolup.interpolation import upsample_linear
+from poolup.pooling import average_pool, pooled_side, quantize
+from poolup.sources import load_source, subsample
+
+PathLike = str | os.PathLike[str]
+
+
+def fetch(
+    output: PathLike,
+    source: str,
+    path: str | None = None,
+    openml_name: str = "mnist_784",
+    data_home: str | None = None,
+    max_images: int | None = None,
+    subset_seed: int = 0,
+    filter_name: str = "gzip",
+    level: int | None = 4,
+    expected_shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """Load the full-size data set and write it as ``raw.h5``.
+
+    Parameters
+    ----------
+    output : path-like
+        The ``raw.h5`` to write: ``images`` (n, h, w[, c]) uint8 and
+        ``labels`` (n,) uint8.
+    source, path, openml_name, data_home
+        See :func:`poolup.sources.load_source`.
+    max_images : int, optional
+        Keep a seeded random subset of this many images (quick runs, tests).
+    subset_seed : int
+        ``random_state`` of that subset.
+    filter_name, level
+        HDF5 filter of the images.
+    expected_shape : tuple of int, optional
+        Required shape of one image (the config's ``dataset.image_shape``).
+
+    Returns
+    -------
+    dict
+        Number of images, image shape, classes and the content checksum.
+    """
+    images, labels, detail = load_source(source, path, openml_name, data_home)
+    if expected_shape is not None and tuple(images.shape[1:]) != tuple(expected_shape):
+        raise PoolupError(
+            f"{detail}: images are {list(images.shape[1:])} but dataset.image_shape is {list(expected_shape)}; set dataset.image_shape to match"
+        )
+    images, labels = subsample(images, labels, max_images, subset_seed)
+    classes = np.unique(labels)
+    attrs = {
+        "stage": "fetch",
+        "source": source,
+        "source_detail": detail,
+        "n_images": images.shape[0],
+        "image_shape": list(images.shape[1:]),
+        "classes": classes.tolist(),
+        "n_classes": int(labels.max()) + 1,
+        "max_images": max_images,
+        "subset_seed": subset_seed,
+        "filter": filter_name,
+        "filter_level": level,
+        "versions": library_versions(),
+    }
+    digest = write_h5(output, {"images": images, "labels": labels}, attrs, filter_name, level)
+    return {"n_images": images.shape[0], "image_shape": images.shape[1:], "classes": classes.tolist(), "content_sha256": digest}
+
+
+def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
+    """Image shape, count and checksum of a ``raw.h5``, with checks."""
+    with open_h5(raw) as file:
+        for name in ("images", "labels"):
+            if name not in file:
+                raise PoolupError(f"{raw}: no '{name}' dataset; rerun the fetch stage")
+        images = file["images"]
+        if images.ndim not in (3, 4) or images.dtype != np.uint8:
+            raise PoolupError(f"{raw}: images are {images.dtype} {images.shape}, expected uint8 (n, h, w[, c]); rerun the fetch stage")
+        if file["labels"].shape != (images.shape[0],):
+            raise PoolupError(f"{raw}: {file['labels'].shape} labels for {images.shape[0]} images; rerun the fetch stage")
+        return tuple(images.shape[1:]), int(images.shape[0]), str(file.attrs.get("content_sha256", ""))
+
+
+def store(
+    raw: PathLike,
+    output: PathLike,
+    summary: PathLike,
+    case: str,
+    window: int,
+    stride: int,
+    dtype: str = "uint8",
+    filter_name: str = "gzip",
+    level: int | None = 4,
+) -> dict[str, Any]:
+    """Average-pool every raw image and write what would sit on disk.
+
+    Parameters
+    ----------
+    raw : path-like
+        ``raw.h5`` from :func:`fetch`.
+    output : path-like
+        ``stored.h5``: pooled ``images`` in ``dtype`` and ``labels``.
+    summary : path-like
+        ``storage.json``: the per-case storage record for aggregation.
+    case : str
+        Case name, recorded for provenance.
+    window, stride : int
+        Pooling window and stride; window 1, stride 1 is the identity.
+    dtype : {"uint8", "float32"}
+        ``uint8`` rounds the averages as an image file would; ``float32``
+        keeps them exact.
+    filter_name, level
+        HDF5 filter for the stored images; the raw images are measured under
+        the same filter so the byte ratio compares like with like.
+
+    Returns
+    -------
+    dict
+        The storage record also written to ``summary``.
+    """
+    shape, n, raw_sha = _raw_info(raw)
+    height, width = shape[0], shape[1]
+    stored_shape = (pooled_side(height, window, stride), pooled_side(width, window, stride)) + shape[2:]
+    filter_options(filter_name, level)  # reject an unknown filter before any work
+    pool = partial(_pool_block, window=window, stride=stride, dtype=dtype)
+    settings = {"case": case, "window": window, "stride": stride, "dtype": dtype, "filter": filter_name, "filter_level": level}
+    attrs = {
+        "stage": "store",
+        **settings,
+        "stored_shape": list(stored_shape),
+        "original_shape": list(shape),
+        "pixel_ratio": float(np.prod(stored_shape) / np.prod(shape)),
+        "source_sha256": raw_sha,
+        "versions": library_versions(),
+    }
+    digest = transform_images(raw, output, pool, stored_shape, dtype, attrs, filter_name, level)
+    with open_h5(raw) as file:
+        raw_bytes = bytes_under_filter(file["images"], filter_name, level)
+    image_bytes = stored_bytes(output)
+    record = {
+        **settings,
+        "n_images": n,
+        "original_shape": list(shape),
+        "stored_shape": list(stored_shape),
+        "stored_pixels": int(np.prod(stored_shape)),
+        "original_pixels": int(np.prod(shape)),
+        "pixel_ratio": attrs["pixel_ratio"],
+        "stored_bytes": image_bytes,
+        "raw_bytes_same_filter": raw_bytes,
+        "byte_ratio": image_bytes / raw_bytes if raw_bytes else float("nan"),
+        "bytes_per_image": image_bytes / n,
+        "stored_sha256": digest,
+        "source_sha256": raw_sha,
+    }
+    _annotate(output, {"stored_bytes": image_bytes, "raw_bytes_same_filter": raw_bytes})
+    write_json(summary, record)
+    return record
+
+
+def _pool_block(block: NDArray, window: int, stride: int, dtype: str) -> NDArray:
+    return quantize(average_pool(block, window, stride), dtype)
+
+
+def _annotate(path: PathLike, attrs: dict[str, Any]) -> None:
+    """Add attributes that are known only after the file is complete (not part of the checksum)."""
+    with h5py.File(path, "r+") as file:
+        for key, value in attrs.items():
+            file.attrs[key] = value
+
+
+def upsample(
+    stored: PathLike,
+    output: PathLike,
+    method: str = "linear",
+    grid: str = "corners",
+) -> dict[str, Any]:
+    """Interpolate the stored images back to full size.
+
+    Parameters
+    ----------
+    stored : path-like
+        ``stored.h5`` from :func:`store`.
+    output : path-like
+        ``upsampled.h5``: float32 ``images`` at the original shape, ``labels``.
+    method : {"linear"}
+        Spline order; linear as in the paper.
+    grid : {"corners", "centers"}
+        See :func:`poolup.interpolation.grid_coordinates`.
+
+    Returns
+    -------
+    dict
+        The output's shape and checksum.
+    """
+    if method != "linear":
+        raise PoolupError(f"interpolation.method {method!r} is not available; use 'linear'")
+    with open_h5(stored) as file:
+        if "images" not in file or "labels" not in file:
+            raise PoolupError(f"{stored}: no images/labels datasets; rerun the store stage")
+        attrs = dict(file.attrs)
+        missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
+        if missing:
+            raise PoolupError(f"{stored}: attributes {missing} missing; it was not written by the store stage, rerun it")
+        window, stride = int(attrs["window"]), int(attrs["stride"])
+        original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
+        stored_sha = str(attrs.get("content_sha256", ""))
+    interpolate = partial(upsample_linear, output_shape=original[:2], window=window, stride=stride, grid=grid)
+    out_attrs = {
+        "stage": "upsample",
+        "case": str(decode_attr(attrs.get("case", ""))),
+        "method": method,
+        "grid": grid,
+        "window": window,
+        "stride": stride,
+        "source_sha256": stored_sha,
+        "versions": library_versions(),
+    }
+    # Up-sampled arrays are an intermediate that training reads whole: no
+    # compression filter (float32 interpolants barely compress, and it is slow).
+    digest = transform_images(stored, output, interpolate, original, "float32", out_attrs)
+    return {"image_shape": original, "content_sha256": digest}
+
+
+# raw.h5 is the reference copy of the data: always gzip level 4, whatever the
+# storage settings of the cases (their byte counts re-measure raw under theirs).
+RAW_FILTER, RAW_LEVEL = "gzip", 4
+
+
+def fetch_from_settings(output: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
+    """:func:`fetch` driven by the config's ``dataset`` section.
+
+    Also checks that the images have the configured ``image_shape``, which
+    the config validation used to check the cases; a mismatch leaves no file.
+    """
+    return fetch(
+        output,
+        source=dataset["source"],
+        path=dataset.get("path"),
+        openml_name=dataset.get("openml_name", "mnist_784"),
+        data_home=dataset.get("data_home"),
+        max_images=dataset.get("max_images"),
+        subset_seed=dataset.get("subset_seed", 0),
+        filter_name=RAW_FILTER,
+        level=RAW_LEVEL,
+        expected_shape=tuple(dataset["image_shape"]) if dataset.get("image_shape") else None,
+    )
