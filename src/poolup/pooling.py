@@ -33,7 +33,7 @@ def pooled_side(side: int, window: int, stride: int) -> int:
     return (side - window) // stride + 1
 
 
-def average_pool(images: NDArray, window: int, stride: int) -> NDArray[np.float32]:
+def average_pool(images: NDArray, window: int, stride: int, block: int = 1024) -> NDArray[np.float32]:
     """Average-pool a batch of images with a square window, ``valid`` padding.
 
     Parameters
@@ -44,6 +44,8 @@ def average_pool(images: NDArray, window: int, stride: int) -> NDArray[np.float3
         Side of the square pooling window (1 with stride 1 is the identity).
     stride : int
         Step between windows, along both axes.
+    block : int
+        Images per step; small enough for the working set to stay in cache.
 
     Returns
     -------
@@ -52,22 +54,32 @@ def average_pool(images: NDArray, window: int, stride: int) -> NDArray[np.float3
 
     Notes
     -----
-    The sum is built from ``window**2`` strided views, so the work is a few
-    vectorised additions over the whole batch rather than a loop over images
-    or output pixels.
+    The window sum is separable: ``window - 1`` strided additions along the
+    columns, then as many along the rows. For uint8 input the sums are exact
+    in uint16, which halves the memory traffic of float32.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise PoolupError(f"expected images of shape (n, h, w) or (n, h, w, c), got {images.shape}")
-    height, width = images.shape[1], images.shape[2]
-    out_h = pooled_side(height, window, stride)
-    out_w = pooled_side(width, window, stride)
-    total = np.zeros((images.shape[0], out_h, out_w) + images.shape[3:], dtype=np.float32)
-    for dy in range(window):
-        for dx in range(window):
-            total += images[:, dy : dy + stride * (out_h - 1) + 1 : stride, dx : dx + stride * (out_w - 1) + 1 : stride]
-    total *= np.float32(1.0 / (window * window))
-    return total
+    out_h = pooled_side(images.shape[1], window, stride)
+    out_w = pooled_side(images.shape[2], window, stride)
+    exact_in_uint16 = images.dtype == np.uint8 and window * window * 255 < 2**16
+    accumulator = np.uint16 if exact_in_uint16 else np.float32
+    span_h, span_w = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+    scale = np.float32(1.0 / (window * window))
+    out = np.empty((images.shape[0], out_h, out_w) + images.shape[3:], dtype=np.float32)
+    for start in range(0, images.shape[0], block):
+        chunk = images[start : start + block]
+        cols = chunk[:, :, 0:span_w:stride].astype(accumulator)
+        for dx in range(1, window):
+            cols += chunk[:, :, dx : dx + span_w : stride]
+        sums = cols[:, 0:span_h:stride].copy()
+        for dy in range(1, window):
+            sums += cols[:, dy : dy + span_h : stride]
+        target = out[start : start + block]
+        target[...] = sums
+        target *= scale
+    return out
 
 
 def quantize(pooled: NDArray[np.float32], dtype: str) -> NDArray:

@@ -1,0 +1,131 @@
+"""Benchmark the store and upsample stages.
+
+1. Speed, on the 70,000 real MNIST digits (../shared/data/mnist) for every paper
+   case: our vectorised pool + upsample against a per-image loop (numpy pooling
+   and one scipy RectBivariateSpline per image, as the authors' code did), as a
+   ratio measured in the same run.
+2. Memory: peak RSS of the real ``store`` and ``upsample`` stages, each in its
+   own process, on a synthetic raw.h5 of 1,000,000 images (real digits tiled).
+
+Goals (issue 2): >= 20x the per-image loop; one case's pool + upsample of
+70,000 images under 1 s on 2 cores; peak RSS under 1 GB at 1,000,000 images.
+
+Usage: python bench/preprocess.py [--mnist DIR] [--loop-images N] [--big N] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from scipy.interpolate import RectBivariateSpline
+
+from poolup.artifacts import CHUNK_IMAGES, filter_options
+from poolup.interpolation import grid_coordinates, upsample_linear
+from poolup.pooling import average_pool, quantize
+from poolup.sources import load_idx
+
+CASES = {"w2s1": (2, 1), "w2s2": (2, 2), "w3s1": (3, 1), "w3s2": (3, 2)}
+DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def per_image_loop(images: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """The reference: pool one image at a time, one RectBivariateSpline per image."""
+    out = np.empty((images.shape[0], 28, 28), np.float32)
+    for i, image in enumerate(images):
+        pooled = quantize(average_pool(image[None], window, stride), "uint8")[0].astype(np.float64)
+        source, target = grid_coordinates("corners", 28, pooled.shape[0], window, stride)
+        out[i] = RectBivariateSpline(source, source, pooled, kx=1, ky=1)(target, target)
+    return out
+
+
+def best_of(func, repeats: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def speed(images: np.ndarray, loop_images: int) -> None:
+    print(f"== speed: {images.shape[0]:,} real images (best of 5); per-image loop timed on {loop_images:,} and scaled to all")
+    print(f"{'case':6} {'pool s':>7} {'upsample s':>11} {'total s':>8} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
+    for case, (window, stride) in CASES.items():
+        pool_time, stored = best_of(lambda: quantize(average_pool(images, window, stride), "uint8"), 5)
+        up_time, result = best_of(lambda: upsample_linear(stored, (28, 28), window, stride), 5)
+        loop_time, reference = best_of(lambda: per_image_loop(images[:loop_images], window, stride), 1)
+        loop_full = loop_time * images.shape[0] / loop_images
+        total = pool_time + up_time
+        diff = float(np.abs(result[:loop_images] - reference).max())
+        print(f"{case:6} {pool_time:7.3f} {up_time:11.3f} {total:8.3f} {loop_full:7.2f} {loop_full / total:5.0f}x {diff:11.2e}")
+
+
+def write_big_raw(path: Path, real: np.ndarray, n: int) -> None:
+    with h5py.File(path, "w") as file:
+        images = file.create_dataset("images", shape=(n, 28, 28), dtype=np.uint8, chunks=(CHUNK_IMAGES, 28, 28), **filter_options("gzip", 4))
+        for start in range(0, n, real.shape[0]):
+            stop = min(n, start + real.shape[0])
+            images[start:stop] = real[: stop - start]
+        file.create_dataset("labels", data=np.resize(np.arange(10, dtype=np.uint8), n))
+        file.attrs["content_sha256"] = "synthetic"
+
+
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child started by
+# this (large) process would report the parent's peak.
+STAGE = """
+import re, time
+from poolup import stages
+start = time.perf_counter()
+{call}
+hwm_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+print(time.perf_counter() - start, hwm_kb / 1024)
+"""
+
+
+def run_stage(call: str) -> tuple[float, float]:
+    out = subprocess.run([sys.executable, "-c", STAGE.format(call=call)], check=True, capture_output=True, text=True).stdout
+    seconds, rss_mb = map(float, out.split()[-2:])
+    return seconds, rss_mb
+
+
+def memory(real: np.ndarray, n: int, workdir: Path) -> None:
+    print(f"== memory: real stages in their own process on {n:,} images ({workdir})")
+    raw = workdir / "raw.h5"
+    write_big_raw(raw, real, n)
+    idle = run_stage("pass")[1]
+    print(f"python + poolup imports alone: {idle:.0f} MB")
+    store = f"stages.store({str(raw)!r}, {str(workdir / 'stored.h5')!r}, {str(workdir / 'storage.json')!r}, 'w2s2', 2, 2)"
+    seconds, rss = run_stage(store)
+    print(f"store    (2x2/2, uint8, gzip): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} 1 GB goal)")
+    upsample = f"stages.upsample({str(workdir / 'stored.h5')!r}, {str(workdir / 'upsampled.h5')!r})"
+    seconds, rss = run_stage(upsample)
+    size = (workdir / "upsampled.h5").stat().st_size / 2**30
+    print(f"upsample (to float32, {size:.1f} GiB): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} 1 GB goal)")
+    print(json.dumps({"images": n, "raw_MB_uncompressed": n * 784 / 2**20}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
+    parser.add_argument("--loop-images", type=int, default=10000)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    if not args.mnist.is_dir():
+        sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
+    images, _, _ = load_idx(args.mnist)
+    speed(images, args.loop_images)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        memory(images, args.big, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Shared fixtures: the repository, real MNIST when present, and a real Snakemake runner."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def write_idx(path: Path, array: np.ndarray, magic_dtype: int = 0x08, compress: bool = True) -> Path:
+    """Write a uint8 array in IDX format (the MNIST file format)."""
+    header = bytes([0, 0, magic_dtype, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def synthetic_digits(n: int, side: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 images with a bright blob whose place depends on the label (learnable)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = rng.integers(0, 40, size=(n, side, side)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row, col = 4 + (label // 5) * 12, 2 + (label % 5) * 5
+        images[i, row : row + 8, col : col + 4] = 250
+    return images, labels
+
+
+@pytest.fixture
+def mnist_idx_folder(tmp_path: Path) -> Path:
+    """A folder of the four MNIST IDX files: the real ones when ../shared has them, else small written ones."""
+    if SHARED_MNIST.is_dir():
+        return SHARED_MNIST
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for prefix, n, seed in (("train", 120, 1), ("t10k", 30, 2)):
+        images, labels = synthetic_digits(n, seed=seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def write_config(path: Path, **sections) -> Path:
+    """A YAML config file built from keyword sections."""
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, configfiles: list[Path] = (), check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real workflow in ``workdir`` with the repository's config.yaml plus ``configfiles``."""
+    command = [
+        *SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+        "--configfile", str(REPO / "config.yaml"), *map(str, configfiles), *args,
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job in a ``snakemake -n`` listing."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in dry_run_output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            jobs.append((stripped.split()[1].rstrip(":"), {}))
+        elif stripped.startswith("wildcards:") and jobs:
+            for item in stripped[len("wildcards:"):].split(","):
+                key, _, value = item.strip().partition("=")
+                jobs[-1][1][key] = value
+    return jobs

@@ -1,0 +1,79 @@
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake, write_config
+from poolup.config import check_config_files, load_schema, seed_list, validate_config
+from poolup.errors import PoolupError
+
+SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+PAPER = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def validated(**changes):
+    config = copy.deepcopy(PAPER)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return validate_config(config, SCHEMA)
+
+
+def test_paper_config_is_valid_and_gets_defaults():
+    config = validate_config(copy.deepcopy(PAPER), SCHEMA)
+    assert list(config["cases"]) == ["baseline", "w2s1", "w2s2", "w3s1", "w3s2"]
+    assert config["training"]["epochs"] == 1 and config["training"]["batch_size"] == 32
+    assert config["training"]["learning_rate"] == 0.001 and config["interpolation"]["grid"] == "corners"
+    assert seed_list(config["seeds"]) == list(range(10))
+
+
+def test_defaults_fill_missing_sections():
+    config = validate_config({"cases": {"baseline": {"window": 1, "stride": 1}}}, SCHEMA)
+    assert config["storage"] == {"dtype": "uint8", "filter": "gzip", "level": 4}
+    assert config["dataset"]["source"] == "openml" and config["seeds"] == 10
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cases__w2s1": {"window": 0, "stride": 1}}, "'cases.w2s1.window': 0 is less than the minimum of 1"),
+        ({"cases__w2s1": {"window": 2, "stride": 0}}, "'cases.w2s1.stride'"),
+        ({"cases__big": {"window": 29, "stride": 1}}, "'cases.big.window': 29 is larger than the 28x28 image"),
+        ({"cases__tiny": {"window": 20, "stride": 10}}, "'cases.tiny': window 20, stride 10 stores a 1-pixel side"),
+        ({"cases__bad/name": {"window": 2, "stride": 2}}, "'cases.bad/name': name 'bad/name' is not safe in a path"),
+        ({"cases__w2s1": {"window": 2, "stride": 1, "colour": 1}}, "'cases.w2s1': Additional properties"),
+        ({"interpolation__method": "cubic"}, "'interpolation.method': 'cubic' is not allowed; use one of linear"),
+        ({"seeds": []}, "'seeds'"),
+        ({"seeds": 0}, "'seeds'"),
+        ({"seeds": [1, 1]}, "'seeds'"),
+        ({"training__learning_rate": "fast"}, "'training.learning_rate': 'fast' is not of type 'number'"),
+        ({"training__epochs": -1}, "'training.epochs'"),
+        ({"storage__dtype": "int16"}, "'storage.dtype'"),
+        ({"baseline": "nope"}, "'baseline': case 'nope' is not among cases"),
+        ({"colour": True}, "Additional properties are not allowed ('colour' was unexpected)"),
+    ],
+)
+def test_invalid_values_give_one_line_naming_the_key(changes, message):
+    with pytest.raises(PoolupError) as info:
+        validated(**changes)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_duplicate_case_names_are_refused(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("cases:\n  a: {window: 2, stride: 2}\n  a: {window: 3, stride: 2}\n")
+    with pytest.raises(PoolupError, match="line 3: key 'a' appears twice"):
+        check_config_files([path])
+
+
+def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", cases={"w2s1": {"window": 2, "stride": -3}})
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", configfiles=[bad], check=False)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == ["poolup: config error: config key 'cases.w2s1.stride': -3 is less than the minimum of 1; fix the value (see workflow/schemas/config.schema.yaml)"]
+    assert not (tmp_path / "results").exists()
