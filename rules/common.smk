@@ -35,7 +35,8 @@ def case_stride(wildcards):
 def all_targets():
     """Everything the default run produces."""
     return expand(
-        ["results/{dataset}/{case}/upsampled.h5", "results/{dataset}/{case}/storage.json"],
+        "results/{dataset}/{case}/seed{seed}/test_metrics.json",
         dataset=DATASET,
         case=CASES,
+        seed=SEEDS,
     )

@@ -60,11 +60,13 @@ def write_config(path: Path, **sections) -> Path:
 
 
 def run_snakemake(workdir: Path, *args: str, configfiles: list[Path] = (), check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the real workflow in ``workdir`` with the repository's config.yaml plus ``configfiles``."""
-    command = [
-        *SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-        "--configfile", str(REPO / "config.yaml"), *map(str, configfiles), *args,
-    ]
+    """Run the real workflow in ``workdir`` with only ``configfiles`` (schema defaults fill the rest).
+
+    ``workdir`` has no config.yaml, so the repository's paper config is not merged in.
+    """
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    if configfiles:
+        command += ["--configfile", *map(str, configfiles)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:

@@ -83,7 +83,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    # Same folder (so the rename is atomic) and same suffix (Keras checks it).
+    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
     try:
         yield tmp
         os.replace(tmp, final)

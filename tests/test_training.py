@@ -1,0 +1,167 @@
+"""Real TensorFlow training on a few hundred real digits (the bundled subset)."""
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from poolup.artifacts import read_json, write_h5
+from poolup.errors import PoolupError
+from poolup.stages import fetch, store, upsample
+from poolup.training import (
+    RunPaths,
+    TrainSettings,
+    build_model,
+    fit_scaler,
+    load_model,
+    scale_images,
+    split_indices,
+    train_run,
+)
+
+FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=50)
+
+
+@pytest.fixture(scope="module")
+def upsampled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    fetch(folder / "raw.h5", "bundled", max_images=600)
+    store(folder / "raw.h5", folder / "stored.h5", folder / "storage.json", "w2s2", 2, 2)
+    upsample(folder / "stored.h5", folder / "upsampled.h5")
+    return folder / "upsampled.h5"
+
+
+def run_paths(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    return RunPaths(*(str(folder / name) for name in ("model.keras", "history.csv", "test_metrics.json", "predictions.h5")))
+
+
+@pytest.fixture(scope="module")
+def trained(upsampled, tmp_path_factory):
+    paths = run_paths(tmp_path_factory.mktemp("run"))
+    metrics = train_run(upsampled, paths, "w2s2", 3, FAST, image_shape=(28, 28))
+    return paths, metrics
+
+
+def test_model_is_the_papers():
+    model = build_model((28, 28, 1), 10)
+    assert model.count_params() == 68_522
+    expected = [
+        ("Conv2D", (None, 26, 26, 32)), ("Conv2D", (None, 24, 24, 32)), ("MaxPooling2D", (None, 12, 12, 32)),
+        ("Conv2D", (None, 10, 10, 32)), ("Conv2D", (None, 8, 8, 32)), ("MaxPooling2D", (None, 4, 4, 32)),
+        ("Flatten", (None, 512)), ("Dense", (None, 64)), ("Dense", (None, 64)), ("Dense", (None, 32)),
+        ("Dense", (None, 32)), ("Dense", (None, 10)),
+    ]
+    assert [(type(layer).__name__, tuple(layer.output.shape)) for layer in model.layers] == expected
+    activations = [layer.activation.__name__ for layer in model.layers if hasattr(layer, "activation")]
+    assert activations == ["relu"] * 8 + ["softmax"]
+    assert all(layer.padding == "valid" for layer in model.layers if hasattr(layer, "padding"))
+
+
+def test_split_matches_the_authors_call():
+    from sklearn.model_selection import train_test_split
+
+    labels = np.arange(1000) % 10
+    images = np.arange(1000)
+    train, test = split_indices(labels, 0.8, 7)
+    x_train, x_test = train_test_split(images, train_size=0.8, random_state=7)
+    np.testing.assert_array_equal(train, x_train)
+    np.testing.assert_array_equal(test, x_test)
+    _, stratified = split_indices(labels, 0.8, 7, stratify=True)
+    assert np.bincount(labels[stratified]).tolist() == [20] * 10
+
+
+def test_scaler_matches_sklearn():
+    from sklearn.preprocessing import StandardScaler
+
+    images = np.random.default_rng(0).integers(0, 256, size=(50, 6, 6)).astype(np.float32)
+    images[:, 0, 0] = 0  # a constant pixel, like MNIST's corners
+    mean, scale = fit_scaler(images)
+    reference = StandardScaler().fit(images.reshape(50, -1))
+    np.testing.assert_allclose(mean.ravel(), reference.mean_, rtol=1e-6)
+    np.testing.assert_allclose(scale.ravel(), reference.scale_, rtol=1e-5)
+
+
+def test_training_beats_chance_by_far(trained):
+    _, metrics = trained
+    assert metrics["n_train"] == 480 and metrics["n_test"] == 120
+    assert metrics["accuracy"] > 0.6 and metrics["macro_f1"] > 0.55  # chance is 0.1
+    assert metrics["parameters"] == 68_522 and metrics["settings"]["scaling"] == "standard"
+
+
+def test_metrics_equal_sklearn_recomputed_from_predictions(trained):
+    paths, metrics = trained
+    with h5py.File(paths.predictions) as file:
+        truth, predicted, probabilities = file["labels"][:], file["predicted"][:], file["probabilities"][:]
+    np.testing.assert_array_equal(predicted, probabilities.argmax(axis=1))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=range(10), zero_division=0)
+    macro = precision_recall_fscore_support(truth, predicted, labels=range(10), average="macro", zero_division=0)
+    saved = read_json(paths.metrics)
+    assert saved["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert (saved["macro_precision"], saved["macro_recall"], saved["macro_f1"]) == pytest.approx(macro[:3])
+    np.testing.assert_allclose(saved["precision"], precision)
+    np.testing.assert_allclose(saved["recall"], recall)
+    np.testing.assert_allclose(saved["f1"], f1)
+    assert saved["support"] == support.tolist()
+    assert saved["confusion_matrix"] == confusion_matrix(truth, predicted, labels=range(10)).tolist()
+
+
+def test_history_has_interval_and_epoch_rows(trained):
+    import csv
+
+    paths, _ = trained
+    rows = list(csv.DictReader(open(paths.history)))
+    # 480 images / 32 = 15 batches per epoch, a row every 5: 3 per epoch.
+    assert [int(row["step"]) for row in rows] == [5, 10, 15, 20, 25, 30]
+    assert [float(row["progress"]) for row in rows][-1] == 2.0
+    assert all(0 <= float(row["val_f1"]) <= 1 and float(row["train_loss"]) > 0 for row in rows)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_saved_model_loads_in_safe_mode_and_reproduces_predictions(trained, upsampled):
+    paths, _ = trained
+    model = load_model(paths.model)
+    with h5py.File(paths.predictions) as file:
+        test_indices, probabilities = file["test_indices"][:5], file["probabilities"][:5]
+    with h5py.File(upsampled) as file:
+        images, labels = file["images"][:], file["labels"][:]
+    train, _ = split_indices(labels, 0.8, 3)
+    scaled, _ = scale_images(images, train, "standard", "train")
+    np.testing.assert_allclose(model(scaled[test_indices][..., None]).numpy(), probabilities, atol=1e-5)
+
+
+def test_same_seed_twice_is_bit_identical(upsampled, trained, tmp_path):
+    paths, metrics = trained
+    again = run_paths(tmp_path / "again")
+    metrics_again = train_run(upsampled, again, "w2s2", 3, FAST, image_shape=(28, 28))
+    first, second = load_model(paths.model), load_model(again.model)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    timing = {"train_seconds", "monitor_seconds", "total_seconds", "images_per_second"}
+    assert {k: v for k, v in metrics.items() if k not in timing} == {k: v for k, v in metrics_again.items() if k not in timing}
+
+
+def test_input_without_labels_fails_cleanly(tmp_path):
+    bad = tmp_path / "nolabels.h5"
+    write_h5(bad, {"images": np.zeros((40, 28, 28), np.float32)}, {})
+    out = tmp_path / "run"
+    with pytest.raises(PoolupError, match="no 'labels' dataset"):
+        train_run(bad, run_paths(out), "x", 0, FAST, image_shape=(28, 28))
+    assert list(out.iterdir()) == []
+
+
+def test_wrong_image_shape_fails_cleanly(tmp_path):
+    bad = tmp_path / "shape.h5"
+    write_h5(bad, {"images": np.zeros((40, 27, 27), np.float32), "labels": np.arange(40) % 10}, {})
+    out = tmp_path / "run"
+    with pytest.raises(PoolupError, match=r"images are \(27, 27\), expected \(28, 28\)"):
+        train_run(bad, run_paths(out), "x", 0, FAST, image_shape=(28, 28))
+    assert list(out.iterdir()) == []
+
+
+def test_not_a_model_file(tmp_path):
+    fake = tmp_path / "model.keras"
+    fake.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(PoolupError, match="not a loadable Keras model"):
+        load_model(fake)
