@@ -14,6 +14,8 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
+include: "rules/aggregate.smk"
+include: "rules/plots.smk"
 
 
 rule all:

@@ -32,11 +32,31 @@ def case_stride(wildcards):
     return config["cases"][wildcards.case]["stride"]
 
 
+CURVE_METRICS = ["loss", "precision", "recall", "f1"]
+PER_CLASS_METRICS = ["precision", "recall", "f1"]
+
+
+def case_labels():
+    """Legend text of each case, in config order (plots only: a new label reruns only plots)."""
+    return {case: spec.get("label", case) for case, spec in config["cases"].items()}
+
+
+def case_label(wildcards):
+    """Legend text of one case (so a new case does not rerun the other cases' figures)."""
+    return case_labels()[wildcards.case]
+
+
 def all_targets():
-    """Everything the default run produces."""
-    return expand(
-        "results/{dataset}/{case}/seed{seed}/test_metrics.json",
-        dataset=DATASET,
-        case=CASES,
-        seed=SEEDS,
-    )
+    """Everything the default run produces: the summary and every figure."""
+    figures = "results/{dataset}/figures/{name}.png"
+    return [
+        *expand("results/{dataset}/summary/{name}", dataset=DATASET, name=["summary.csv", "summary.md"]),
+        *expand(figures, dataset=DATASET, name=["examples", "tradeoff", "confusion_vs_baseline"]),
+        *expand(figures, dataset=DATASET, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
+        *expand(figures, dataset=DATASET, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
+        *expand(
+            figures,
+            dataset=DATASET,
+            name=[f"preprocessing_{case}" for case in CASES if case != config["baseline"]],
+        ),
+    ]

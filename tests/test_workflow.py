@@ -9,8 +9,16 @@ import pytest
 from conftest import run_snakemake, scheduled_jobs, write_config
 from poolup.artifacts import read_image_set, read_json
 
-# Rules that consume training outputs and so legitimately rerun after it.
-DOWNSTREAM_OF_TRAIN = {"all"}
+# Jobs over all cases that legitimately rerun whenever any run changes.
+SUMMARY_RULES = {"all", "aggregate", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
+
+
+def per_case(scheduled):
+    """The scheduled jobs that belong to one case, and check the rest are summary jobs."""
+    shared = {rule for rule, case in scheduled if case is None}
+    assert shared <= SUMMARY_RULES, shared - SUMMARY_RULES
+    return {job for job in scheduled if job[1] is not None}
+
 
 CASES = {"baseline": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}, "w3s1": {"window": 3, "stride": 1}}
 
@@ -59,22 +67,21 @@ def _dry_run(workdir, config, targets):
 def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = small_config(tmp_path / "changed.yaml", cases={**CASES, "w3s1": {"window": 3, "stride": 2}})
-    scheduled = _dry_run(workdir, changed, [])
-    assert {job for job in scheduled if job[0] not in DOWNSTREAM_OF_TRAIN} == {("store", "w3s1"), ("upsample", "w3s1"), ("train", "w3s1")}
+    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w3s1") for rule in ("store", "upsample", "train", "plot_preprocessing")}
 
 
 def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
     added = small_config(tmp_path / "added.yaml", cases={**CASES, "w2s1": {"window": 2, "stride": 1}})
-    scheduled = _dry_run(workdir, added, [])
-    assert {job for job in scheduled if job[0] not in DOWNSTREAM_OF_TRAIN} == {("store", "w2s1"), ("upsample", "w2s1"), ("train", "w2s1")}
+    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w2s1") for rule in ("store", "upsample", "train", "plot_preprocessing")}
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = small_config(tmp_path / "grid.yaml", interpolation={"grid": "centers"})
-    scheduled = _dry_run(workdir, changed, [])
-    assert {job for job in scheduled if job[0] not in DOWNSTREAM_OF_TRAIN} == {(rule, case) for case in CASES for rule in ("upsample", "train")}
+    expected = {(rule, case) for case in CASES for rule in ("upsample", "train")}
+    expected |= {("plot_preprocessing", case) for case in CASES if case != "baseline"}
+    assert per_case(_dry_run(workdir, changed, [])) == expected
 
 
 def test_nothing_to_do_when_unchanged(preprocessed):
@@ -94,6 +101,13 @@ def test_training_outputs_exist(preprocessed):
 def test_changing_the_learning_rate_reruns_only_training(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = small_config(tmp_path / "lr.yaml", training={**TRAINING, "learning_rate": 0.01})
+    assert per_case(_dry_run(workdir, changed, [])) == {("train", case) for case in CASES}
+
+
+def test_changing_a_plot_setting_reruns_only_plots(preprocessed, tmp_path):
+    workdir, _ = preprocessed
+    changed = small_config(tmp_path / "dpi.yaml", plots={"dpi": 80})
     scheduled = _dry_run(workdir, changed, [])
-    assert {rule for rule, _ in scheduled} - DOWNSTREAM_OF_TRAIN == {"train"}
-    assert {case for rule, case in scheduled if rule == "train"} == set(CASES)
+    assert {rule for rule, _ in scheduled} == {
+        "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"
+    }

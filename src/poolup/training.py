@@ -99,9 +99,10 @@ def fit_scaler(images: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32
     A pixel with zero variance (always blank, like MNIST's corners) gets
     scale 1, so it maps to 0 rather than to a division by zero.
     """
-    flat = images.reshape(images.shape[0], -1).astype(np.float64)
-    mean = flat.mean(axis=0)
-    scale = flat.std(axis=0)
+    flat = images.reshape(images.shape[0], -1)
+    # float64 accumulation without a float64 copy of the images.
+    mean = flat.mean(axis=0, dtype=np.float64)
+    scale = np.sqrt(flat.var(axis=0, dtype=np.float64))
     scale[scale == 0] = 1.0
     return mean.astype(np.float32).reshape(images.shape[1:]), scale.astype(np.float32).reshape(images.shape[1:])
 
@@ -133,7 +134,9 @@ def scale_images(
     if fit_on not in ("train", "all"):
         raise PoolupError(f"training.scaling_fit_on {fit_on!r} is unknown; use 'train' or 'all'")
     mean, scale = fit_scaler(images[train] if fit_on == "train" else images)
-    scaled = (images.astype(np.float32) - mean) / scale
+    scaled = images.astype(np.float32)  # a copy: the caller's images stay unscaled
+    scaled -= mean
+    scaled /= scale
     return scaled, {"scaling": "standard", "fit_on": fit_on}
 
 
@@ -224,17 +227,19 @@ class _Trainer:
     def _run_steps(self, iterator: Any, steps: Any) -> tuple[Any, Any, Any]:
         """Run ``steps`` training steps; return summed loss, image count and confusion matrix."""
         tf = self.tf
+        cells = self.n_classes * self.n_classes
         loss_sum = tf.constant(0.0, tf.float64)
-        seen = tf.constant(0, tf.int64)
-        matrix = tf.zeros((self.n_classes, self.n_classes), tf.int64)
+        seen = tf.constant(0, tf.int32)
+        # Confusion counts as a flat histogram of true * n + predicted: one cheap op a step.
+        counts = tf.zeros((cells,), tf.int32)
         for _ in tf.range(steps):
             images, labels = next(iterator)
             loss, predicted = self._step(images, labels)
-            batch = tf.shape(labels, out_type=tf.int64)[0]
+            batch = tf.shape(labels)[0]
             loss_sum += tf.cast(loss, tf.float64) * tf.cast(batch, tf.float64)
             seen += batch
-            matrix += tf.math.confusion_matrix(labels, predicted, self.n_classes, dtype=tf.int64)
-        return loss_sum, seen, matrix
+            counts += tf.math.bincount(labels * self.n_classes + predicted, minlength=cells, maxlength=cells)
+        return loss_sum, seen, tf.reshape(counts, (self.n_classes, self.n_classes))
 
     def probabilities(self, images: NDArray) -> NDArray[np.float32]:
         return np.concatenate(
@@ -302,6 +307,7 @@ def train_run(
     monitoring only: nothing is selected on them. Inputs are checked before
     any output is written, and every output is written atomically.
     """
+    started = time.perf_counter()
     data = read_image_set(upsampled, image_shape=image_shape)
     labels = data.labels.astype(np.int32)
     n_classes = int(labels.max()) + 1
@@ -310,8 +316,9 @@ def train_run(
     train, test = split_indices(labels, settings.train_size, seed, settings.stratify)
     images, scaling = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
     images = _with_channel(images)
+    phases = {"load_seconds": time.perf_counter() - started}
 
-    started = time.perf_counter()
+    tick = time.perf_counter()
     configure_tensorflow(threads, seed, settings.precision)
     import keras
     import tensorflow as tf
@@ -330,6 +337,7 @@ def train_run(
         .prefetch(tf.data.AUTOTUNE)
     )
     iterator = iter(dataset)
+    phases["setup_seconds"] = time.perf_counter() - tick
     steps_per_epoch = math.ceil(train.shape[0] / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     progress_bar = keras.utils.Progbar(total_steps, unit_name="batch") if sys.__stderr__.isatty() else None
@@ -364,10 +372,11 @@ def train_run(
             images_seen / train_seconds,
         )
 
+    tick = time.perf_counter()
     probabilities = trainer.probabilities(images[test])
     predicted = probabilities.argmax(axis=1)
     report = classification_report(labels[test], predicted, n_classes)
-    total_seconds = time.perf_counter() - started
+    phases["evaluate_seconds"] = time.perf_counter() - tick
     devices = [device.device_type for device in tf.config.list_logical_devices()]
     metrics = {
         "case": case,
@@ -381,12 +390,13 @@ def train_run(
         "device": "GPU" if "GPU" in devices else "CPU",
         "train_seconds": train_seconds,
         "monitor_seconds": monitor_seconds,
-        "total_seconds": total_seconds,
+        **phases,
         "images_per_second": images_seen / train_seconds,
         "parameters": int(model.count_params()),
         "source_sha256": data.attrs.get("content_sha256", ""),
         "versions": {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    tick = time.perf_counter()
     write_h5(
         paths.predictions,
         {
@@ -400,9 +410,17 @@ def train_run(
     _write_history(paths.history, history)
     with atomic_path(paths.model) as tmp:
         model.save(tmp)
+    metrics["write_seconds"] = time.perf_counter() - tick
+    metrics["total_seconds"] = time.perf_counter() - started
     write_json(paths.metrics, metrics)
     log.info("test: accuracy %.4f, macro F1 %.4f (%d images)", report["accuracy"], report["macro_f1"], test.shape[0])
+    log.info("seconds: %s", {k: round(v, 2) for k, v in metrics.items() if k.endswith("_seconds")})
     return metrics
+
+
+def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` less its wall-clock fields (``*_seconds``, ``images_per_second``), which vary run to run."""
+    return {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or k == "images_per_second")}
 
 
 def _write_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,31 @@
+rule aggregate:
+    input:
+        metrics=expand(
+            "results/{{dataset}}/{case}/seed{seed}/test_metrics.json", case=CASES, seed=SEEDS
+        ),
+        history=expand(
+            "results/{{dataset}}/{case}/seed{seed}/history.csv", case=CASES, seed=SEEDS
+        ),
+        storage=expand("results/{{dataset}}/{case}/storage.json", case=CASES),
+    output:
+        runs="results/{dataset}/summary/runs.csv",
+        summary=report(
+            "results/{dataset}/summary/summary.csv",
+            caption="../workflow/report/summary.rst",
+            category="4. Summary",
+            labels={"table": "per-case summary"},
+        ),
+        summary_md="results/{dataset}/summary/summary.md",
+        history="results/{dataset}/summary/history.csv",
+        per_class="results/{dataset}/summary/per_class.csv",
+        confusion="results/{dataset}/summary/confusion.json",
+    params:
+        baseline=config["baseline"],
+    log:
+        "results/logs/{dataset}/aggregate.log",
+    benchmark:
+        "results/benchmarks/{dataset}/aggregate.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/aggregate.py"

@@ -1,0 +1,148 @@
+rule plot_examples:
+    input:
+        raw="results/{dataset}/raw.h5",
+    output:
+        png=report(
+            "results/{dataset}/figures/examples.png",
+            caption="../workflow/report/examples.rst",
+            category="1. Data",
+            labels={"figure": "Fig. 1 example digits"},
+        ),
+        pdf="results/{dataset}/figures/examples.pdf",
+    params:
+        plots=config["plots"],
+    log:
+        "results/logs/{dataset}/plot_examples.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_examples.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_preprocessing:
+    input:
+        raw="results/{dataset}/raw.h5",
+        stored="results/{dataset}/{case}/stored.h5",
+        upsampled="results/{dataset}/{case}/upsampled.h5",
+    output:
+        png=report(
+            "results/{dataset}/figures/preprocessing_{case}.png",
+            caption="../workflow/report/preprocessing.rst",
+            category="1. Data",
+            labels={"figure": "Figs. 2-5 preprocessing", "case": "{case}"},
+        ),
+        pdf="results/{dataset}/figures/preprocessing_{case}.pdf",
+    params:
+        plots=config["plots"],
+        label=case_label,
+    log:
+        "results/logs/{dataset}/plot_preprocessing_{case}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_preprocessing_{case}.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_curves:
+    input:
+        history="results/{dataset}/summary/history.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/curve_{metric}.png",
+            caption="../workflow/report/curves.rst",
+            category="2. Learning curves",
+            labels={"figure": "Figs. 6-9 learning curves", "metric": "{metric}"},
+        ),
+        pdf="results/{dataset}/figures/curve_{metric}.pdf",
+    wildcard_constraints:
+        metric="|".join(CURVE_METRICS),
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+    log:
+        "results/logs/{dataset}/plot_curve_{metric}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_curve_{metric}.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_per_class:
+    input:
+        per_class="results/{dataset}/summary/per_class.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/per_class_{metric}.png",
+            caption="../workflow/report/per_class.rst",
+            category="3. Test scores",
+            labels={"figure": "Figs. 10-12 per-class test scores", "metric": "{metric}"},
+        ),
+        pdf="results/{dataset}/figures/per_class_{metric}.pdf",
+    wildcard_constraints:
+        metric="|".join(PER_CLASS_METRICS),
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+    log:
+        "results/logs/{dataset}/plot_per_class_{metric}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_per_class_{metric}.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_tradeoff:
+    input:
+        summary="results/{dataset}/summary/summary.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/tradeoff.png",
+            caption="../workflow/report/tradeoff.rst",
+            category="4. Summary",
+            labels={"figure": "storage-accuracy trade-off"},
+        ),
+        pdf="results/{dataset}/figures/tradeoff.pdf",
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+    log:
+        "results/logs/{dataset}/plot_tradeoff.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_tradeoff.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_confusion:
+    input:
+        confusion="results/{dataset}/summary/confusion.json",
+    output:
+        png=report(
+            "results/{dataset}/figures/confusion_vs_baseline.png",
+            caption="../workflow/report/confusion.rst",
+            category="3. Test scores",
+            labels={"figure": "confusion minus baseline"},
+        ),
+        pdf="results/{dataset}/figures/confusion_vs_baseline.pdf",
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+        baseline=config["baseline"],
+    log:
+        "results/logs/{dataset}/plot_confusion.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_confusion.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"

@@ -1,0 +1,214 @@
+"""Aggregation over seeds: run tables, per-case summaries, averaged learning curves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from poolup.artifacts import atomic_path, read_json, write_json
+from poolup.errors import PoolupError
+
+PathLike = str | os.PathLike[str]
+SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+RUN_COLUMNS: tuple[str, ...] = (
+    "case", "seed", *SCORES, "n_train", "n_test", "train_seconds", "monitor_seconds", "total_seconds",
+    "images_per_second", "threads", "device",
+)
+CURVE_METRICS: tuple[str, ...] = tuple(
+    f"{side}_{name}" for side in ("train", "val") for name in ("loss", "accuracy", "precision", "recall", "f1")
+)
+
+
+def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per case x seed from ``test_metrics.json`` files, and the parsed files."""
+    records = [read_json(path) for path in metrics_files]
+    if not records:
+        raise PoolupError("no test_metrics.json to aggregate; run the train stage first")
+    missing = [str(path) for path, record in zip(metrics_files, records) if not set(RUN_COLUMNS) <= set(record)]
+    if missing:
+        raise PoolupError(f"{missing[0]}: not a complete test_metrics.json; delete it and rerun its train job")
+    runs = pd.DataFrame([{column: record[column] for column in RUN_COLUMNS} for record in records])
+    return runs.sort_values(["case", "seed"], key=_case_key(runs)).reset_index(drop=True), records
+
+
+def _case_key(frame: pd.DataFrame):
+    order = {case: i for i, case in enumerate(dict.fromkeys(frame["case"]))}
+    return lambda column: column.map(order) if column.name == "case" else column
+
+
+def mean_sd_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sample SD (ddof=1) and the two-sided t confidence interval of the mean.
+
+    With a single value the SD and interval are NaN: one seed says nothing
+    about the spread.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    sd = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * sd / np.sqrt(values.size))
+    return mean, sd, mean - half, mean + half
+
+
+def welch_p(values: np.ndarray, reference: np.ndarray) -> float:
+    """Two-sided p-value of Welch's t-test (unequal variances); NaN if undefined."""
+    values, reference = np.asarray(values, float), np.asarray(reference, float)
+    if values.size < 2 or reference.size < 2:
+        return float("nan")
+    if np.all(values == values[0]) and np.all(reference == reference[0]):
+        return 1.0 if values[0] == reference[0] else 0.0
+    return float(stats.ttest_ind(values, reference, equal_var=False).pvalue)
+
+
+def summarize(runs: pd.DataFrame, storage: dict[str, dict[str, Any]], baseline: str, cases: Sequence[str]) -> pd.DataFrame:
+    """Per case: score statistics over seeds, storage figures, and the comparison with the baseline.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        From :func:`collect_runs`.
+    storage : dict
+        Case name to its ``storage.json`` record.
+    baseline : str
+        The reference case.
+    cases : sequence of str
+        Cases in display order.
+    """
+    if baseline not in set(runs["case"]):
+        raise PoolupError(f"baseline case {baseline!r} has no runs; it must be among the cases trained")
+    reference_f1 = runs.loc[runs["case"] == baseline, "macro_f1"].to_numpy()
+    reference_bytes = storage[baseline]["stored_bytes"]
+    rows = []
+    for case in cases:
+        group = runs[runs["case"] == case]
+        row: dict[str, Any] = {"case": case, "seeds": len(group)}
+        for score in SCORES:
+            mean, sd, low, high = mean_sd_ci(group[score].to_numpy())
+            row.update({f"{score}_mean": mean, f"{score}_sd": sd, f"{score}_ci_low": low, f"{score}_ci_high": high})
+        record = storage[case]
+        row.update({
+            "window": record["window"],
+            "stride": record["stride"],
+            "stored_side": record["stored_shape"][0],
+            "stored_pixels": record["stored_pixels"],
+            "pixel_ratio": record["pixel_ratio"],
+            "stored_bytes": record["stored_bytes"],
+            "bytes_per_image": record["bytes_per_image"],
+            "byte_ratio_to_baseline": record["stored_bytes"] / reference_bytes,
+            "f1_diff_to_baseline": row["macro_f1_mean"] - float(reference_f1.mean()),
+            "f1_welch_p": float("nan") if case == baseline else welch_p(group["macro_f1"].to_numpy(), reference_f1),
+            "train_seconds_mean": float(group["train_seconds"].mean()),
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
+    """Per case and class: mean and SD over seeds of test precision, recall and F1."""
+    rows = []
+    for case in cases:
+        group = [record for record in records if record["case"] == case]
+        for metric in ("precision", "recall", "f1"):
+            values = np.array([record[metric] for record in group], dtype=np.float64)
+            for label in range(values.shape[1]):
+                rows.append({
+                    "case": case, "class": label, "metric": metric, "mean": float(values[:, label].mean()),
+                    "sd": float(values[:, label].std(ddof=1)) if len(group) > 1 else float("nan"),
+                })
+    return pd.DataFrame(rows)
+
+
+def mean_confusion(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> dict[str, list[list[float]]]:
+    """Per case: the row-normalised confusion matrix (share of each true class), averaged over seeds."""
+    result = {}
+    for case in cases:
+        matrices = [np.asarray(record["confusion_matrix"], dtype=np.float64) for record in records if record["case"] == case]
+        normalised = [m / np.maximum(m.sum(axis=1, keepdims=True), 1) for m in matrices]
+        result[case] = np.mean(normalised, axis=0).tolist()
+    return result
+
+
+def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFrame:
+    """Learning curves averaged over seeds: mean and SD of every metric per case and step."""
+    frames = []
+    for case, files in history_files.items():
+        runs = [pd.read_csv(path) for path in files]
+        steps = {tuple(run["step"]) for run in runs}
+        if len(steps) != 1:
+            raise PoolupError(f"case {case}: the seeds' history.csv files have different steps; rerun its train jobs with one config")
+        stacked = pd.concat(runs, keys=range(len(runs)), names=["run", "row"])
+        grouped = stacked.groupby(level="row")
+        frame = runs[0][["epoch", "step", "progress", "images_seen"]].copy()
+        for metric in CURVE_METRICS:
+            frame[f"{metric}_mean"] = grouped[metric].mean().to_numpy()
+            frame[f"{metric}_sd"] = grouped[metric].std(ddof=1).to_numpy() if len(runs) > 1 else np.nan
+        frame.insert(0, "case", case)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_csv(frame: pd.DataFrame, path: PathLike) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def summary_markdown(summary: pd.DataFrame, baseline: str) -> str:
+    """A short table of the result, for the README and the report."""
+    lines = [
+        f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs {baseline} | Welch p | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.itertuples():
+        side = f"{row.stored_side}x{row.stored_side}"
+        p = "" if np.isnan(row.f1_welch_p) else f"{row.f1_welch_p:.3g}"
+        sd = "" if np.isnan(row.macro_f1_sd) else f" ± {row.macro_f1_sd:.4f}"
+        ci = "" if np.isnan(row.macro_f1_ci_low) else f"[{row.macro_f1_ci_low:.4f}, {row.macro_f1_ci_high:.4f}]"
+        lines.append(
+            f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | {row.byte_ratio_to_baseline:.2f} |"
+            f" {row.macro_f1_mean:.4f}{sd} | {ci} | {row.f1_diff_to_baseline:+.4f} | {p} | {row.seeds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(
+    metrics_files: Sequence[PathLike],
+    history_files: Sequence[PathLike],
+    storage_files: Sequence[PathLike],
+    outputs: dict[str, PathLike],
+    baseline: str,
+) -> pd.DataFrame:
+    """Write every summary file from the per-run and per-case artifacts.
+
+    ``history_files`` pairs with ``metrics_files`` run by run (same folder).
+    ``outputs`` names the files: ``runs``, ``summary``, ``summary_md``,
+    ``history``, ``per_class``, ``confusion``. Returns the summary table.
+    """
+    runs, records = collect_runs(metrics_files)
+    cases = list(dict.fromkeys(runs["case"]))
+    storage = {record["case"]: record for record in map(read_json, storage_files)}
+    missing = [case for case in cases if case not in storage]
+    if missing:
+        raise PoolupError(f"no storage.json for case {missing[0]}; rerun its store job")
+    if len(history_files) != len(metrics_files):
+        raise PoolupError(f"{len(history_files)} history files for {len(metrics_files)} runs; every run needs both")
+    by_case: dict[str, list[PathLike]] = {case: [] for case in cases}
+    for metrics_path, history_path, record in zip(metrics_files, history_files, records):
+        if Path(metrics_path).parent != Path(history_path).parent:
+            raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
+        by_case[record["case"]].append(history_path)
+    summary = summarize(runs, storage, baseline, cases)
+    write_csv(runs, outputs["runs"])
+    write_csv(summary, outputs["summary"])
+    with atomic_path(outputs["summary_md"]) as tmp:
+        Path(tmp).write_text(summary_markdown(summary, baseline))
+    write_csv(average_history(by_case), outputs["history"])
+    write_csv(per_class(records, cases), outputs["per_class"])
+    write_json(outputs["confusion"], mean_confusion(records, cases))
+    return summary

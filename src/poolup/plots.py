@@ -1,0 +1,206 @@
+"""The paper's figures and the trade-off figures, each saved as PNG (report) and PDF (print)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, on a workstation or a cluster node
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from poolup.artifacts import atomic_path, open_h5  # noqa: E402
+from poolup.errors import PoolupError  # noqa: E402
+
+PathLike = str | os.PathLike[str]
+METRIC_TITLES = {"loss": "Objective (categorical cross-entropy)", "precision": "Macro precision",
+                 "recall": "Macro recall", "f1": "Macro F1 score", "accuracy": "Accuracy"}
+
+
+def case_colours(cases: Sequence[str]) -> dict[str, Any]:
+    """The same colour for a case in every figure: tab10 in config order."""
+    palette = plt.get_cmap("tab10").colors
+    return {case: palette[i % len(palette)] for i, case in enumerate(cases)}
+
+
+def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
+    for path, options in ((png, {"dpi": dpi}), (pdf, {})):
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **options)
+    plt.close(figure)
+
+
+def example_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """The first image of each class 0, 1, ... (then the next ones), ``count`` in all."""
+    firsts = [int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)]
+    rest = [i for i in range(labels.shape[0]) if i not in set(firsts)]
+    return np.array((firsts + rest)[:count])
+
+
+def _gray(axis: plt.Axes, image: np.ndarray, side: int | None = None) -> None:
+    image = np.squeeze(image)
+    size = image.shape[0]
+    full = side or size
+    axis.imshow(image, cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0), interpolation="nearest")
+    axis.set_xlim(0, full)
+    axis.set_ylim(full, 0)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dpi: int) -> None:
+    """Fig. 1: example digits as stored in the raw data set."""
+    with open_h5(raw) as file:
+        labels = file["labels"][()]
+        chosen = example_indices(labels, examples)
+        images = file["images"][np.sort(chosen)]
+        order = np.argsort(np.argsort(chosen))
+    figure, axes = plt.subplots(1, len(chosen), figsize=(1.4 * len(chosen), 1.8), squeeze=False)
+    for axis, image_index, index in zip(axes[0], order, chosen):
+        _gray(axis, images[image_index])
+        axis.set_title(f"label {labels[index]}", fontsize=9)
+    figure.suptitle("Example digits (28 x 28, uint8)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def plot_preprocessing(
+    raw: PathLike, stored: PathLike, upsampled: PathLike, label: str, png: PathLike, pdf: PathLike, examples: int, dpi: int
+) -> None:
+    """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled."""
+    with open_h5(raw) as r, open_h5(stored) as s, open_h5(upsampled) as u:
+        chosen = np.sort(example_indices(r["labels"][()], examples))
+        rows = [("original", r["images"][chosen]), (f"stored {s['images'].shape[1]}x{s['images'].shape[2]}", s["images"][chosen]),
+                ("up-sampled to 28x28", u["images"][chosen])]
+        full = r["images"].shape[1]
+    figure, axes = plt.subplots(3, len(chosen), figsize=(1.4 * len(chosen), 4.6), squeeze=False)
+    for row, (name, images) in enumerate(rows):
+        for column, image in enumerate(images):
+            _gray(axes[row, column], np.clip(image, 0, 255), side=full)
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    figure.suptitle(label, fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def _band(axis: plt.Axes, x: np.ndarray, mean: np.ndarray, sd: np.ndarray, colour: Any, label: str) -> None:
+    axis.plot(x, mean, color=colour, label=label, linewidth=1.6)
+    if np.isfinite(sd).any():
+        axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.18, linewidth=0)
+
+
+def plot_curves(
+    history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """Figs. 6-9: a metric over training progress, every case, mean and a band of one SD over seeds."""
+    frame = pd.read_csv(history)
+    colours = case_colours(list(labels))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, side, title in ((axes[0], "train", "on the training batches of each interval"),
+                              (axes[1], "val", "on a fixed held-out sample")):
+        for case in labels:
+            rows = frame[frame["case"] == case]
+            if rows.empty:
+                continue
+            _band(axis, rows["progress"].to_numpy(), rows[f"{side}_{metric}_mean"].to_numpy(),
+                  rows[f"{side}_{metric}_sd"].to_numpy(), colours[case], labels[case])
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("training progress (epochs)")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(METRIC_TITLES[metric])
+    axes[1].legend(fontsize=8, loc="best")
+    figure.suptitle(f"{METRIC_TITLES[metric]} as learning progresses (mean ± 1 SD over seeds)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def plot_per_class(per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int) -> None:
+    """Figs. 10-12: per-class test precision, recall or F1 for every case (mean ± SD over seeds)."""
+    frame = pd.read_csv(per_class)
+    frame = frame[frame["metric"] == metric]
+    colours = case_colours(list(labels))
+    classes = sorted(frame["class"].unique())
+    width = 0.8 / len(labels)
+    figure, axis = plt.subplots(figsize=(11, 4.2))
+    for i, case in enumerate(labels):
+        rows = frame[frame["case"] == case].set_index("class").reindex(classes)
+        sd = rows["sd"].fillna(0).to_numpy()
+        axis.bar(np.arange(len(classes)) + (i - (len(labels) - 1) / 2) * width, rows["mean"], width,
+                 yerr=sd, color=colours[case], label=labels[case], capsize=1.5, error_kw={"linewidth": 0.8})
+    low = float((frame["mean"] - frame["sd"].fillna(0)).min())
+    axis.set_ylim(max(0.0, low - 0.02), 1.0)
+    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_xlabel("digit class")
+    axis.set_ylabel(f"test {metric}")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8, ncol=min(5, len(labels)), loc="lower center")
+    axis.set_title(f"Test {metric} per class (mean ± 1 SD over seeds)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def plot_tradeoff(summary: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int) -> None:
+    """Beyond the paper: test macro F1 against bytes on disk per image, every case (95% CI bars)."""
+    frame = pd.read_csv(summary).set_index("case")
+    colours = case_colours(list(labels))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for case in labels:
+        row = frame.loc[case]
+        low, high = row["macro_f1_mean"] - row["macro_f1_ci_low"], row["macro_f1_ci_high"] - row["macro_f1_mean"]
+        yerr = None if np.isnan(low) else [[low], [high]]
+        axis.errorbar(row["bytes_per_image"], row["macro_f1_mean"], yerr=yerr, fmt="o", color=colours[case],
+                      capsize=4, markersize=7, label=f"{labels[case]} ({row['pixel_ratio']:.0%} of pixels)")
+    axis.set_xlabel("bytes on disk per image (stored, after the HDF5 filter)")
+    axis.set_ylabel("test macro F1")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    axis.set_title("What is lost against what is saved (mean, 95% CI over seeds)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def plot_confusion_diff(
+    confusion: PathLike, baseline: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """Beyond the paper: each case's confusion matrix minus the baseline's (percentage points of each true class)."""
+    matrices = {case: np.asarray(m) * 100 for case, m in json.loads(open(confusion).read()).items()}
+    if baseline not in matrices:
+        raise PoolupError(f"{confusion}: no baseline case {baseline!r}")
+    others = [case for case in labels if case != baseline and case in matrices]
+    if not others:
+        others = [baseline]
+    diffs = [matrices[case] - matrices[baseline] for case in others]
+    limit = max(0.5, float(max(np.abs(d).max() for d in diffs)))
+    figure, axes = plt.subplots(1, len(others), figsize=(3.6 * len(others) + 0.8, 3.9), squeeze=False)
+    image = None
+    for axis, case, diff in zip(axes[0], others, diffs):
+        image = axis.imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(labels[case], fontsize=9)
+        axis.set_xlabel("predicted class")
+        axis.set_xticks(range(diff.shape[0]))
+        axis.set_yticks(range(diff.shape[0]))
+        axis.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("true class")
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"percentage points vs {labels.get(baseline, baseline)}")
+    figure.suptitle("Confusion matrix minus the baseline's (share of each true class, mean over seeds)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
+def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], params: Mapping[str, Any], wildcards: Mapping[str, str]) -> None:
+    """Draw the figure of a workflow rule (the one place that maps rules to figures)."""
+    common = {"png": outputs["png"], "pdf": outputs["pdf"], "dpi": params["plots"]["dpi"]}
+    labels = params.get("labels", {})
+    figures: dict[str, Callable[[], None]] = {
+        "plot_examples": lambda: plot_examples(inputs["raw"], examples=params["plots"]["examples"], **common),
+        "plot_preprocessing": lambda: plot_preprocessing(
+            inputs["raw"], inputs["stored"], inputs["upsampled"], params["label"],
+            examples=params["plots"]["examples"], **common),
+        "plot_curves": lambda: plot_curves(inputs["history"], wildcards["metric"], labels, **common),
+        "plot_per_class": lambda: plot_per_class(inputs["per_class"], wildcards["metric"], labels, **common),
+        "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], labels, **common),
+        "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
+    }
+    if rule not in figures:
+        raise PoolupError(f"no figure for rule {rule!r}")
+    figures[rule]()
