@@ -19,6 +19,7 @@ rule aggregate:
         history="results/{dataset}/summary/history.csv",
         per_class="results/{dataset}/summary/per_class.csv",
         confusion="results/{dataset}/summary/confusion.json",
+        manifest="results/{dataset}/summary/manifest.json",
     params:
         baseline=config["baseline"],
     log:

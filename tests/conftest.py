@@ -86,3 +86,25 @@ def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
                 key, _, value = item.strip().partition("=")
                 jobs[-1][1][key] = value
     return jobs
+
+
+TINY_CASES = {"baseline": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}}
+TINY_TRAINING = {"history_every": 3, "monitor_samples": 20}
+
+
+def tiny_config(path: Path, cases: dict = TINY_CASES, training: dict = TINY_TRAINING, **extra) -> Path:
+    """The tiny end-to-end config: 200 bundled real digits, 2 cases, 2 seeds."""
+    return write_config(
+        path, dataset={"name": "tiny", "source": "bundled", "max_images": 200}, cases=cases, seeds=2,
+        training=training, **extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """The whole workflow (default target) run once for real, then its report."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    config = tiny_config(workdir / "tiny.yaml")
+    run_snakemake(workdir, "--cores", "2", configfiles=[config])
+    run_snakemake(workdir, "--report", "results/report.html", configfiles=[config])
+    return workdir, config

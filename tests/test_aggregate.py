@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolup.aggregate import aggregate, mean_sd_ci, welch_p
+from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, welch_p
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
@@ -47,8 +47,8 @@ def summary_files(tmp_path):
                   "pixel_ratio": 1.0 if case == "baseline" else 0.25, "stored_bytes": STORED[case], "bytes_per_image": STORED[case] / 100}
         (tmp_path / case / "storage.json").write_text(json.dumps(record))
         storage.append(tmp_path / case / "storage.json")
-    names = ("runs", "summary", "summary_md", "history", "per_class", "confusion")
-    outputs = {name: tmp_path / "out" / f"{name}.{'json' if name == 'confusion' else 'md' if name == 'summary_md' else 'csv'}" for name in names}
+    suffix = {"confusion": "json", "manifest": "json", "summary_md": "md"}
+    outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in OUTPUT_NAMES}
     aggregate(metrics, history, storage, outputs, "baseline")
     return outputs
 
@@ -92,7 +92,7 @@ def test_history_mean_and_sd_over_seeds(summary_files):
 
 
 def test_mean_confusion_is_row_normalised(summary_files):
-    confusion = json.loads(summary_files["confusion"].read_text())
+    confusion = json.loads(summary_files["confusion"].read_text())["row_normalised_mean"]
     # seed 0: [[.8, .2], [.1, .9]]; seeds 1 and 2: identity -> mean over 3 seeds.
     np.testing.assert_allclose(confusion["small"], [[(0.8 + 2) / 3, 0.2 / 3], [0.1 / 3, (0.9 + 2) / 3]])
 
@@ -106,3 +106,12 @@ def test_statistics_helpers():
     assert all(math.isnan(v) for v in mean_sd_ci(np.array([0.5]))[1:])
     assert welch_p(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 1.0
     assert math.isnan(welch_p(np.array([1.0]), np.array([1.0, 2.0])))
+
+
+def test_manifest_records_every_input_and_output(summary_files):
+    from poolup.artifacts import file_sha256
+
+    manifest = json.loads(summary_files["manifest"].read_text())
+    assert len(manifest["inputs"]) == 6 + 6 + 2
+    assert manifest["outputs"]["summary.csv"] == file_sha256(summary_files["summary"])
+    assert "../baseline/seed0/test_metrics.json" in manifest["inputs"]

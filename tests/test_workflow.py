@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import run_snakemake, scheduled_jobs, write_config
+from conftest import TINY_CASES, TINY_TRAINING, run_snakemake, scheduled_jobs, tiny_config
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
@@ -20,25 +20,12 @@ def per_case(scheduled):
     return {job for job in scheduled if job[1] is not None}
 
 
-CASES = {"baseline": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}, "w3s1": {"window": 3, "stride": 1}}
-
-
-TRAINING = {"history_every": 3, "monitor_samples": 20}
-
-
-def small_config(path: Path, cases=CASES, training=TRAINING, **extra) -> Path:
-    return write_config(
-        path, dataset={"name": "tiny", "source": "bundled", "max_images": 200}, cases=cases, seeds=1, training=training, **extra
-    )
+CASES = TINY_CASES
 
 
 @pytest.fixture(scope="module")
-def preprocessed(tmp_path_factory):
-    """The whole default target on 200 real digits, 3 cases, 1 seed."""
-    workdir = tmp_path_factory.mktemp("wf")
-    config = small_config(workdir / "tiny.yaml")
-    run_snakemake(workdir, "--cores", "2", configfiles=[config])
-    return workdir, config
+def preprocessed(tiny_run):
+    return tiny_run
 
 
 def test_preprocessing_artifacts(preprocessed):
@@ -66,19 +53,19 @@ def _dry_run(workdir, config, targets):
 
 def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
-    changed = small_config(tmp_path / "changed.yaml", cases={**CASES, "w3s1": {"window": 3, "stride": 2}})
-    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w3s1") for rule in ("store", "upsample", "train", "plot_preprocessing")}
+    changed = tiny_config(tmp_path / "changed.yaml", cases={**CASES, "w2s2": {"window": 2, "stride": 1}})
+    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("store", "upsample", "train", "plot_preprocessing")}
 
 
 def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
-    added = small_config(tmp_path / "added.yaml", cases={**CASES, "w2s1": {"window": 2, "stride": 1}})
-    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w2s1") for rule in ("store", "upsample", "train", "plot_preprocessing")}
+    added = tiny_config(tmp_path / "added.yaml", cases={**CASES, "w3s2": {"window": 3, "stride": 2}})
+    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("store", "upsample", "train", "plot_preprocessing")}
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
     workdir, _ = preprocessed
-    changed = small_config(tmp_path / "grid.yaml", interpolation={"grid": "centers"})
+    changed = tiny_config(tmp_path / "grid.yaml", interpolation={"grid": "centers"})
     expected = {(rule, case) for case in CASES for rule in ("upsample", "train")}
     expected |= {("plot_preprocessing", case) for case in CASES if case != "baseline"}
     assert per_case(_dry_run(workdir, changed, [])) == expected
@@ -92,21 +79,22 @@ def test_nothing_to_do_when_unchanged(preprocessed):
 def test_training_outputs_exist(preprocessed):
     workdir, _ = preprocessed
     for case in CASES:
-        run = workdir / f"results/tiny/{case}/seed0"
-        assert {p.name for p in run.iterdir()} >= {"model.keras", "history.csv", "test_metrics.json", "predictions.h5"}
-        assert read_json(run / "test_metrics.json")["n_test"] == 40
-        assert "epoch 1/1" in (workdir / f"results/logs/tiny/{case}/seed0/train.log").read_text()
+        for seed in (0, 1):
+            run = workdir / f"results/tiny/{case}/seed{seed}"
+            assert {p.name for p in run.iterdir()} >= {"model.keras", "history.csv", "test_metrics.json", "predictions.h5"}
+            assert read_json(run / "test_metrics.json")["n_test"] == 40
+            assert "epoch 1/1" in (workdir / f"results/logs/tiny/{case}/seed{seed}/train.log").read_text()
 
 
 def test_changing_the_learning_rate_reruns_only_training(preprocessed, tmp_path):
     workdir, _ = preprocessed
-    changed = small_config(tmp_path / "lr.yaml", training={**TRAINING, "learning_rate": 0.01})
+    changed = tiny_config(tmp_path / "lr.yaml", training={**TINY_TRAINING, "learning_rate": 0.01})
     assert per_case(_dry_run(workdir, changed, [])) == {("train", case) for case in CASES}
 
 
 def test_changing_a_plot_setting_reruns_only_plots(preprocessed, tmp_path):
     workdir, _ = preprocessed
-    changed = small_config(tmp_path / "dpi.yaml", plots={"dpi": 80})
+    changed = tiny_config(tmp_path / "dpi.yaml", plots={"dpi": 80})
     scheduled = _dry_run(workdir, changed, [])
     assert {rule for rule, _ in scheduled} == {
         "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from poolup.artifacts import atomic_path, read_json, write_json
+from poolup.artifacts import atomic_path, file_sha256, read_json, write_json
 from poolup.errors import PoolupError
 
 PathLike = str | os.PathLike[str]
@@ -188,7 +188,7 @@ def aggregate(
 
     ``history_files`` pairs with ``metrics_files`` run by run (same folder).
     ``outputs`` names the files: ``runs``, ``summary``, ``summary_md``,
-    ``history``, ``per_class``, ``confusion``. Returns the summary table.
+    ``history``, ``per_class``, ``confusion``, ``manifest``. Returns the summary table.
     """
     runs, records = collect_runs(metrics_files)
     cases = list(dict.fromkeys(runs["case"]))
@@ -210,5 +210,24 @@ def aggregate(
         Path(tmp).write_text(summary_markdown(summary, baseline))
     write_csv(average_history(by_case), outputs["history"])
     write_csv(per_class(records, cases), outputs["per_class"])
-    write_json(outputs["confusion"], mean_confusion(records, cases))
+    write_json(outputs["confusion"], {"row_normalised_mean": mean_confusion(records, cases)})
+    write_manifest(outputs["manifest"], [*metrics_files, *history_files, *storage_files],
+                   [outputs[name] for name in OUTPUT_NAMES if name != "manifest"])
     return summary
+
+
+OUTPUT_NAMES: tuple[str, ...] = ("runs", "summary", "summary_md", "history", "per_class", "confusion", "manifest")
+
+
+def write_manifest(path: PathLike, inputs: Sequence[PathLike], outputs: Sequence[PathLike]) -> None:
+    """Record the sha256 of every input and output of the aggregation, by path relative to the manifest."""
+    folder = Path(path).parent
+
+    def relative(target: PathLike) -> str:
+        return os.path.relpath(Path(target).resolve(), folder.resolve())
+
+    write_json(path, {
+        "stage": "aggregate",
+        "inputs": {relative(p): file_sha256(p) for p in inputs},
+        "outputs": {relative(p): file_sha256(p) for p in outputs},
+    })

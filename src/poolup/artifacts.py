@@ -92,10 +92,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def json_content_sha256(record: Mapping[str, Any]) -> str:
+    """sha256 of a record's canonical JSON, its own ``content_sha256`` key left out."""
+    canonical = json.dumps(
+        {k: v for k, v in record.items() if k != "content_sha256"}, sort_keys=True, separators=(",", ":"), default=_json_default
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> str:
+    """Write ``data`` as indented JSON, atomically, with its ``content_sha256``; return that digest."""
+    # A round trip first, so the digest is of exactly what a reader will parse.
+    record = json.loads(json.dumps(dict(data), default=_json_default))
+    record["content_sha256"] = json_content_sha256(record)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record["content_sha256"]
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Command line: ``poolup inspect FILE.h5`` (also ``python -m poolup inspect``)."""
+"""Command line: ``poolup inspect FILE.h5`` and ``poolup verify results/`` (also ``python -m poolup ...``)."""
 
 from __future__ import annotations
 
@@ -59,17 +59,32 @@ def _inspect(args: argparse.Namespace) -> int:
     return status
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from poolup.verify import verify_tree
+
+    problems = 0
+    for root in args.roots:
+        for line in verify_tree(root):
+            print(line)
+            problems += 1
+    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "OK: every checksum and link holds")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poolup", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="show an HDF5 artifact's datasets and attributes and check its checksum")
     inspect.add_argument("files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5)")
     inspect.set_defaults(run=_inspect)
+    verify = commands.add_parser("verify", help="check every recorded checksum and link under a results folder")
+    verify.add_argument("roots", nargs="+", help="results folders (e.g. results/)")
+    verify.set_defaults(run=_verify)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (1 on a checksum mismatch or a bad file)."""
+    """Entry point; returns the exit status (1 on a checksum or link problem, 2 on a bad file)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

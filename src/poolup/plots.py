@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from poolup.artifacts import atomic_path, open_h5  # noqa: E402
+from poolup.artifacts import atomic_path, open_h5, read_json  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 
 PathLike = str | os.PathLike[str]
@@ -164,7 +163,8 @@ def plot_confusion_diff(
     confusion: PathLike, baseline: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Beyond the paper: each case's confusion matrix minus the baseline's (percentage points of each true class)."""
-    matrices = {case: np.asarray(m) * 100 for case, m in json.loads(open(confusion).read()).items()}
+    record = read_json(confusion)
+    matrices = {case: np.asarray(m) * 100 for case, m in record["row_normalised_mean"].items()}
     if baseline not in matrices:
         raise PoolupError(f"{confusion}: no baseline case {baseline!r}")
     others = [case for case in labels if case != baseline and case in matrices]

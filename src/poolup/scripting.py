@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +26,13 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     log_path = snakemake.log[0] if snakemake.log else None
     handle = open(log_path, "w") if log_path else sys.stderr
     terminal = sys.stderr
+    saved = [os.dup(1), os.dup(2)] if log_path else []
+    if log_path:
+        # File descriptors too: TensorFlow's C++ code writes to fd 2 directly.
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        terminal = os.fdopen(os.dup(saved[1]), "w")
     sys.stdout = sys.stderr = handle
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     started = time.perf_counter()
@@ -38,6 +46,11 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
         raise SystemExit(1) from None
     finally:
         log.info("finished in %.2f s", time.perf_counter() - started)
-        sys.stdout, sys.stderr = sys.__stdout__, terminal
-        if handle is not terminal:
+        handle.flush()
+        for fd, original in zip((1, 2), saved):
+            os.dup2(original, fd)
+            os.close(original)
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        if log_path:
+            terminal.close()
             handle.close()

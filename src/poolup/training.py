@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import atomic_path, library_versions, read_image_set, write_h5, write_json
+from poolup.artifacts import atomic_path, file_sha256, library_versions, read_image_set, write_h5, write_json
 from poolup.errors import PoolupError
 from poolup.metrics import classification_report, confusion, macro_scores
 
@@ -397,7 +397,7 @@ def train_run(
         "versions": {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
     tick = time.perf_counter()
-    write_h5(
+    predictions_sha = write_h5(
         paths.predictions,
         {
             "labels": labels[test].astype(np.uint8),
@@ -410,6 +410,11 @@ def train_run(
     _write_history(paths.history, history)
     with atomic_path(paths.model) as tmp:
         model.save(tmp)
+    metrics["outputs"] = {
+        Path(paths.predictions).name: predictions_sha,
+        Path(paths.history).name: file_sha256(paths.history),
+        Path(paths.model).name: file_sha256(paths.model),
+    }
     metrics["write_seconds"] = time.perf_counter() - tick
     metrics["total_seconds"] = time.perf_counter() - started
     write_json(paths.metrics, metrics)
@@ -418,9 +423,19 @@ def train_run(
     return metrics
 
 
-def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
-    """``metrics`` less its wall-clock fields (``*_seconds``, ``images_per_second``), which vary run to run."""
-    return {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or k == "images_per_second")}
+def reproducible(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of a ``test_metrics.json`` record that a rerun reproduces exactly.
+
+    Dropped, because they vary from run to run by nature: the wall-clock
+    fields (``*_seconds``, ``images_per_second``); the digest of
+    ``model.keras`` (Keras stamps the save date into the archive; the weights
+    inside are identical); and the record's own ``content_sha256``, which
+    covers those.
+    """
+    kept = {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or k in ("images_per_second", "content_sha256"))}
+    if "outputs" in kept:
+        kept["outputs"] = {name: digest for name, digest in kept["outputs"].items() if not name.endswith(".keras")}
+    return kept
 
 
 def _write_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

@@ -1,7 +1,7 @@
-from poolup.aggregate import aggregate
+from poolup.aggregate import OUTPUT_NAMES, aggregate
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    outputs = {name: snakemake.output[name] for name in ("runs", "summary", "summary_md", "history", "per_class", "confusion")}
+    outputs = {name: snakemake.output[name] for name in OUTPUT_NAMES}
     summary = aggregate(snakemake.input.metrics, snakemake.input.history, snakemake.input.storage, outputs, snakemake.params.baseline)
     log.info("\n%s", summary.to_string())
