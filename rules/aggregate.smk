@@ -13,7 +13,7 @@ rule aggregate:
             "results/{dataset}/summary/summary.csv",
             caption="../workflow/report/summary.rst",
             category="4. Summary",
-            labels={"table": "per-case summary"},
+            labels={"name": "per-case summary"},
         ),
         summary_md="results/{dataset}/summary/summary.md",
         history="results/{dataset}/summary/history.csv",

@@ -1,0 +1,81 @@
+"""Figures and the HTML report of the tiny end-to-end run."""
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+FIGURES = [
+    "examples", "preprocessing_w2s2", "tradeoff", "confusion_vs_baseline",
+    *(f"curve_{m}" for m in ("loss", "precision", "recall", "f1")),
+    *(f"per_class_{m}" for m in ("precision", "recall", "f1")),
+]
+CATEGORIES = ["1. Data", "2. Learning curves", "3. Test scores", "4. Summary"]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_is_a_valid_non_blank_image(tiny_run, name):
+    workdir, _ = tiny_run
+    png = workdir / f"results/tiny/figures/{name}.png"
+    with Image.open(png) as image:
+        image.verify()
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 400
+    assert pixels.std() > 10, "the figure is (almost) blank"
+    pdf = workdir / f"results/tiny/figures/{name}.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+
+
+def test_report_is_self_contained_with_every_figure(tiny_run):
+    workdir, _ = tiny_run
+    html = (workdir / "results/report.html").read_text()
+    embedded = set(re.findall(r"data:image/png;charset=utf8;filename=([\w.-]+\.png)", html))
+    assert {f"{name}.png" for name in FIGURES} <= embedded
+    assert all(category in html for category in CATEGORIES)
+    assert not re.search(r"<script[^>]+src=\"https?://", html), "the report must not load scripts from the network"
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+    """Open the report in Debian's Chromium, click through every category and every figure."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    workdir, _ = tiny_run
+    errors, shown = [], []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                  "--no-first-run", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto((workdir / "results/report.html").as_uri())
+        page.get_by_text("Report", exact=True).wait_for()
+        page.screenshot(path=tmp_path / "landing.png")
+        for category in CATEGORIES:
+            page.get_by_text(category, exact=True).click()
+            rows = page.locator("tr", has=page.locator("[iconname=eye]"))
+            rows.first.wait_for()
+            for index in range(rows.count()):
+                rows.nth(index).locator("[iconname=eye]").click()
+                figure = page.locator("img[src^='data:image/png']")
+                if figure.count():  # tables open as tables
+                    figure.first.wait_for()
+                    width = figure.first.evaluate("image => image.complete ? image.naturalWidth : 0")
+                    assert width > 300, f"{category} row {index}: the figure did not render"
+                    shown.append(f"{category}/{index}")
+            page.screenshot(path=tmp_path / f"{category[0]}.png")
+            page.get_by_text("Results", exact=True).click()
+        browser.close()
+    assert not errors, errors
+    assert len(shown) >= len(FIGURES) - 1  # every figure (examples and per-case previews included)
+    with Image.open(tmp_path / "4.png") as screenshot:
+        pixels = np.asarray(screenshot.convert("L"), dtype=np.float64)
+    assert pixels.std() > 20, "the last screenshot is blank"
