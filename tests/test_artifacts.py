@@ -85,6 +85,8 @@ def test_baseline_upsampled_equals_raw_exactly(tmp_path):
         (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 28, 28), np.float32) * np.nan)), "NaN"),
         (lambda f: (f.__delitem__("labels"), f.create_dataset("labels", data=np.array([0, 1, 2, 300]))), "outside 0..255"),
         (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 27, 27), np.uint8))), "expected (28, 28)"),
+        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.full((4, 28, 28), np.inf, np.float32))), "NaN or infinite"),
+        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 28, 28), bool))), "dtype bool"),
     ],
 )
 def test_bad_hdf5_content_is_one_line_error(tmp_path, mutate, message):
@@ -104,3 +106,15 @@ def test_truncated_hdf5_is_one_line_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(PoolupError, match="truncated"):
         read_image_set(path)
+
+
+def test_stages_refuse_bad_inputs_and_leave_no_output(tmp_path):
+    raw = tmp_path / "raw.h5"
+    write_h5(raw, {"images": np.zeros((4, 28, 28), np.float32), "labels": np.zeros(4, np.uint8)}, {})
+    with pytest.raises(PoolupError, match="expected uint8"):
+        store(raw, tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
+    stored = tmp_path / "stored.h5"
+    write_h5(stored, {"images": np.zeros((4, 14, 14), np.uint8), "labels": np.zeros(4, np.uint8)}, {})
+    with pytest.raises(PoolupError, match="attributes .* missing"):
+        upsample(stored, tmp_path / "upsampled.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.h5", "stored.h5"]
