@@ -28,7 +28,7 @@ import numpy as np
 from scipy.interpolate import RectBivariateSpline
 
 from poolup.artifacts import CHUNK_IMAGES, filter_options
-from poolup.interpolation import grid_coordinates, upsample_linear
+from poolup.interpolation import grid_coordinates, upsample_images
 from poolup.pooling import average_pool, quantize
 from poolup.sources import load_idx
 
@@ -60,7 +60,7 @@ def speed(images: np.ndarray, loop_images: int) -> None:
     print(f"{'case':6} {'pool s':>7} {'upsample s':>11} {'total s':>8} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
     for case, (window, stride) in CASES.items():
         pool_time, stored = best_of(lambda: quantize(average_pool(images, window, stride), "uint8"), 5)
-        up_time, result = best_of(lambda: upsample_linear(stored, (28, 28), window, stride), 5)
+        up_time, result = best_of(lambda: upsample_images(stored, (28, 28), window, stride), 5)
         loop_time, reference = best_of(lambda: per_image_loop(images[:loop_images], window, stride), 1)
         loop_full = loop_time * images.shape[0] / loop_images
         total = pool_time + up_time

@@ -2,7 +2,7 @@ import re
 import sys
 from pathlib import Path
 
-from poolup.config import check_config_files, load_schema, seed_list, validate_config
+from poolup.config import case_method, check_config_files, load_schema, seed_list, validate_config
 from poolup.errors import PoolupError
 
 # Validate before any job: one line naming the key and the fix, then stop.
@@ -30,6 +30,11 @@ def case_window(wildcards):
 
 def case_stride(wildcards):
     return config["cases"][wildcards.case]["stride"]
+
+
+def case_interpolation(wildcards):
+    """Interpolation method of one case (so changing one case's method reruns only that case)."""
+    return case_method(config, wildcards.case)
 
 
 CURVE_METRICS = ["loss", "precision", "recall", "f1"]

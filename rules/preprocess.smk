@@ -39,7 +39,8 @@ rule upsample:
     output:
         upsampled="results/{dataset}/{case}/upsampled.h5",
     params:
-        interpolation=config["interpolation"],
+        method=case_interpolation,
+        grid=config["interpolation"]["grid"],
     log:
         "results/logs/{dataset}/{case}/upsample.log",
     benchmark:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from scipy.interpolate import RectBivariateSpline
+from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 from scipy.ndimage import zoom
 
-from poolup.interpolation import grid_coordinates, interpolation_matrix, upsample_linear
+from poolup.interpolation import grid_coordinates, interpolation_matrix, upsample_images
 from poolup.pooling import average_pool
 
 PAPER_CASES = [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2)]
@@ -22,7 +22,7 @@ def scipy_reference(image: np.ndarray, grid: str, window: int, stride: int, side
 def test_upsample_matches_scipy(grid, window, stride):
     rng = np.random.default_rng(window + 7 * stride)
     pooled = np.rint(average_pool(rng.integers(0, 256, size=(6, 28, 28)), window, stride)).astype(np.uint8)
-    result = upsample_linear(pooled, (28, 28), window, stride, grid=grid, chunk_size=4)
+    result = upsample_images(pooled, (28, 28), window, stride, grid=grid, chunk_size=4)
     assert result.shape == (6, 28, 28) and result.dtype == np.float32
     for image, upsampled in zip(pooled, result):
         np.testing.assert_allclose(upsampled, scipy_reference(image, grid, window, stride), rtol=0, atol=1e-4)
@@ -32,13 +32,13 @@ def test_corners_grid_equals_ndimage_zoom():
     # The authors' grid is the corner-aligned one that scipy.ndimage.zoom(order=1) uses.
     image = np.random.default_rng(3).random((13, 13)) * 255
     expected = zoom(image, 28 / 13, order=1, grid_mode=False)
-    np.testing.assert_allclose(upsample_linear(image[None], (28, 28), 3, 2)[0], expected, atol=1e-3)
+    np.testing.assert_allclose(upsample_images(image[None], (28, 28), 3, 2)[0], expected, atol=1e-3)
 
 
 def test_baseline_is_exactly_the_raw_images():
     images = np.random.default_rng(4).integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
     for grid in ("corners", "centers"):
-        np.testing.assert_array_equal(upsample_linear(images, (28, 28), 1, 1, grid=grid), images.astype(np.float32))
+        np.testing.assert_array_equal(upsample_images(images, (28, 28), 1, 1, grid=grid), images.astype(np.float32))
 
 
 def test_interpolation_matrix_rows_sum_to_one_and_hold_edges():
@@ -51,7 +51,42 @@ def test_interpolation_matrix_rows_sum_to_one_and_hold_edges():
 
 def test_colour_images_interpolate_per_channel():
     images = np.random.default_rng(5).random((4, 15, 15, 3)).astype(np.float32)
-    result = upsample_linear(images, (32, 32), 3, 2, chunk_size=3)
+    result = upsample_images(images, (32, 32), 3, 2, chunk_size=3)
     assert result.shape == (4, 32, 32, 3)
     for c in range(3):
-        np.testing.assert_allclose(result[..., c], upsample_linear(images[..., c], (32, 32), 3, 2), atol=1e-5)
+        np.testing.assert_allclose(result[..., c], upsample_images(images[..., c], (32, 32), 3, 2), atol=1e-5)
+
+
+def scipy_method_reference(image: np.ndarray, grid: str, window: int, stride: int, method: str) -> np.ndarray:
+    """The scipy reference of each method, one image at a time."""
+    source, target = grid_coordinates(grid, 28, image.shape[0], window, stride)
+    target = np.clip(target, source[0], source[-1])
+    if method == "nearest":
+        rows, cols = np.meshgrid(target, target, indexing="ij")
+        return RegularGridInterpolator((source, source), image.astype(np.float64), method="nearest")((rows, cols))
+    order = {"linear": 1, "cubic": 3}[method]
+    return RectBivariateSpline(source, source, image.astype(np.float64), kx=order, ky=order, s=0)(target, target)
+
+
+@pytest.mark.parametrize("method", ["nearest", "cubic"])
+@pytest.mark.parametrize("grid", ["corners", "centers"])
+@pytest.mark.parametrize(("window", "stride"), PAPER_CASES[1:])
+def test_other_methods_match_scipy(method, grid, window, stride):
+    rng = np.random.default_rng(window * 3 + stride)
+    pooled = np.rint(average_pool(rng.integers(0, 256, size=(5, 28, 28)), window, stride)).astype(np.uint8)
+    result = upsample_images(pooled, (28, 28), window, stride, grid=grid, method=method, chunk_size=2)
+    for image, upsampled in zip(pooled, result):
+        np.testing.assert_allclose(upsampled, scipy_method_reference(image, grid, window, stride, method), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["nearest", "linear", "cubic"])
+def test_baseline_is_exact_for_every_method(method):
+    images = np.random.default_rng(6).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(upsample_images(images, (28, 28), 1, 1, method=method), images.astype(np.float32))
+
+
+def test_cubic_needs_four_points():
+    from poolup.errors import PoolupError
+
+    with pytest.raises(PoolupError, match="cubic interpolation needs at least 4"):
+        interpolation_matrix(np.arange(3.0), np.linspace(0, 2, 28), "cubic")

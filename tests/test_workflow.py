@@ -99,3 +99,9 @@ def test_changing_a_plot_setting_reruns_only_plots(preprocessed, tmp_path):
     assert {rule for rule, _ in scheduled} == {
         "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"
     }
+
+
+def test_changing_one_case_method_reruns_only_that_case(preprocessed, tmp_path):
+    workdir, _ = preprocessed
+    changed = tiny_config(tmp_path / "method.yaml", cases={**CASES, "w2s2": {**CASES["w2s2"], "method": "cubic"}})
+    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("upsample", "train", "plot_preprocessing")}

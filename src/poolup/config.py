@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from poolup.errors import PoolupError
+from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
 
 # Case and data set names become folder names: keep them portable.
@@ -92,15 +93,22 @@ def _check_cases(config: dict[str, Any]) -> None:
     height, width = config["dataset"]["image_shape"][:2]
     for name, case in config["cases"].items():
         window, stride = case["window"], case["stride"]
+        method = case_method(config, name)
         if window > min(height, width):
             raise PoolupError(
                 f"config key 'cases.{name}.window': {window} is larger than the {height}x{width} image; use a window <= {min(height, width)}"
             )
         side = min(pooled_side(height, window, stride), pooled_side(width, window, stride))
-        if side < MIN_STORED_SIDE and not (window == 1 and stride == 1):
+        needed = max(MIN_STORED_SIDE, MIN_POINTS[method])
+        if side < needed and not (window == 1 and stride == 1):
             raise PoolupError(
-                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side; interpolation needs >= {MIN_STORED_SIDE}, use a smaller window or stride"
+                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side; {method} interpolation needs >= {needed}, use a smaller window or stride"
             )
+
+
+def case_method(config: dict[str, Any], case: str) -> str:
+    """The interpolation method of a case: its own ``method``, else ``interpolation.method``."""
+    return config["cases"][case].get("method", config["interpolation"]["method"])
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -1,7 +1,8 @@
 """Up-sampling of stored (pooled) images back to full size.
 
-Linear spline interpolation on a rectangular grid is separable: each output
-image is ``Wh @ X @ Ww.T`` where ``Wh`` and ``Ww`` are small fixed matrices of
+Nearest-neighbour, linear and cubic spline interpolation on a rectangular
+grid are all linear in the pixel values and separable: each output image is
+``Wh @ X @ Ww.T`` where ``Wh`` and ``Ww`` are small fixed matrices of
 interpolation weights. Applying those matrices to a whole chunk of images is
 two matrix products, which is what makes this orders of magnitude faster than
 building one ``scipy.interpolate.RectBivariateSpline`` per image.
@@ -18,7 +19,9 @@ from poolup.errors import PoolupError
 
 Grid = Literal["corners", "centers"]
 GRIDS: tuple[str, ...] = ("corners", "centers")
-METHODS: tuple[str, ...] = ("linear",)
+METHODS: tuple[str, ...] = ("nearest", "linear", "cubic")
+# Stored pixels per axis each method needs (a cubic spline needs four points).
+MIN_POINTS = {"nearest": 1, "linear": 2, "cubic": 4}
 
 
 def grid_coordinates(
@@ -60,8 +63,8 @@ def grid_coordinates(
     raise PoolupError(f"unknown interpolation grid {grid!r}; use one of {', '.join(GRIDS)}")
 
 
-def interpolation_matrix(source: NDArray, target: NDArray) -> NDArray[np.float64]:
-    """Weights of 1D linear interpolation from ``source`` to ``target`` points.
+def interpolation_matrix(source: NDArray, target: NDArray, method: str = "linear") -> NDArray[np.float64]:
+    """Weights of 1D interpolation from ``source`` to ``target`` points.
 
     Parameters
     ----------
@@ -70,38 +73,61 @@ def interpolation_matrix(source: NDArray, target: NDArray) -> NDArray[np.float64
     target : ndarray of shape (m,)
         Positions to evaluate; those outside ``[source[0], source[-1]]`` take
         the nearest edge value.
+    method : {"nearest", "linear", "cubic"}
+        ``nearest``: the closest sample (ties to the lower one, as
+        ``scipy.interpolate.RegularGridInterpolator``). ``linear``: the
+        linear spline. ``cubic``: the interpolating cubic spline of FITPACK
+        (what ``RectBivariateSpline(kx=3, ky=3, s=0)`` fits), needs n >= 4.
 
     Returns
     -------
     ndarray of shape (m, n)
-        Row ``i`` holds at most two non-zero weights that sum to one. A target
-        that coincides with a source point gets weight exactly 1.0, so an
-        identity resampling is exact.
+        Row ``i`` gives output ``i`` as a weighted sum of the samples. When
+        ``target`` coincides with ``source`` the matrix is exactly the
+        identity, whatever the method, so the baseline case is exact.
     """
     source = np.asarray(source, dtype=np.float64)
     target = np.clip(np.asarray(target, dtype=np.float64), source[0], source[-1])
     n = source.size
+    if method not in METHODS:
+        raise PoolupError(f"unknown interpolation method {method!r}; use one of {', '.join(METHODS)}")
+    if n < MIN_POINTS[method]:
+        raise PoolupError(f"{method} interpolation needs at least {MIN_POINTS[method]} stored pixels per axis, got {n}")
+    if target.shape == source.shape and np.array_equal(target, source):
+        return np.eye(n)
     weights = np.zeros((target.size, n), dtype=np.float64)
+    rows = np.arange(target.size)
     if n == 1:
         weights[:, 0] = 1.0
         return weights
     left = np.clip(np.searchsorted(source, target, side="right") - 1, 0, n - 2)
+    if method == "nearest":
+        lower = target - source[left] <= source[left + 1] - target
+        weights[rows, np.where(lower, left, left + 1)] = 1.0
+        return weights
+    if method == "cubic":
+        from scipy.interpolate import InterpolatedUnivariateSpline
+
+        # The spline is linear in the samples: its weights are the splines of the unit vectors.
+        for j, unit in enumerate(np.eye(n)):
+            weights[:, j] = InterpolatedUnivariateSpline(source, unit, k=3)(target)
+        return weights
     t = (target - source[left]) / (source[left + 1] - source[left])
-    rows = np.arange(target.size)
     weights[rows, left] = 1.0 - t
     weights[rows, left + 1] += t
     return weights
 
 
-def upsample_linear(
+def upsample_images(
     images: NDArray,
     output_shape: tuple[int, int],
     window: int,
     stride: int,
     grid: str = "corners",
+    method: str = "linear",
     chunk_size: int = 1024,
 ) -> NDArray[np.float32]:
-    """Interpolate stored images back to full size with a linear spline.
+    """Interpolate stored images back to full size.
 
     Parameters
     ----------
@@ -113,6 +139,8 @@ def upsample_linear(
         The pooling that produced ``images`` (the ``centers`` grid needs it).
     grid : {"corners", "centers"}
         Placement of the two grids; see :func:`grid_coordinates`.
+    method : {"nearest", "linear", "cubic"}
+        See :func:`interpolation_matrix`; linear is the paper's.
     chunk_size : int
         Images per matrix product; bounds the temporary memory, and 1,024
         keeps each product's operands in cache (measured fastest here).
@@ -120,16 +148,17 @@ def upsample_linear(
     Returns
     -------
     ndarray of float32, shape (n, H, W[, channels])
-        Equal, image by image, to ``RectBivariateSpline(src_y, src_x, image,
-        kx=1, ky=1)(dst_y, dst_x)`` on the same grids.
+        For ``linear`` (``cubic``), equal image by image to
+        ``RectBivariateSpline(src_y, src_x, image, kx=1, ky=1)(dst_y, dst_x)``
+        (``kx=ky=3``) on the same grids.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise PoolupError(f"expected images of shape (n, h, w) or (n, h, w, c), got {images.shape}")
     out_h, out_w = output_shape
     n, h, w = images.shape[:3]
-    w_rows = interpolation_matrix(*grid_coordinates(grid, out_h, h, window, stride)).astype(np.float32)
-    w_cols = interpolation_matrix(*grid_coordinates(grid, out_w, w, window, stride)).astype(np.float32)
+    w_rows = interpolation_matrix(*grid_coordinates(grid, out_h, h, window, stride), method).astype(np.float32)
+    w_cols = interpolation_matrix(*grid_coordinates(grid, out_w, w, window, stride), method).astype(np.float32)
     out = np.empty((n, out_h, out_w) + images.shape[3:], dtype=np.float32)
     for start in range(0, n, chunk_size):
         chunk = images[start : start + chunk_size]

@@ -26,7 +26,7 @@ from poolup.artifacts import (
     write_json,
 )
 from poolup.errors import PoolupError
-from poolup.interpolation import upsample_linear
+from poolup.interpolation import METHODS, upsample_images
 from poolup.pooling import average_pool, pooled_side, quantize
 from poolup.sources import load_source, subsample
 
@@ -208,8 +208,8 @@ def upsample(
         ``stored.h5`` from :func:`store`.
     output : path-like
         ``upsampled.h5``: float32 ``images`` at the original shape, ``labels``.
-    method : {"linear"}
-        Spline order; linear as in the paper.
+    method : {"nearest", "linear", "cubic"}
+        Interpolation; linear as in the paper.
     grid : {"corners", "centers"}
         See :func:`poolup.interpolation.grid_coordinates`.
 
@@ -218,8 +218,8 @@ def upsample(
     dict
         The output's shape and checksum.
     """
-    if method != "linear":
-        raise PoolupError(f"interpolation.method {method!r} is not available; use 'linear'")
+    if method not in METHODS:
+        raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(stored) as file:
         if "images" not in file or "labels" not in file:
             raise PoolupError(f"{stored}: no images/labels datasets; rerun the store stage")
@@ -230,7 +230,7 @@ def upsample(
         window, stride = int(attrs["window"]), int(attrs["stride"])
         original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
         stored_sha = str(attrs.get("content_sha256", ""))
-    interpolate = partial(upsample_linear, output_shape=original[:2], window=window, stride=stride, grid=grid)
+    interpolate = partial(upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method)
     out_attrs = {
         "stage": "upsample",
         "case": str(decode_attr(attrs.get("case", ""))),
