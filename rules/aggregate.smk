@@ -1,3 +1,23 @@
+rule codec_table:
+    input:
+        codecs=expand("results/{{dataset}}/{case}/storage_codecs.json", case=CASES),
+    output:
+        table=report(
+            "results/{dataset}/summary/storage_codecs.csv",
+            caption="../workflow/report/codecs.rst",
+            category="4. Summary",
+            labels={"name": "storage under real codecs"},
+        ),
+    log:
+        "results/logs/{dataset}/codec_table.log",
+    benchmark:
+        "results/benchmarks/{dataset}/codec_table.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/codec_table.py"
+
+
 rule aggregate:
     input:
         metrics=expand(

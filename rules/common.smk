@@ -55,7 +55,11 @@ def all_targets():
     """Everything the default run produces: the summary and every figure."""
     figures = "results/{dataset}/figures/{name}.png"
     return [
-        *expand("results/{dataset}/summary/{name}", dataset=DATASET, name=["summary.csv", "summary.md"]),
+        *expand(
+            "results/{dataset}/summary/{name}",
+            dataset=DATASET,
+            name=["summary.csv", "summary.md", "storage_codecs.csv"],
+        ),
         *expand(figures, dataset=DATASET, name=["examples", "tradeoff", "confusion_vs_baseline"]),
         *expand(figures, dataset=DATASET, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
         *expand(figures, dataset=DATASET, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),

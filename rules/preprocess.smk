@@ -33,6 +33,24 @@ rule store:
         "../workflow/scripts/store.py"
 
 
+rule codecs:
+    input:
+        raw="results/{dataset}/raw.h5",
+        stored="results/{dataset}/{case}/stored.h5",
+    output:
+        codecs="results/{dataset}/{case}/storage_codecs.json",
+    params:
+        codecs=config["codecs"],
+    log:
+        "results/logs/{dataset}/{case}/codecs.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{case}/codecs.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/codecs.py"
+
+
 rule upsample:
     input:
         stored="results/{dataset}/{case}/stored.h5",

@@ -30,7 +30,8 @@ def run_outputs(workdir: Path) -> dict[str, object]:
     """Every artifact's identity, less what legitimately varies between runs.
 
     Varies, and why: wall-clock timings (``*_seconds``, ``images_per_second``
-    in ``test_metrics.json`` and ``runs.csv``/``summary.csv``); ``model.keras``
+    in ``test_metrics.json`` and ``runs.csv``/``summary.csv``; encode and
+    decode times in ``storage_codecs.*``); ``model.keras``
     archives (Keras stamps the save date; their weights are compared instead);
     PDF figures (matplotlib stamps the creation date); logs and benchmark files.
     """
@@ -44,11 +45,12 @@ def run_outputs(workdir: Path) -> dict[str, object]:
                 identity[name] = file.attrs["content_sha256"]
         elif path.name == "test_metrics.json":
             identity[name] = reproducible(json.loads(path.read_text()))
-        elif path.name in ("runs.csv", "summary.csv"):
+        elif path.name in ("runs.csv", "summary.csv", "storage_codecs.csv"):
             import pandas as pd
 
             frame = pd.read_csv(path)
-            identity[name] = frame[[c for c in frame.columns if "seconds" not in c and c != "images_per_second"]].to_csv()
+            timing = [c for c in frame.columns if "seconds" in c or c == "images_per_second" or c.endswith("_us_per_image")]
+            identity[name] = frame.drop(columns=timing).to_csv()
         elif path.suffix in (".csv", ".png", ".md") or path.name == "storage.json":
             identity[name] = path.read_bytes()
     return identity

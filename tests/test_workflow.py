@@ -10,7 +10,7 @@ from conftest import TINY_CASES, TINY_TRAINING, run_snakemake, scheduled_jobs, t
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
-SUMMARY_RULES = {"all", "aggregate", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
+SUMMARY_RULES = {"all", "aggregate", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
 
 
 def per_case(scheduled):
@@ -54,13 +54,13 @@ def _dry_run(workdir, config, targets):
 def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "changed.yaml", cases={**CASES, "w2s2": {"window": 2, "stride": 1}})
-    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("store", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("store", "codecs", "upsample", "train", "plot_preprocessing")}
 
 
 def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
     added = tiny_config(tmp_path / "added.yaml", cases={**CASES, "w3s2": {"window": 3, "stride": 2}})
-    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("store", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("store", "codecs", "upsample", "train", "plot_preprocessing")}
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
@@ -105,3 +105,13 @@ def test_changing_one_case_method_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "method.yaml", cases={**CASES, "w2s2": {**CASES["w2s2"], "method": "cubic"}})
     assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("upsample", "train", "plot_preprocessing")}
+
+
+def test_codec_table(preprocessed):
+    import pandas as pd
+
+    workdir, _ = preprocessed
+    table = pd.read_csv(workdir / "results/tiny/summary/storage_codecs.csv")
+    assert set(table["case"]) == set(CASES) and len(table) == 6 * len(CASES)
+    baseline = table[table["case"] == "baseline"].set_index("codec")
+    assert (baseline["ratio_to_raw"] == 1.0).all()  # raw against itself

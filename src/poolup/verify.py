@@ -87,6 +87,8 @@ def _check_links(content: dict[Path, str], sources: dict[Path, str], records: di
         if path.name == "storage.json":
             yield from _link(path, record.get("stored_sha256", ""), path.parent / "stored.h5", content)
             yield from _link(path, record.get("source_sha256", ""), path.parent.parent / "raw.h5", content)
+        elif path.name == "storage_codecs.json":
+            yield from _link(path, record.get("source_sha256", ""), path.parent / "stored.h5", content)
         elif path.name == "test_metrics.json":
             yield from _link(path, record.get("source_sha256", ""), path.parent.parent / "upsampled.h5", content)
             for name, digest in record.get("outputs", {}).items():
