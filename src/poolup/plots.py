@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from itertools import islice
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,8 +39,10 @@ def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
 def example_indices(labels: np.ndarray, count: int) -> np.ndarray:
     """The first image of each class 0, 1, ... (then the next ones), ``count`` in all."""
     firsts = [int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)]
-    rest = [i for i in range(labels.shape[0]) if i not in set(firsts)]
-    return np.array((firsts + rest)[:count])
+    taken = set(firsts)
+    rest = (i for i in range(labels.shape[0]) if i not in taken)
+    chosen = firsts[:count] + list(islice(rest, max(0, count - len(firsts))))
+    return np.array(chosen)
 
 
 def _gray(axis: plt.Axes, image: np.ndarray, side: int | None = None) -> None:

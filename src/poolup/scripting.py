@@ -29,7 +29,8 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     saved = [os.dup(1), os.dup(2)] if log_path else []
     if log_path:
         # File descriptors too: TensorFlow's C++ code writes to fd 2 directly.
-        sys.stdout.flush(), sys.stderr.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
         terminal = os.fdopen(os.dup(saved[1]), "w")
