@@ -46,7 +46,10 @@ def example_indices(labels: np.ndarray, count: int) -> np.ndarray:
 
 
 def _gray(axis: plt.Axes, image: np.ndarray, side: int | None = None) -> None:
+    """Draw a grey (h, w) or colour (h, w, c) image of 0-255 values at its true size in a side x side frame."""
     image = np.squeeze(image)
+    if image.ndim == 3:  # colour: imshow wants uint8 (or 0-1 floats) for RGB
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     size = image.shape[0]
     full = side or size
     axis.imshow(image, cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0), interpolation="nearest")
