@@ -102,6 +102,7 @@ rule plot_per_class:
 rule plot_tradeoff:
     input:
         summary="results/{dataset}/summary/summary.csv",
+        codecs="results/{dataset}/summary/storage_codecs.csv",
     output:
         png=report(
             "results/{dataset}/figures/tradeoff.png",

@@ -146,11 +146,19 @@ def plot_per_class(per_class: PathLike, metric: str, labels: Mapping[str, str], 
     _save(figure, png, pdf, dpi)
 
 
-def plot_tradeoff(summary: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int) -> None:
-    """Beyond the paper: test macro F1 against bytes on disk per image, every case (95% CI bars)."""
+CODEC_MARKERS = {"hdf5-gzip": "o", "hdf5-lzf": "s", "hdf5-zstd": "^", "hdf5-blosc-zstd": "v", "png": "D", "webp": "P"}
+
+
+def plot_tradeoff(
+    summary: PathLike, codecs: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """Beyond the paper: test macro F1 against bytes on disk, as stored and under every codec."""
     frame = pd.read_csv(summary).set_index("case")
+    table = pd.read_csv(codecs)
+    if "skipped" in table:
+        table = table[table["skipped"].isna()]
     colours = case_colours(list(labels))
-    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
     for case in labels:
         row = frame.loc[case]
         low, high = row["macro_f1_mean"] - row["macro_f1_ci_low"], row["macro_f1_ci_high"] - row["macro_f1_mean"]
@@ -162,6 +170,18 @@ def plot_tradeoff(summary: PathLike, labels: Mapping[str, str], png: PathLike, p
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     axis.set_title("What is lost against what is saved (mean, 95% CI over seeds)", fontsize=11)
+    for row in table.itertuples():
+        if row.case in labels:
+            by_codec.scatter(row.ratio_to_raw, frame.loc[row.case, "macro_f1_mean"], color=colours[row.case],
+                             marker=CODEC_MARKERS.get(row.codec, "o"), s=45)
+    by_codec.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    for codec, marker in CODEC_MARKERS.items():
+        if codec in set(table["codec"]):
+            by_codec.scatter([], [], color="grey", marker=marker, label=codec)
+    by_codec.set_xlabel("bytes vs the raw images under the same codec (left of 1 saves disk)")
+    by_codec.grid(alpha=0.3)
+    by_codec.legend(fontsize=8, loc="best", title="codec (colour: case)", title_fontsize=8)
+    by_codec.set_title("The same cases under real codecs", fontsize=11)
     _save(figure, png, pdf, dpi)
 
 
@@ -204,7 +224,7 @@ def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], param
             examples=params["plots"]["examples"], **common),
         "plot_curves": lambda: plot_curves(inputs["history"], wildcards["metric"], labels, **common),
         "plot_per_class": lambda: plot_per_class(inputs["per_class"], wildcards["metric"], labels, **common),
-        "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], labels, **common),
+        "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], inputs["codecs"], labels, **common),
         "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
     }
     if rule not in figures:
