@@ -13,7 +13,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
 from conftest import REPO, SNAKEMAKE, TINY_CASES, run_snakemake, tiny_config
 from poolup.cli import main as cli_main

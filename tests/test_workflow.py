@@ -1,8 +1,6 @@
 """Real Snakemake runs of the preprocessing stages on a small real data set."""
 
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 

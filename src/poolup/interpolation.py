@@ -10,14 +10,11 @@ building one ``scipy.interpolate.RectBivariateSpline`` per image.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from numpy.typing import NDArray
 
 from poolup.errors import PoolupError
 
-Grid = Literal["corners", "centers"]
 GRIDS: tuple[str, ...] = ("corners", "centers")
 METHODS: tuple[str, ...] = ("nearest", "linear", "cubic")
 # Stored pixels per axis each method needs (a cubic spline needs four points).
