@@ -6,7 +6,7 @@ rule codec_table:
             "results/{dataset}/summary/storage_codecs.csv",
             caption="../workflow/report/codecs.rst",
             category="4. Summary",
-            labels={"name": "storage under real codecs"},
+            labels={"data set": "{dataset}", "name": "storage under real codecs"},
         ),
     log:
         "results/logs/{dataset}/codec_table.log",
@@ -33,7 +33,7 @@ rule aggregate:
             "results/{dataset}/summary/summary.csv",
             caption="../workflow/report/summary.rst",
             category="4. Summary",
-            labels={"name": "per-case summary"},
+            labels={"data set": "{dataset}", "name": "per-case summary"},
         ),
         summary_md="results/{dataset}/summary/summary.md",
         history="results/{dataset}/summary/history.csv",
@@ -50,3 +50,28 @@ rule aggregate:
         "../workflow/envs/poolup.yaml"
     script:
         "../workflow/scripts/aggregate.py"
+
+
+rule compare_datasets:
+    input:
+        summaries=expand("results/{dataset}/summary/summary.csv", dataset=DATASETS),
+    output:
+        summary=report(
+            "results/summary/datasets.csv",
+            caption="../workflow/report/datasets.rst",
+            category="4. Summary",
+            labels={"data set": "all", "name": "every data set"},
+        ),
+        summary_md="results/summary/datasets.md",
+        manifest="results/summary/manifest.json",
+    params:
+        datasets=DATASETS,
+        baseline=config["baseline"],
+    log:
+        "results/logs/compare_datasets.log",
+    benchmark:
+        "results/benchmarks/compare_datasets.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/compare_datasets.py"

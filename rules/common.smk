@@ -2,7 +2,15 @@ import re
 import sys
 from pathlib import Path
 
-from poolup.config import case_method, check_config_files, load_schema, seed_list, validate_config
+from poolup.config import (
+    case_method,
+    check_config_files,
+    dataset_names,
+    dataset_settings,
+    load_schema,
+    seed_list,
+    validate_config,
+)
 from poolup.errors import PoolupError
 
 # Validate before any job: one line naming the key and the fix, then stop.
@@ -13,15 +21,25 @@ except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)
 
-DATASET = config["dataset"]["name"]
+DATASETS = dataset_names(config)
 CASES = list(config["cases"])
 SEEDS = seed_list(config["seeds"])
 
 
 wildcard_constraints:
-    dataset=re.escape(DATASET),
+    dataset="|".join(re.escape(dataset) for dataset in DATASETS),
     case="|".join(re.escape(case) for case in CASES),
     seed=r"\d+",
+
+
+def dataset_source(wildcards):
+    """Where one data set comes from (so editing one data set refetches only that one)."""
+    return dataset_settings(config, wildcards.dataset)
+
+
+def dataset_image_shape(wildcards):
+    """Shape of one image of the data set (the CNN's input shape)."""
+    return dataset_settings(config, wildcards.dataset)["image_shape"]
 
 
 def case_window(wildcards):
@@ -55,17 +73,18 @@ def all_targets():
     """Everything the default run produces: the summary and every figure."""
     figures = "results/{dataset}/figures/{name}.png"
     return [
+        "results/summary/datasets.csv",
         *expand(
             "results/{dataset}/summary/{name}",
-            dataset=DATASET,
+            dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
-        *expand(figures, dataset=DATASET, name=["examples", "tradeoff", "confusion_vs_baseline"]),
-        *expand(figures, dataset=DATASET, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
-        *expand(figures, dataset=DATASET, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
+        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "confusion_vs_baseline"]),
+        *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
+        *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
         *expand(
             figures,
-            dataset=DATASET,
+            dataset=DATASETS,
             name=[f"preprocessing_{case}" for case in CASES if case != config["baseline"]],
         ),
     ]

@@ -2,7 +2,7 @@ rule fetch:
     output:
         raw="results/{dataset}/raw.h5",
     params:
-        dataset=config["dataset"],
+        dataset=dataset_source,
     log:
         "results/logs/{dataset}/fetch.log",
     benchmark:

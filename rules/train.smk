@@ -8,7 +8,7 @@ rule train:
         predictions="results/{dataset}/{case}/seed{seed}/predictions.h5",
     params:
         training=config["training"],
-        image_shape=config["dataset"]["image_shape"],
+        image_shape=dataset_image_shape,
     threads: 1
     log:
         "results/logs/{dataset}/{case}/seed{seed}/train.log",

@@ -95,7 +95,7 @@ TINY_TRAINING = {"history_every": 3, "monitor_samples": 20}
 def tiny_config(path: Path, cases: dict = TINY_CASES, training: dict = TINY_TRAINING, **extra) -> Path:
     """The tiny end-to-end config: 200 bundled real digits, 2 cases, 2 seeds."""
     return write_config(
-        path, dataset={"name": "tiny", "source": "bundled", "max_images": 200}, cases=cases, seeds=2,
+        path, datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}], cases=cases, seeds=2,
         training=training, **extra,
     )
 

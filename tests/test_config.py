@@ -33,7 +33,7 @@ def test_paper_config_is_valid_and_gets_defaults():
 def test_defaults_fill_missing_sections():
     config = validate_config({"cases": {"baseline": {"window": 1, "stride": 1}}}, SCHEMA)
     assert config["storage"] == {"dtype": "uint8", "filter": "gzip", "level": 4}
-    assert config["dataset"]["source"] == "openml" and config["seeds"] == 10
+    assert config["datasets"][0]["source"] == "openml" and config["seeds"] == 10
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,13 @@ def test_defaults_fill_missing_sections():
         ({"cases__bad/name": {"window": 2, "stride": 2}}, "'cases.bad/name': name 'bad/name' is not safe in a path"),
         ({"cases__w2s1": {"window": 2, "stride": 1, "colour": 1}}, "'cases.w2s1': Additional properties"),
         ({"interpolation__method": "bicubic"}, "'interpolation.method': 'bicubic' is not allowed; use one of nearest, linear, cubic"),
-        ({"cases__w9s8": {"window": 9, "stride": 8, "method": "cubic"}}, "'cases.w9s8': window 9, stride 8 stores a 3-pixel side; cubic interpolation needs >= 4"),
+        ({"cases__w9s8": {"window": 9, "stride": 8, "method": "cubic"}}, "'cases.w9s8': window 9, stride 8 stores a 3-pixel side of data set 'mnist'; cubic interpolation needs >= 4"),
+        ({"datasets": [{"name": "small", "image_shape": [4, 4]}]}, "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'"),
+        ({"datasets": [{"name": "a"}, {"name": "a"}]}, "'datasets.1.name': 'a' is used twice"),
+        ({"datasets": [{"name": "x y"}]}, "'datasets.0.name': name 'x y' is not safe in a path"),
+        ({"datasets": [{"name": "m", "source": "ftp"}]}, "'datasets.0.source': 'ftp' is not allowed"),
+        ({"datasets": []}, "'datasets'"),
+        ({"dataset": {"name": "mnist"}}, "'dataset': replaced by 'datasets', a list"),
         ({"seeds": []}, "'seeds'"),
         ({"seeds": 0}, "'seeds'"),
         ({"seeds": [1, 1]}, "'seeds'"),
@@ -62,6 +68,18 @@ def test_invalid_values_give_one_line_naming_the_key(changes, message):
         validated(**changes)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_settings_are_in_key_order_whatever_the_file_order():
+    # Snakemake compares params as text: the order must not depend on the file.
+    forward = validated(training__epochs=1, training__batch_size=32)
+    shuffled = copy.deepcopy(PAPER)
+    shuffled["training"] = dict(reversed(list(shuffled["training"].items())))
+    shuffled["datasets"] = [dict(reversed(list(entry.items()))) for entry in shuffled["datasets"]]
+    backward = validate_config(shuffled, SCHEMA)
+    assert repr(backward) == repr(forward)
+    assert list(backward["training"]) == sorted(backward["training"])
+    assert list(backward["cases"]) == list(PAPER["cases"])  # cases keep their (display) order
 
 
 def test_duplicate_case_names_are_refused(tmp_path):

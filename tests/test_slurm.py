@@ -37,7 +37,7 @@ def cluster():
 
 def tiny(path):
     return write_config(
-        path, dataset={"name": "tiny", "source": "bundled", "max_images": 200}, cases=CASES, seeds=2,
+        path, datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}], cases=CASES, seeds=2,
         training={"history_every": 3, "monitor_samples": 20},
     )
 
@@ -78,7 +78,7 @@ def test_workflow_runs_through_sbatch_and_matches_a_local_run(cluster, tmp_path)
 def test_failing_job_stops_snakemake_in_bounded_time(cluster, tmp_path):
     bad = tmp_path / "not-an-archive.npz"
     bad.write_text("this is not an npz archive")
-    config = write_config(tmp_path / "bad.yaml", dataset={"name": "bad", "source": "npz", "path": str(bad)}, cases={"baseline": {"window": 1, "stride": 1}}, seeds=1)
+    config = write_config(tmp_path / "bad.yaml", datasets=[{"name": "bad", "source": "npz", "path": str(bad)}], cases={"baseline": {"window": 1, "stride": 1}}, seeds=1)
     started = time.time()
     result = run_snakemake(tmp_path, *SLURM, "--retries", "0", configfiles=[config], check=False, timeout=300)
     assert result.returncode != 0

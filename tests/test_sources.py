@@ -123,10 +123,10 @@ def test_openml_offline_error_names_the_offline_sources(monkeypatch):
         raise OSError("Network is unreachable")  # what urllib raises with no network
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", unreachable)
-    with pytest.raises(PoolupError, match="offline, set dataset.source to idx, npz or bundled"):
+    with pytest.raises(PoolupError, match=r"offline, set datasets\[\].source to idx, npz or bundled"):
         load_source("openml")
 
 
 def test_missing_path_for_idx():
-    with pytest.raises(PoolupError, match="needs dataset.path"):
+    with pytest.raises(PoolupError, match=r"needs datasets\[\].path"):
         load_source("idx", None)

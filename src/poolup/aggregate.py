@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,56 @@ def aggregate(
 
 
 OUTPUT_NAMES: tuple[str, ...] = ("runs", "summary", "summary_md", "history", "per_class", "confusion", "manifest")
+
+
+def compare_datasets(
+    summary_files: Mapping[str, PathLike], outputs: Mapping[str, PathLike], baseline: str
+) -> pd.DataFrame:
+    """One table of every data set's per-case summary, to compare data sets.
+
+    Parameters
+    ----------
+    summary_files : mapping
+        Data set name -> its ``summary.csv``, in the order to list them.
+    outputs : mapping
+        ``summary`` (CSV), ``summary_md`` (Markdown) and ``manifest`` paths.
+    baseline : str
+        The baseline case (column titles).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The per-case summaries with a leading ``dataset`` column.
+    """
+    if not summary_files:
+        raise PoolupError("no data sets to compare; list at least one under config key 'datasets'")
+    frames = []
+    for name, path in summary_files.items():
+        frame = pd.read_csv(path)
+        frame.insert(0, "dataset", name)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    write_csv(combined, outputs["summary"])
+    with atomic_path(outputs["summary_md"]) as tmp:
+        Path(tmp).write_text(datasets_markdown(combined, baseline))
+    write_manifest(outputs["manifest"], list(summary_files.values()), [outputs["summary"], outputs["summary_md"]])
+    return combined
+
+
+def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
+    """The cross-data-set table: what each case costs and saves on each data set."""
+    lines = [
+        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in combined.itertuples():
+        p = "" if np.isnan(row.f1_welch_p) else f"{row.f1_welch_p:.3g}"
+        sd = "" if np.isnan(row.macro_f1_sd) else f" ± {row.macro_f1_sd:.4f}"
+        lines.append(
+            f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
+            f" {row.macro_f1_mean:.4f}{sd} | {row.f1_diff_to_baseline:+.4f} | {p} | {row.seeds} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def write_manifest(path: PathLike, inputs: Sequence[PathLike], outputs: Sequence[PathLike]) -> None:

@@ -68,18 +68,47 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
     PoolupError
         The first problem found, as one line naming the key and the fix.
     """
+    if "dataset" in config:
+        raise PoolupError(
+            "config key 'dataset': replaced by 'datasets', a list; write `datasets: [{name: ..., source: ...}]`"
+        )
     for name in (config.get("cases") or {}) if isinstance(config.get("cases"), dict) else ():
         _check_name(f"cases.{name}", name)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise PoolupError(_describe(errors[0]))
-    _check_name("dataset.name", config["dataset"]["name"])
-    _check_cases(config)
+    _check_datasets(config)
+    for dataset in config["datasets"]:
+        _check_cases(config, dataset)
+    _sort_settings(config)
     if config["baseline"] not in config["cases"]:
         raise PoolupError(
             f"config key 'baseline': case {config['baseline']!r} is not among cases ({', '.join(config['cases'])}); name an existing case"
         )
     return config
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+def _sort_settings(config: dict[str, Any]) -> None:
+    """Put every settings mapping in key order, in place.
+
+    Rules pass these mappings as ``params``, and Snakemake compares params by
+    their text: without a fixed order, reordering keys in a config file (or a
+    default filled in at another place) would rerun every job. The order of
+    data sets and cases is kept: it is the order of tables and figures.
+    """
+    for key, value in config.items():
+        if key == "cases":
+            config[key] = {case: _sorted_keys(spec) for case, spec in value.items()}
+        else:
+            config[key] = _sorted_keys(value)
 
 
 def _check_name(key: str, name: Any) -> None:
@@ -89,21 +118,45 @@ def _check_name(key: str, name: Any) -> None:
         )
 
 
-def _check_cases(config: dict[str, Any]) -> None:
-    height, width = config["dataset"]["image_shape"][:2]
+def _check_datasets(config: dict[str, Any]) -> None:
+    seen: set[str] = set()
+    for index, dataset in enumerate(config["datasets"]):
+        _check_name(f"datasets.{index}.name", dataset["name"])
+        if dataset["name"] in seen:
+            raise PoolupError(
+                f"config key 'datasets.{index}.name': {dataset['name']!r} is used twice; give each data set its own name"
+            )
+        seen.add(dataset["name"])
+
+
+def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
+    height, width = dataset["image_shape"][:2]
     for name, case in config["cases"].items():
         window, stride = case["window"], case["stride"]
         method = case_method(config, name)
         if window > min(height, width):
             raise PoolupError(
-                f"config key 'cases.{name}.window': {window} is larger than the {height}x{width} image; use a window <= {min(height, width)}"
+                f"config key 'cases.{name}.window': {window} is larger than the {height}x{width} images of data set {dataset['name']!r}; use a window <= {min(height, width)}"
             )
         side = min(pooled_side(height, window, stride), pooled_side(width, window, stride))
         needed = max(MIN_STORED_SIDE, MIN_POINTS[method])
         if side < needed and not (window == 1 and stride == 1):
             raise PoolupError(
-                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side; {method} interpolation needs >= {needed}, use a smaller window or stride"
+                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side of data set {dataset['name']!r}; {method} interpolation needs >= {needed}, use a smaller window or stride"
             )
+
+
+def dataset_names(config: dict[str, Any]) -> list[str]:
+    """The data set names, in config order."""
+    return [dataset["name"] for dataset in config["datasets"]]
+
+
+def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The ``datasets`` entry called ``name``."""
+    for dataset in config["datasets"]:
+        if dataset["name"] == name:
+            return dataset
+    raise PoolupError(f"no data set {name!r} in config key 'datasets'; use one of {', '.join(dataset_names(config))}")
 
 
 def case_method(config: dict[str, Any], case: str) -> str:

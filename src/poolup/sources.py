@@ -54,16 +54,16 @@ def load_source(
     elif source == "bundled":
         images, labels, detail = load_bundled()
     else:
-        raise PoolupError(f"dataset.source {source!r} is unknown; use one of {', '.join(SOURCES)}")
+        raise PoolupError(f"datasets[].source {source!r} is unknown; use one of {', '.join(SOURCES)}")
     return to_uint8_images(images, detail), check_labels(labels, detail), detail
 
 
 def _require_path(source: str, path: str | None) -> Path:
     if not path:
-        raise PoolupError(f"dataset.source '{source}' needs dataset.path; set it to the {'folder of IDX files' if source == 'idx' else '.npz file'}")
+        raise PoolupError(f"datasets[].source '{source}' needs datasets[].path; set it to the {'folder of IDX files' if source == 'idx' else '.npz file'}")
     resolved = Path(os.path.expanduser(path))
     if not resolved.exists():
-        raise PoolupError(f"dataset.path {path}: not found; point it at an existing {'folder' if source == 'idx' else 'file'}")
+        raise PoolupError(f"datasets[].path {path}: not found; point it at an existing {'folder' if source == 'idx' else 'file'}")
     return resolved
 
 
@@ -140,7 +140,7 @@ def load_idx(folder: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], NDArray
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise PoolupError(f"dataset.path {folder}: not a folder; for source 'idx' point it at the folder of IDX files")
+        raise PoolupError(f"datasets[].path {folder}: not a folder; for source 'idx' point it at the folder of IDX files")
     images, labels, names = [], [], []
     for image_stem, label_stem in IDX_FILES:
         image_file, label_file = _find_idx(folder, image_stem), _find_idx(folder, label_stem)
@@ -175,7 +175,7 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray, NDArray, str]:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise PoolupError(f"{path}: not a readable .npz file ({exc}); check dataset.path") from None
+        raise PoolupError(f"{path}: not a readable .npz file ({exc}); check datasets[].path") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise PoolupError(f"{path}: a single .npy array, not an .npz archive; save images and labels with numpy.savez")
     with archive:
@@ -201,7 +201,7 @@ def load_openml(name: str = "mnist_784", data_home: str | None = None) -> tuple[
         bunch = fetch_openml(name, version=1, as_frame=False, parser="liac-arff", data_home=data_home)
     except Exception as exc:  # network errors come in many types
         raise PoolupError(
-            f"could not fetch '{name}' from OpenML ({type(exc).__name__}: {exc}); offline, set dataset.source to idx, npz or bundled"
+            f"could not fetch '{name}' from OpenML ({type(exc).__name__}: {exc}); offline, set datasets[].source to idx, npz or bundled"
         ) from None
     return bunch.data, np.asarray(bunch.target).astype(np.int64), f"openml:{name}"
 

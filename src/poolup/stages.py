@@ -61,7 +61,7 @@ def fetch(
     filter_name, level
         HDF5 filter of the images.
     expected_shape : tuple of int, optional
-        Required shape of one image (the config's ``dataset.image_shape``).
+        Required shape of one image (the config's ``datasets[].image_shape``).
 
     Returns
     -------
@@ -71,7 +71,7 @@ def fetch(
     images, labels, detail = load_source(source, path, openml_name, data_home)
     if expected_shape is not None and tuple(images.shape[1:]) != tuple(expected_shape):
         raise PoolupError(
-            f"{detail}: images are {list(images.shape[1:])} but dataset.image_shape is {list(expected_shape)}; set dataset.image_shape to match"
+            f"{detail}: images are {list(images.shape[1:])} but datasets[].image_shape is {list(expected_shape)}; set datasets[].image_shape to match"
         )
     images, labels = subsample(images, labels, max_images, subset_seed)
     classes = np.unique(labels)
