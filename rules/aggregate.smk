@@ -36,12 +36,14 @@ rule aggregate:
             labels={"data set": "{dataset}", "name": "per-case summary"},
         ),
         summary_md="results/{dataset}/summary/summary.md",
+        methods_md="results/{dataset}/summary/methods.md",
         history="results/{dataset}/summary/history.csv",
         per_class="results/{dataset}/summary/per_class.csv",
         confusion="results/{dataset}/summary/confusion.json",
         manifest="results/{dataset}/summary/manifest.json",
     params:
         baseline=config["baseline"],
+        methods=case_methods(),
     log:
         "results/logs/{dataset}/aggregate.log",
     benchmark:

@@ -12,6 +12,7 @@ from poolup.config import (
     validate_config,
 )
 from poolup.errors import PoolupError
+from poolup.interpolation import effective_grid
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
@@ -55,6 +56,16 @@ def case_interpolation(wildcards):
     return case_method(config, wildcards.case)
 
 
+def case_grid(wildcards):
+    """The grid one case really uses (Pillow's methods keep theirs, so a new grid does not rerun them)."""
+    return effective_grid(case_method(config, wildcards.case), config["interpolation"]["grid"])
+
+
+def case_methods():
+    """Interpolation method of every case, in config order (the summary's method column)."""
+    return {case: case_method(config, case) for case in CASES}
+
+
 CURVE_METRICS = ["loss", "precision", "recall", "f1"]
 PER_CLASS_METRICS = ["precision", "recall", "f1"]
 
@@ -79,7 +90,7 @@ def all_targets():
             dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
-        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "confusion_vs_baseline"]),
+        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods", "confusion_vs_baseline"]),
         *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
         *expand(

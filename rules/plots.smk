@@ -124,6 +124,30 @@ rule plot_tradeoff:
         "../workflow/scripts/plot.py"
 
 
+rule plot_methods:
+    input:
+        summary="results/{dataset}/summary/summary.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/methods.png",
+            caption="../workflow/report/methods.rst",
+            category="4. Summary",
+            labels={"data set": "{dataset}", "name": "interpolation methods"},
+        ),
+        pdf="results/{dataset}/figures/methods.pdf",
+    params:
+        plots=config["plots"],
+        baseline=config["baseline"],
+    log:
+        "results/logs/{dataset}/plot_methods.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_methods.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
 rule plot_confusion:
     input:
         confusion="results/{dataset}/summary/confusion.json",

@@ -58,7 +58,7 @@ rule upsample:
         upsampled="results/{dataset}/{case}/upsampled.h5",
     params:
         method=case_interpolation,
-        grid=config["interpolation"]["grid"],
+        grid=case_grid,
     log:
         "results/logs/{dataset}/{case}/upsample.log",
     benchmark:

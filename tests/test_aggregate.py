@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, welch_p
+from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, welch_p, methods_markdown
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
@@ -47,7 +47,7 @@ def summary_files(tmp_path):
                   "pixel_ratio": 1.0 if case == "baseline" else 0.25, "stored_bytes": STORED[case], "bytes_per_image": STORED[case] / 100}
         (tmp_path / case / "storage.json").write_text(json.dumps(record))
         storage.append(tmp_path / case / "storage.json")
-    suffix = {"confusion": "json", "manifest": "json", "summary_md": "md"}
+    suffix = {"confusion": "json", "manifest": "json", "summary_md": "md", "methods_md": "md"}
     outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in OUTPUT_NAMES}
     aggregate(metrics, history, storage, outputs, "baseline")
     return outputs
@@ -115,3 +115,23 @@ def test_manifest_records_every_input_and_output(summary_files):
     assert len(manifest["inputs"]) == 6 + 6 + 2
     assert manifest["outputs"]["summary.csv"] == file_sha256(summary_files["summary"])
     assert "../baseline/seed0/test_metrics.json" in manifest["inputs"]
+
+
+def test_methods_table_puts_each_case_in_its_geometry_and_method():
+    def case(name, window, stride, method, f1, sd, p):
+        return {"case": name, "window": window, "stride": stride, "method": method, "stored_side": (28 - window) // stride + 1,
+                "byte_ratio_to_baseline": 1.0 if window == 1 else 0.4, "macro_f1_mean": f1, "macro_f1_sd": sd,
+                "f1_diff_to_baseline": f1 - 0.97, "f1_welch_p": p, "seeds": 3}
+
+    summary = pd.DataFrame([
+        case("baseline", 1, 1, "linear", 0.97, 0.01, float("nan")),
+        case("w2s2", 2, 2, "linear", 0.96, 0.02, 0.2),
+        case("w2s2-cubic", 2, 2, "cubic", 0.965, 0.01, 0.5),
+        case("w3s2-nearest", 3, 2, "nearest", 0.95, 0.03, 0.01),
+    ])
+    lines = methods_markdown(summary, "baseline").splitlines()
+    assert lines[0].startswith("baseline: test macro F1 0.9700 ± 0.0100 over 3 seeds")
+    assert lines[2] == "| pooling | stored | bytes vs baseline | nearest | linear | cubic |"
+    assert lines[4] == "| 2x2/2 | 14x14 | 0.40 |  | 0.9600 ± 0.0200 (-0.0100, p 0.2) | 0.9650 ± 0.0100 (-0.0050, p 0.5) |"
+    assert lines[5] == "| 3x3/2 | 13x13 | 0.40 | 0.9500 ± 0.0300 (-0.0200, p 0.01) |  |  |"
+    assert len(lines) == 6

@@ -45,7 +45,7 @@ def test_defaults_fill_missing_sections():
         ({"cases__tiny": {"window": 20, "stride": 10}}, "'cases.tiny': window 20, stride 10 stores a 1-pixel side"),
         ({"cases__bad/name": {"window": 2, "stride": 2}}, "'cases.bad/name': name 'bad/name' is not safe in a path"),
         ({"cases__w2s1": {"window": 2, "stride": 1, "colour": 1}}, "'cases.w2s1': Additional properties"),
-        ({"interpolation__method": "bicubic"}, "'interpolation.method': 'bicubic' is not allowed; use one of nearest, linear, cubic"),
+        ({"interpolation__method": "bicubic"}, "'interpolation.method': 'bicubic' is not allowed; use one of nearest, area, linear, cubic, lanczos"),
         ({"cases__w9s8": {"window": 9, "stride": 8, "method": "cubic"}}, "'cases.w9s8': window 9, stride 8 stores a 3-pixel side of data set 'mnist'; cubic interpolation needs >= 4"),
         ({"datasets": [{"name": "small", "image_shape": [4, 4]}]}, "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'"),
         ({"datasets": [{"name": "a"}, {"name": "a"}]}, "'datasets.1.name': 'a' is used twice"),

@@ -3,7 +3,7 @@ import pytest
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 from scipy.ndimage import zoom
 
-from poolup.interpolation import grid_coordinates, interpolation_matrix, upsample_images
+from poolup.interpolation import METHODS, grid_coordinates, interpolation_matrix, upsample_images
 from poolup.pooling import average_pool
 
 PAPER_CASES = [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2)]
@@ -79,7 +79,31 @@ def test_other_methods_match_scipy(method, grid, window, stride):
         np.testing.assert_allclose(upsampled, scipy_method_reference(image, grid, window, stride, method), rtol=0, atol=1e-3)
 
 
-@pytest.mark.parametrize("method", ["nearest", "linear", "cubic"])
+def pillow_reference(image: np.ndarray, method: str) -> np.ndarray:
+    """Pillow's own resize of one image, in 32-bit float mode ``F``."""
+    from PIL import Image
+
+    resample = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}[method]
+    return np.asarray(Image.fromarray(image.astype(np.float32)).resize((28, 28), resample))
+
+
+@pytest.mark.parametrize("method", ["area", "lanczos"])
+@pytest.mark.parametrize(("window", "stride"), PAPER_CASES[1:])
+def test_pillow_methods_match_pillow(method, window, stride):
+    rng = np.random.default_rng(window * 5 + stride)
+    pooled = np.rint(average_pool(rng.integers(0, 256, size=(5, 28, 28)), window, stride)).astype(np.uint8)
+    for grid in ("corners", "centers"):  # Pillow keeps its own grid
+        result = upsample_images(pooled, (28, 28), window, stride, grid=grid, method=method, chunk_size=2)
+        for image, upsampled in zip(pooled, result):
+            np.testing.assert_allclose(upsampled, pillow_reference(image, method), rtol=0, atol=1e-4)
+
+
+def test_area_on_an_exact_doubling_repeats_each_pixel():
+    image = np.random.default_rng(8).integers(0, 256, size=(14, 14)).astype(np.float32)
+    np.testing.assert_array_equal(upsample_images(image[None], (28, 28), 2, 2, method="area")[0], np.kron(image, np.ones((2, 2))))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_baseline_is_exact_for_every_method(method):
     images = np.random.default_rng(6).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
     np.testing.assert_array_equal(upsample_images(images, (28, 28), 1, 1, method=method), images.astype(np.float32))

@@ -29,7 +29,7 @@ def run_outputs(workdir: Path) -> dict[str, object]:
     """Every artifact's identity, less what legitimately varies between runs.
 
     Varies, and why: wall-clock timings (``*_seconds``, ``images_per_second``
-    in ``test_metrics.json`` and ``runs.csv``/``summary.csv``; encode and
+    in ``test_metrics.json`` and ``runs.csv``/``summary.csv``/``datasets.csv``; encode and
     decode times in ``storage_codecs.*``); ``model.keras``
     archives (Keras stamps the save date; their weights are compared instead);
     PDF figures (matplotlib stamps the creation date); logs and benchmark files.
@@ -44,7 +44,7 @@ def run_outputs(workdir: Path) -> dict[str, object]:
                 identity[name] = file.attrs["content_sha256"]
         elif path.name == "test_metrics.json":
             identity[name] = reproducible(json.loads(path.read_text()))
-        elif path.name in ("runs.csv", "summary.csv", "storage_codecs.csv"):
+        elif path.name in ("runs.csv", "summary.csv", "datasets.csv", "storage_codecs.csv"):
             import pandas as pd
 
             frame = pd.read_csv(path)

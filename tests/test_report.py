@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 FIGURES = [
-    "examples", "preprocessing_w2s2", "tradeoff", "confusion_vs_baseline",
+    "examples", "preprocessing_w2s2", "tradeoff", "methods", "confusion_vs_baseline",
     *(f"curve_{m}" for m in ("loss", "precision", "recall", "f1")),
     *(f"per_class_{m}" for m in ("precision", "recall", "f1")),
 ]

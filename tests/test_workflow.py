@@ -8,7 +8,7 @@ from conftest import TINY_CASES, TINY_TRAINING, run_snakemake, scheduled_jobs, t
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
-SUMMARY_RULES = {"all", "aggregate", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
+SUMMARY_RULES = {"all", "aggregate", "compare_datasets", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
 
 
 def per_case(scheduled):

@@ -13,6 +13,7 @@ from scipy import stats
 
 from poolup.artifacts import atomic_path, file_sha256, read_json, write_json
 from poolup.errors import PoolupError
+from poolup.interpolation import METHODS
 
 PathLike = str | os.PathLike[str]
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
@@ -67,7 +68,13 @@ def welch_p(values: np.ndarray, reference: np.ndarray) -> float:
     return float(stats.ttest_ind(values, reference, equal_var=False).pvalue)
 
 
-def summarize(runs: pd.DataFrame, storage: dict[str, dict[str, Any]], baseline: str, cases: Sequence[str]) -> pd.DataFrame:
+def summarize(
+    runs: pd.DataFrame,
+    storage: dict[str, dict[str, Any]],
+    baseline: str,
+    cases: Sequence[str],
+    methods: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Per case: score statistics over seeds, storage figures, and the comparison with the baseline.
 
     Parameters
@@ -80,7 +87,10 @@ def summarize(runs: pd.DataFrame, storage: dict[str, dict[str, Any]], baseline: 
         The reference case.
     cases : sequence of str
         Cases in display order.
+    methods : mapping, optional
+        Case name to its interpolation method (the ``method`` column); "linear" when absent.
     """
+    methods = methods or {}
     if baseline not in set(runs["case"]):
         raise PoolupError(f"baseline case {baseline!r} has no runs; it must be among the cases trained")
     reference_f1 = runs.loc[runs["case"] == baseline, "macro_f1"].to_numpy()
@@ -96,6 +106,7 @@ def summarize(runs: pd.DataFrame, storage: dict[str, dict[str, Any]], baseline: 
         row.update({
             "window": record["window"],
             "stride": record["stride"],
+            "method": methods.get(case, "linear"),
             "stored_side": record["stored_shape"][0],
             "stored_pixels": record["stored_pixels"],
             "pixel_ratio": record["pixel_ratio"],
@@ -177,18 +188,58 @@ def summary_markdown(summary: pd.DataFrame, baseline: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
+    """Test macro F1 by pooling geometry (rows) and interpolation method (columns).
+
+    Each cell: mean ± SD over seeds, then the difference to the baseline's mean
+    F1 and the Welch p-value. Cases with the same window, stride and method
+    share a cell (joined by "; ").
+    """
+    reference = summary[summary["case"] == baseline].iloc[0]
+    others = summary[summary["case"] != baseline]
+    methods = [m for m in METHODS if m in set(others["method"])]  # coarse to fine
+    methods += sorted(set(others["method"]) - set(methods))
+    lines = [
+        f"{baseline}: test macro F1 {_mean_sd(reference)} over {reference['seeds']} seeds;"
+        " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
+        "",
+        "| pooling | stored | bytes vs baseline | " + " | ".join(methods) + " |",
+        "|---|---|---|" + "---|" * len(methods),
+    ]
+    for (window, stride), group in others.groupby(["window", "stride"], sort=False):
+        cells = []
+        for method in methods:
+            rows = group[group["method"] == method]
+            cells.append("; ".join(
+                f"{_mean_sd(row)} ({row['f1_diff_to_baseline']:+.4f}, p {row['f1_welch_p']:.2g})" for _, row in rows.iterrows()
+            ))
+        first = group.iloc[0]
+        lines.append(
+            f"| {window}x{window}/{stride} | {first['stored_side']}x{first['stored_side']} |"
+            f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_sd(row: pd.Series) -> str:
+    sd = "" if np.isnan(row["macro_f1_sd"]) else f" ± {row['macro_f1_sd']:.4f}"
+    return f"{row['macro_f1_mean']:.4f}{sd}"
+
+
 def aggregate(
     metrics_files: Sequence[PathLike],
     history_files: Sequence[PathLike],
     storage_files: Sequence[PathLike],
     outputs: dict[str, PathLike],
     baseline: str,
+    methods: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write every summary file from the per-run and per-case artifacts.
 
     ``history_files`` pairs with ``metrics_files`` run by run (same folder).
     ``outputs`` names the files: ``runs``, ``summary``, ``summary_md``,
-    ``history``, ``per_class``, ``confusion``, ``manifest``. Returns the summary table.
+    ``methods_md``, ``history``, ``per_class``, ``confusion``, ``manifest``.
+    ``methods`` maps each case to its interpolation method. Returns the summary table.
     """
     runs, records = collect_runs(metrics_files)
     cases = list(dict.fromkeys(runs["case"]))
@@ -203,11 +254,13 @@ def aggregate(
         if Path(metrics_path).parent != Path(history_path).parent:
             raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
         by_case[record["case"]].append(history_path)
-    summary = summarize(runs, storage, baseline, cases)
+    summary = summarize(runs, storage, baseline, cases, methods)
     write_csv(runs, outputs["runs"])
     write_csv(summary, outputs["summary"])
     with atomic_path(outputs["summary_md"]) as tmp:
         Path(tmp).write_text(summary_markdown(summary, baseline))
+    with atomic_path(outputs["methods_md"]) as tmp:
+        Path(tmp).write_text(methods_markdown(summary, baseline))
     write_csv(average_history(by_case), outputs["history"])
     write_csv(per_class(records, cases), outputs["per_class"])
     write_json(outputs["confusion"], {"row_normalised_mean": mean_confusion(records, cases)})
@@ -216,7 +269,9 @@ def aggregate(
     return summary
 
 
-OUTPUT_NAMES: tuple[str, ...] = ("runs", "summary", "summary_md", "history", "per_class", "confusion", "manifest")
+OUTPUT_NAMES: tuple[str, ...] = (
+    "runs", "summary", "summary_md", "methods_md", "history", "per_class", "confusion", "manifest",
+)
 
 
 def compare_datasets(

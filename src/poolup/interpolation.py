@@ -1,11 +1,12 @@
 """Up-sampling of stored (pooled) images back to full size.
 
 Nearest-neighbour, linear and cubic spline interpolation on a rectangular
-grid are all linear in the pixel values and separable: each output image is
-``Wh @ X @ Ww.T`` where ``Wh`` and ``Ww`` are small fixed matrices of
-interpolation weights. Applying those matrices to a whole chunk of images is
-two matrix products, which is what makes this orders of magnitude faster than
-building one ``scipy.interpolate.RectBivariateSpline`` per image.
+grid, and Pillow's area (box) and Lanczos resampling, are all linear in the
+pixel values and separable: each output image is ``Wh @ X @ Ww.T`` where
+``Wh`` and ``Ww`` are small fixed matrices of interpolation weights. Applying
+those matrices to a whole chunk of images is two matrix products, which is
+what makes this orders of magnitude faster than building one
+``scipy.interpolate.RectBivariateSpline`` (or one ``PIL.Image``) per image.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from numpy.typing import NDArray
 from poolup.errors import PoolupError
 
 GRIDS: tuple[str, ...] = ("corners", "centers")
-METHODS: tuple[str, ...] = ("nearest", "linear", "cubic")
+# Coarse to fine (the order of tables and figures).
+METHODS: tuple[str, ...] = ("nearest", "area", "linear", "cubic", "lanczos")
+# Methods done by Pillow's resampling filters, on Pillow's own grid (see pillow_matrix).
+PILLOW_FILTERS = {"area": "BOX", "lanczos": "LANCZOS"}
 # Stored pixels per axis each method needs (a cubic spline needs four points).
-MIN_POINTS = {"nearest": 1, "linear": 2, "cubic": 4}
+MIN_POINTS = {"nearest": 1, "area": 1, "linear": 2, "cubic": 4, "lanczos": 1}
 
 
 def grid_coordinates(
@@ -86,8 +90,8 @@ def interpolation_matrix(source: NDArray, target: NDArray, method: str = "linear
     source = np.asarray(source, dtype=np.float64)
     target = np.clip(np.asarray(target, dtype=np.float64), source[0], source[-1])
     n = source.size
-    if method not in METHODS:
-        raise PoolupError(f"unknown interpolation method {method!r}; use one of {', '.join(METHODS)}")
+    if method not in METHODS or method in PILLOW_FILTERS:
+        raise PoolupError(f"unknown grid interpolation method {method!r}; use one of nearest, linear, cubic")
     if n < MIN_POINTS[method]:
         raise PoolupError(f"{method} interpolation needs at least {MIN_POINTS[method]} stored pixels per axis, got {n}")
     if target.shape == source.shape and np.array_equal(target, source):
@@ -115,6 +119,56 @@ def interpolation_matrix(source: NDArray, target: NDArray, method: str = "linear
     return weights
 
 
+def pillow_matrix(stored_side: int, original_side: int, method: str) -> NDArray[np.float64]:
+    """Weights of Pillow's ``Image.resize`` from ``stored_side`` to ``original_side`` pixels on one axis.
+
+    Parameters
+    ----------
+    stored_side, original_side : int
+        Input and output lengths.
+    method : {"area", "lanczos"}
+        ``area``: Pillow's ``BOX`` filter, each output pixel the average of
+        the input it covers (area interpolation). ``lanczos``: Pillow's
+        ``LANCZOS`` (a = 3) windowed sinc.
+
+    Returns
+    -------
+    ndarray of shape (original_side, stored_side)
+
+    Notes
+    -----
+    Pillow resamples on its own grid, pixel centres spread over the whole
+    frame (``(j + 0.5) * original_side / stored_side - 0.5``), whatever the
+    config's ``interpolation.grid``. Its resize is linear and separable (a
+    horizontal then a vertical pass with the same 1D weights), so column
+    ``j`` of the matrix is Pillow's resize of the unit vector ``e_j``: the
+    matrix *is* Pillow's arithmetic, applied to every image at once.
+    """
+    from PIL import Image
+
+    if method not in PILLOW_FILTERS:
+        raise PoolupError(f"no Pillow filter for method {method!r}; use one of {', '.join(PILLOW_FILTERS)}")
+    if stored_side == original_side:
+        return np.eye(stored_side)
+    resample = getattr(Image.Resampling, PILLOW_FILTERS[method])
+    weights = np.empty((original_side, stored_side), dtype=np.float64)
+    for j, unit in enumerate(np.eye(stored_side, dtype=np.float32)):
+        weights[:, j] = np.asarray(Image.fromarray(unit[np.newaxis, :]).resize((original_side, 1), resample))[0]
+    return weights
+
+
+def effective_grid(method: str, grid: str) -> str:
+    """The grid a method really uses: ``"pillow"`` for Pillow's filters, else ``grid``."""
+    return "pillow" if method in PILLOW_FILTERS else grid
+
+
+def axis_matrix(method: str, grid: str, original_side: int, stored_side: int, window: int, stride: int) -> NDArray[np.float64]:
+    """The (original_side, stored_side) weights of one axis for any method (see :data:`METHODS`)."""
+    if method in PILLOW_FILTERS:
+        return pillow_matrix(stored_side, original_side, method)
+    return interpolation_matrix(*grid_coordinates(grid, original_side, stored_side, window, stride), method)
+
+
 def upsample_images(
     images: NDArray,
     output_shape: tuple[int, int],
@@ -135,9 +189,10 @@ def upsample_images(
     window, stride : int
         The pooling that produced ``images`` (the ``centers`` grid needs it).
     grid : {"corners", "centers"}
-        Placement of the two grids; see :func:`grid_coordinates`.
-    method : {"nearest", "linear", "cubic"}
-        See :func:`interpolation_matrix`; linear is the paper's.
+        Placement of the two grids; see :func:`grid_coordinates` (not used by
+        ``area`` and ``lanczos``, which keep Pillow's grid).
+    method : {"nearest", "area", "linear", "cubic", "lanczos"}
+        See :func:`interpolation_matrix` and :func:`pillow_matrix`; linear is the paper's.
     chunk_size : int
         Images per matrix product; bounds the temporary memory, and 1,024
         keeps each product's operands in cache (measured fastest here).
@@ -147,15 +202,16 @@ def upsample_images(
     ndarray of float32, shape (n, H, W[, channels])
         For ``linear`` (``cubic``), equal image by image to
         ``RectBivariateSpline(src_y, src_x, image, kx=1, ky=1)(dst_y, dst_x)``
-        (``kx=ky=3``) on the same grids.
+        (``kx=ky=3``) on the same grids; for ``area`` (``lanczos``), to
+        Pillow's ``Image.resize`` with ``BOX`` (``LANCZOS``) in mode ``F``.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise PoolupError(f"expected images of shape (n, h, w) or (n, h, w, c), got {images.shape}")
     out_h, out_w = output_shape
     n, h, w = images.shape[:3]
-    w_rows = interpolation_matrix(*grid_coordinates(grid, out_h, h, window, stride), method).astype(np.float32)
-    w_cols = interpolation_matrix(*grid_coordinates(grid, out_w, w, window, stride), method).astype(np.float32)
+    w_rows = axis_matrix(method, grid, out_h, h, window, stride).astype(np.float32)
+    w_cols = axis_matrix(method, grid, out_w, w, window, stride).astype(np.float32)
     out = np.empty((n, out_h, out_w) + images.shape[3:], dtype=np.float32)
     for start in range(0, n, chunk_size):
         chunk = images[start : start + chunk_size]

@@ -185,6 +185,46 @@ def plot_tradeoff(
     _save(figure, png, pdf, dpi)
 
 
+# One colour per interpolation method (figure of methods), apart from the case colours.
+METHOD_COLOURS = {"nearest": "tab:orange", "area": "tab:purple", "linear": "tab:blue", "cubic": "tab:green", "lanczos": "tab:red"}
+
+
+def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike, dpi: int) -> None:
+    """Beyond the paper: test macro F1 of each pooling geometry under each interpolation method."""
+    frame = pd.read_csv(summary)
+    if "method" not in frame:
+        raise PoolupError(f"{summary}: no method column (written by an older poolup); rerun the aggregate stage")
+    if baseline not in set(frame["case"]):
+        raise PoolupError(f"{summary}: no baseline case {baseline!r}")
+    reference = frame[frame["case"] == baseline].iloc[0]
+    others = frame[frame["case"] != baseline]
+    geometries = list(dict.fromkeys(zip(others["window"], others["stride"])))
+    methods = [m for m in METHOD_COLOURS if m in set(others["method"])] + sorted(set(others["method"]) - set(METHOD_COLOURS))
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.8 * len(geometries) + 2), 4.6))
+    if not np.isnan(reference["macro_f1_ci_low"]):
+        axis.axhspan(reference["macro_f1_ci_low"], reference["macro_f1_ci_high"], color="grey", alpha=0.15)
+    axis.axhline(reference["macro_f1_mean"], color="grey", linewidth=1, label=f"{baseline} (mean, 95% CI)")
+    width = 0.7 / max(len(methods), 1)
+    for m, method in enumerate(methods):
+        rows = others[others["method"] == method]
+        x = np.array([geometries.index((w, s)) for w, s in zip(rows["window"], rows["stride"])]) + (m - (len(methods) - 1) / 2) * width
+        yerr = np.vstack([rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]])
+        axis.errorbar(x, rows["macro_f1_mean"], yerr=None if np.isnan(yerr).all() else yerr, fmt="o", capsize=4,
+                      color=METHOD_COLOURS.get(method), label=method, markersize=7)
+    ratios = others.drop_duplicates(["window", "stride"]).set_index(["window", "stride"])
+    axis.set_xticks(range(len(geometries)))
+    axis.set_xticklabels([
+        f"{w}x{w}/{s}\n{ratios.loc[(w, s), 'stored_side']}x{ratios.loc[(w, s), 'stored_side']},"
+        f" {ratios.loc[(w, s), 'byte_ratio_to_baseline']:.2f}x bytes" for w, s in geometries
+    ], fontsize=9)
+    axis.set_xlabel("pooling window/stride, stored size, bytes on disk vs the baseline")
+    axis.set_ylabel("test macro F1")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="best", title="interpolation back to full size", title_fontsize=8)
+    axis.set_title("Interpolation method by pooling case (mean, 95% CI over seeds)", fontsize=11)
+    _save(figure, png, pdf, dpi)
+
+
 def plot_confusion_diff(
     confusion: PathLike, baseline: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
@@ -225,6 +265,7 @@ def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], param
         "plot_curves": lambda: plot_curves(inputs["history"], wildcards["metric"], labels, **common),
         "plot_per_class": lambda: plot_per_class(inputs["per_class"], wildcards["metric"], labels, **common),
         "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], inputs["codecs"], labels, **common),
+        "plot_methods": lambda: plot_methods(inputs["summary"], params["baseline"], **common),
         "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
     }
     if rule not in figures:

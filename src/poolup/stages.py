@@ -26,7 +26,7 @@ from poolup.artifacts import (
     write_json,
 )
 from poolup.errors import PoolupError
-from poolup.interpolation import METHODS, upsample_images
+from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, quantize
 from poolup.sources import load_source, subsample
 
@@ -208,10 +208,11 @@ def upsample(
         ``stored.h5`` from :func:`store`.
     output : path-like
         ``upsampled.h5``: float32 ``images`` at the original shape, ``labels``.
-    method : {"nearest", "linear", "cubic"}
+    method : {"nearest", "area", "linear", "cubic", "lanczos"}
         Interpolation; linear as in the paper.
     grid : {"corners", "centers"}
-        See :func:`poolup.interpolation.grid_coordinates`.
+        See :func:`poolup.interpolation.grid_coordinates`; ``area`` and
+        ``lanczos`` use Pillow's grid instead (recorded as ``"pillow"``).
 
     Returns
     -------
@@ -235,7 +236,7 @@ def upsample(
         "stage": "upsample",
         "case": str(decode_attr(attrs.get("case", ""))),
         "method": method,
-        "grid": grid,
+        "grid": effective_grid(method, grid),
         "window": window,
         "stride": stride,
         "source_sha256": stored_sha,
@@ -253,7 +254,7 @@ RAW_FILTER, RAW_LEVEL = "gzip", 4
 
 
 def fetch_from_settings(output: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
-    """:func:`fetch` driven by the config's ``dataset`` section.
+    """:func:`fetch` driven by one entry of the config's ``datasets`` list.
 
     Also checks that the images have the configured ``image_shape``, which
     the config validation used to check the cases; a mismatch leaves no file.
