@@ -4,7 +4,10 @@
    case: our vectorised pool + upsample against a per-image loop (numpy pooling
    and one scipy RectBivariateSpline per image, as the authors' code did), as a
    ratio measured in the same run.
-2. Memory: peak RSS of the real ``store`` and ``upsample`` stages, each in its
+2. Every interpolation method (3x3/2 case): our matrices against its per-image
+   reference (scipy's RegularGridInterpolator / RectBivariateSpline, Pillow's
+   Image.resize in mode F), as a ratio measured in the same run.
+3. Memory: peak RSS of the real ``store`` and ``upsample`` stages, each in its
    own process, on a synthetic raw.h5 of 1,000,000 images (real digits tiled).
 
 Goals (issue 2): >= 20x the per-image loop; one case's pool + upsample of
@@ -25,10 +28,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from scipy.interpolate import RectBivariateSpline
+from PIL import Image
+from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
 from poolup.artifacts import CHUNK_IMAGES, filter_options
-from poolup.interpolation import grid_coordinates, upsample_images
+from poolup.interpolation import METHODS, PILLOW_FILTERS, grid_coordinates, upsample_images
 from poolup.pooling import average_pool, quantize
 from poolup.sources import load_idx
 
@@ -66,6 +70,36 @@ def speed(images: np.ndarray, loop_images: int) -> None:
         total = pool_time + up_time
         diff = float(np.abs(result[:loop_images] - reference).max())
         print(f"{case:6} {pool_time:7.3f} {up_time:11.3f} {total:8.3f} {loop_full:7.2f} {loop_full / total:5.0f}x {diff:11.2e}")
+
+
+def per_image_method(stored: np.ndarray, window: int, stride: int, method: str) -> np.ndarray:
+    """Each method's own library, one image at a time."""
+    out = np.empty((stored.shape[0], 28, 28), np.float32)
+    source, target = grid_coordinates("corners", 28, stored.shape[1], window, stride)
+    rows, cols = np.meshgrid(target, target, indexing="ij")
+    for i, image in enumerate(stored.astype(np.float32)):
+        if method in PILLOW_FILTERS:
+            resample = getattr(Image.Resampling, PILLOW_FILTERS[method])
+            out[i] = np.asarray(Image.fromarray(image).resize((28, 28), resample))
+        elif method == "nearest":
+            out[i] = RegularGridInterpolator((source, source), image, method="nearest")((rows, cols))
+        else:
+            order = {"linear": 1, "cubic": 3}[method]
+            out[i] = RectBivariateSpline(source, source, image, kx=order, ky=order)(target, target)
+    return out
+
+
+def methods(images: np.ndarray, loop_images: int, window: int = 3, stride: int = 2) -> None:
+    stored = quantize(average_pool(images, window, stride), "uint8")
+    print(f"== methods: upsample {images.shape[0]:,} images of the {window}x{window}/{stride} case (best of 3);"
+          f" reference loop timed on {loop_images:,} and scaled to all")
+    print(f"{'method':8} {'ours s':>7} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
+    for method in METHODS:
+        ours, result = best_of(lambda: upsample_images(stored, (28, 28), window, stride, method=method), 3)
+        loop_time, reference = best_of(lambda: per_image_method(stored[:loop_images], window, stride, method), 1)
+        loop_full = loop_time * images.shape[0] / loop_images
+        diff = float(np.abs(result[:loop_images] - reference).max())
+        print(f"{method:8} {ours:7.3f} {loop_full:7.2f} {loop_full / ours:5.0f}x {diff:11.2e}")
 
 
 def write_big_raw(path: Path, real: np.ndarray, n: int) -> None:
@@ -123,6 +157,7 @@ def main() -> None:
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
     images, _, _ = load_idx(args.mnist)
     speed(images, args.loop_images)
+    methods(images, args.loop_images)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         memory(images, args.big, Path(tmp))
 

@@ -6,7 +6,8 @@ rule plot_examples:
             "results/{dataset}/figures/examples.png",
             caption="../workflow/report/examples.rst",
             category="1. Data",
-            labels={"data set": "{dataset}", "name": "Fig. 1 example digits"},
+            subcategory="{dataset}",
+            labels={"name": "Fig. 1 example digits"},
         ),
         pdf="results/{dataset}/figures/examples.pdf",
     params:
@@ -31,7 +32,8 @@ rule plot_preprocessing:
             "results/{dataset}/figures/preprocessing_{case}.png",
             caption="../workflow/report/preprocessing.rst",
             category="1. Data",
-            labels={"data set": "{dataset}", "name": "Figs. 2-5 preprocessing", "case": "{case}"},
+            subcategory="{dataset}",
+            labels={"name": "Figs. 2-5 preprocessing", "case": "{case}"},
         ),
         pdf="results/{dataset}/figures/preprocessing_{case}.pdf",
     params:
@@ -55,7 +57,8 @@ rule plot_curves:
             "results/{dataset}/figures/curve_{metric}.png",
             caption="../workflow/report/curves.rst",
             category="2. Learning curves",
-            labels={"data set": "{dataset}", "name": "Figs. 6-9 learning curves", "metric": "{metric}"},
+            subcategory="{dataset}",
+            labels={"name": "Figs. 6-9 learning curves", "metric": "{metric}"},
         ),
         pdf="results/{dataset}/figures/curve_{metric}.pdf",
     wildcard_constraints:
@@ -81,7 +84,8 @@ rule plot_per_class:
             "results/{dataset}/figures/per_class_{metric}.png",
             caption="../workflow/report/per_class.rst",
             category="3. Test scores",
-            labels={"data set": "{dataset}", "name": "Figs. 10-12 per-class test scores", "metric": "{metric}"},
+            subcategory="{dataset}",
+            labels={"name": "Figs. 10-12 per-class test scores", "metric": "{metric}"},
         ),
         pdf="results/{dataset}/figures/per_class_{metric}.pdf",
     wildcard_constraints:
@@ -108,7 +112,8 @@ rule plot_tradeoff:
             "results/{dataset}/figures/tradeoff.png",
             caption="../workflow/report/tradeoff.rst",
             category="4. Summary",
-            labels={"data set": "{dataset}", "name": "storage-accuracy trade-off"},
+            subcategory="{dataset}",
+            labels={"name": "storage-accuracy trade-off"},
         ),
         pdf="results/{dataset}/figures/tradeoff.pdf",
     params:
@@ -132,7 +137,8 @@ rule plot_methods:
             "results/{dataset}/figures/methods.png",
             caption="../workflow/report/methods.rst",
             category="4. Summary",
-            labels={"data set": "{dataset}", "name": "interpolation methods"},
+            subcategory="{dataset}",
+            labels={"name": "interpolation methods"},
         ),
         pdf="results/{dataset}/figures/methods.pdf",
     params:
@@ -156,7 +162,8 @@ rule plot_confusion:
             "results/{dataset}/figures/confusion_vs_baseline.png",
             caption="../workflow/report/confusion.rst",
             category="3. Test scores",
-            labels={"data set": "{dataset}", "name": "confusion minus baseline"},
+            subcategory="{dataset}",
+            labels={"name": "confusion minus baseline"},
         ),
         pdf="results/{dataset}/figures/confusion_vs_baseline.pdf",
     params:
