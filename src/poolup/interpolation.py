@@ -137,6 +137,9 @@ def pillow_matrix(stored_side: int, original_side: int, method: str) -> NDArray[
 
     Notes
     -----
+    When enlarging, Pillow keeps the box half an input pixel wide, so ``area``
+    copies the input pixel under each output pixel's centre: nearest
+    neighbour on Pillow's grid (no output mixes two inputs for 13..27 -> 28).
     Pillow resamples on its own grid, pixel centres spread over the whole
     frame (``(j + 0.5) * original_side / stored_side - 0.5``), whatever the
     config's ``interpolation.grid``. Its resize is linear and separable (a

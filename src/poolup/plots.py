@@ -220,7 +220,9 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     axis.set_xlabel("pooling window/stride, stored size, bytes on disk vs the baseline")
     axis.set_ylabel("test macro F1")
     axis.grid(alpha=0.3, axis="y")
-    axis.legend(fontsize=8, loc="best", title="interpolation back to full size", title_fontsize=8)
+    # Below the axes: with five methods, a legend inside covers error bars.
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(methods) + 1,
+                title="interpolation back to full size", title_fontsize=8)
     axis.set_title("Interpolation method by pooling case (mean, 95% CI over seeds)", fontsize=11)
     _save(figure, png, pdf, dpi)
 
