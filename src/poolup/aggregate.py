@@ -178,14 +178,23 @@ def summary_markdown(summary: pd.DataFrame, baseline: str) -> str:
     ]
     for row in summary.itertuples():
         side = f"{row.stored_side}x{row.stored_side}"
-        p = "" if np.isnan(row.f1_welch_p) else f"{row.f1_welch_p:.3g}"
-        sd = "" if np.isnan(row.macro_f1_sd) else f" ± {row.macro_f1_sd:.4f}"
         ci = "" if np.isnan(row.macro_f1_ci_low) else f"[{row.macro_f1_ci_low:.4f}, {row.macro_f1_ci_high:.4f}]"
         lines.append(
             f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | {row.byte_ratio_to_baseline:.2f} |"
-            f" {row.macro_f1_mean:.4f}{sd} | {ci} | {row.f1_diff_to_baseline:+.4f} | {p} | {row.seeds} |"
+            f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {ci} | {row.f1_diff_to_baseline:+.4f} |"
+            f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _f1_text(mean: float, sd: float) -> str:
+    """``mean ± SD`` of an F1 score (no SD from a single seed)."""
+    return f"{mean:.4f}" if np.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
+
+
+def _p_text(p: float, spec: str) -> str:
+    """A p-value, or nothing where there is none (the baseline)."""
+    return "" if np.isnan(p) else format(p, spec)
 
 
 def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
@@ -200,7 +209,7 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
     methods = [m for m in METHODS if m in set(others["method"])]  # coarse to fine
     methods += sorted(set(others["method"]) - set(methods))
     lines = [
-        f"{baseline}: test macro F1 {_mean_sd(reference)} over {reference['seeds']} seeds;"
+        f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over {reference['seeds']} seeds;"
         " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
         "",
         "| pooling | stored | bytes vs baseline | " + " | ".join(methods) + " |",
@@ -211,7 +220,8 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
         for method in methods:
             rows = group[group["method"] == method]
             cells.append("; ".join(
-                f"{_mean_sd(row)} ({row['f1_diff_to_baseline']:+.4f}, p {row['f1_welch_p']:.2g})" for _, row in rows.iterrows()
+                f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
+                for row in rows.itertuples()
             ))
         first = group.iloc[0]
         lines.append(
@@ -219,11 +229,6 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
             f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _mean_sd(row: pd.Series) -> str:
-    sd = "" if np.isnan(row["macro_f1_sd"]) else f" ± {row['macro_f1_sd']:.4f}"
-    return f"{row['macro_f1_mean']:.4f}{sd}"
 
 
 def aggregate(
@@ -315,11 +320,10 @@ def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in combined.itertuples():
-        p = "" if np.isnan(row.f1_welch_p) else f"{row.f1_welch_p:.3g}"
-        sd = "" if np.isnan(row.macro_f1_sd) else f" ± {row.macro_f1_sd:.4f}"
         lines.append(
             f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
-            f" {row.macro_f1_mean:.4f}{sd} | {row.f1_diff_to_baseline:+.4f} | {p} | {row.seeds} |"
+            f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
+            f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
         )
     return "\n".join(lines) + "\n"
 
