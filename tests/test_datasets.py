@@ -117,3 +117,11 @@ def test_reordered_settings_rerun_nothing(two_datasets, tmp_path):
     config = write_config(tmp_path / "reordered.yaml", seeds=1, training=training, cases=CASES, datasets=reordered)
     result = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[config])
     assert scheduled_jobs(result.stdout) == []
+
+
+def test_a_config_files_list_replaces_the_data_sets(tmp_path):
+    # Snakemake merges config files key by key but replaces lists: the offline config runs only its data set.
+    from conftest import REPO
+
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", configfiles=[REPO / "config.yaml", REPO / "configs/offline.yaml"])
+    assert {wildcards["dataset"] for _, wildcards in scheduled_jobs(result.stdout) if "dataset" in wildcards} == {"mnist-bundled"}
