@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_TRAINING, run_snakemake, scheduled_jobs, synthetic_digits, write_config
+from conftest import REPO, TINY_TRAINING, run_snakemake, scheduled_jobs, synthetic_digits, write_config
 from openml_cache import write_openml_cache
 from poolup.artifacts import read_image_set, read_json
 from poolup.cli import main as cli_main
@@ -121,7 +121,5 @@ def test_reordered_settings_rerun_nothing(two_datasets, tmp_path):
 
 def test_a_config_files_list_replaces_the_data_sets(tmp_path):
     # Snakemake merges config files key by key but replaces lists: the offline config runs only its data set.
-    from conftest import REPO
-
     result = run_snakemake(tmp_path, "-n", "--cores", "1", configfiles=[REPO / "config.yaml", REPO / "configs/offline.yaml"])
     assert {wildcards["dataset"] for _, wildcards in scheduled_jobs(result.stdout) if "dataset" in wildcards} == {"mnist-bundled"}
