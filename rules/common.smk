@@ -33,8 +33,8 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def dataset_source(wildcards):
-    """Where one data set comes from (so editing one data set refetches only that one)."""
+def dataset_spec(wildcards):
+    """The settings of one data set (so editing one data set refetches only that one)."""
     return dataset_settings(config, wildcards.dataset)
 
 

@@ -2,7 +2,7 @@ rule fetch:
     output:
         raw="results/{dataset}/raw.h5",
     params:
-        dataset=dataset_source,
+        dataset=dataset_spec,
     log:
         "results/logs/{dataset}/fetch.log",
     benchmark:

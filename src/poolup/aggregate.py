@@ -13,7 +13,7 @@ from scipy import stats
 
 from poolup.artifacts import atomic_path, file_sha256, read_json, write_json
 from poolup.errors import PoolupError
-from poolup.interpolation import METHODS
+from poolup.interpolation import method_order
 
 PathLike = str | os.PathLike[str]
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
@@ -206,8 +206,7 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
     """
     reference = summary[summary["case"] == baseline].iloc[0]
     others = summary[summary["case"] != baseline]
-    methods = [m for m in METHODS if m in set(others["method"])]  # coarse to fine
-    methods += sorted(set(others["method"]) - set(methods))
+    methods = method_order(others["method"])
     lines = [
         f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over {reference['seeds']} seeds;"
         " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",

@@ -11,6 +11,8 @@ what makes this orders of magnitude faster than building one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -19,6 +21,14 @@ from poolup.errors import PoolupError
 GRIDS: tuple[str, ...] = ("corners", "centers")
 # Coarse to fine (the order of tables and figures).
 METHODS: tuple[str, ...] = ("nearest", "area", "linear", "cubic", "lanczos")
+
+
+def method_order(present: Iterable[str]) -> list[str]:
+    """The methods in ``present`` coarse to fine (as :data:`METHODS`), any unknown ones last."""
+    present = set(present)
+    return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+
+
 # Methods done by Pillow's resampling filters, on Pillow's own grid (see pillow_matrix).
 PILLOW_FILTERS = {"area": "BOX", "lanczos": "LANCZOS"}
 # Stored pixels per axis each method needs (a cubic spline needs four points).

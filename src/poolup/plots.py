@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from poolup.artifacts import atomic_path, open_h5, read_json  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
+from poolup.interpolation import method_order  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {"loss": "Objective (categorical cross-entropy)", "precision": "Macro precision",
@@ -149,6 +150,12 @@ def plot_per_class(per_class: PathLike, metric: str, labels: Mapping[str, str], 
 CODEC_MARKERS = {"hdf5-gzip": "o", "hdf5-lzf": "s", "hdf5-zstd": "^", "hdf5-blosc-zstd": "v", "png": "D", "webp": "P"}
 
 
+def _ci_errors(rows: pd.DataFrame) -> np.ndarray | None:
+    """Error bars from the mean F1 down and up to its 95% CI; None without an interval (one seed)."""
+    errors = np.vstack([rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]])
+    return None if np.isnan(errors).all() else errors
+
+
 def plot_tradeoff(
     summary: PathLike, codecs: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
@@ -161,9 +168,7 @@ def plot_tradeoff(
     figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
     for case in labels:
         row = frame.loc[case]
-        low, high = row["macro_f1_mean"] - row["macro_f1_ci_low"], row["macro_f1_ci_high"] - row["macro_f1_mean"]
-        yerr = None if np.isnan(low) else [[low], [high]]
-        axis.errorbar(row["bytes_per_image"], row["macro_f1_mean"], yerr=yerr, fmt="o", color=colours[case],
+        axis.errorbar(row["bytes_per_image"], row["macro_f1_mean"], yerr=_ci_errors(frame.loc[[case]]), fmt="o", color=colours[case],
                       capsize=4, markersize=7, label=f"{labels[case]} ({row['pixel_ratio']:.0%} of pixels)")
     axis.set_xlabel("bytes on disk per image (stored, after the HDF5 filter)")
     axis.set_ylabel("test macro F1")
@@ -199,7 +204,7 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     reference = frame[frame["case"] == baseline].iloc[0]
     others = frame[frame["case"] != baseline]
     geometries = list(dict.fromkeys(zip(others["window"], others["stride"])))
-    methods = [m for m in METHOD_COLOURS if m in set(others["method"])] + sorted(set(others["method"]) - set(METHOD_COLOURS))
+    methods = method_order(others["method"])
     figure, axis = plt.subplots(figsize=(max(6.0, 1.8 * len(geometries) + 2), 4.6))
     if not np.isnan(reference["macro_f1_ci_low"]):
         axis.axhspan(reference["macro_f1_ci_low"], reference["macro_f1_ci_high"], color="grey", alpha=0.15)
@@ -208,8 +213,7 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     for m, method in enumerate(methods):
         rows = others[others["method"] == method]
         x = np.array([geometries.index((w, s)) for w, s in zip(rows["window"], rows["stride"])]) + (m - (len(methods) - 1) / 2) * width
-        yerr = np.vstack([rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]])
-        axis.errorbar(x, rows["macro_f1_mean"], yerr=None if np.isnan(yerr).all() else yerr, fmt="o", capsize=4,
+        axis.errorbar(x, rows["macro_f1_mean"], yerr=_ci_errors(rows), fmt="o", capsize=4,
                       color=METHOD_COLOURS.get(method), label=method, markersize=7)
     ratios = others.drop_duplicates(["window", "stride"]).set_index(["window", "stride"])
     axis.set_xticks(range(len(geometries)))
