@@ -61,7 +61,7 @@ def test_idx_missing_file(tmp_path):
 
 @pytest.mark.parametrize("keys", [("images", "labels"), ("x", "y"), ("X", "y")])
 def test_npz_keys(tmp_path, keys):
-    images, labels = synthetic_digits(12)
+    images, labels = synthetic_digits(40)
     np.savez(tmp_path / "d.npz", **{keys[0]: images, keys[1]: labels})
     loaded, loaded_labels, _ = load_source("npz", str(tmp_path / "d.npz"))
     np.testing.assert_array_equal(loaded, images)
@@ -69,9 +69,9 @@ def test_npz_keys(tmp_path, keys):
 
 
 def test_npz_keras_layout_and_flat_images(tmp_path):
-    train, train_labels = synthetic_digits(8)
-    test, test_labels = synthetic_digits(4, seed=3)
-    np.savez(tmp_path / "k.npz", x_train=train.reshape(8, -1), y_train=train_labels, x_test=test.reshape(4, -1), y_test=test_labels)
+    train, train_labels = synthetic_digits(40)
+    test, test_labels = synthetic_digits(40, seed=3)
+    np.savez(tmp_path / "k.npz", x_train=train.reshape(40, -1), y_train=train_labels, x_test=test.reshape(40, -1), y_test=test_labels)
     images, labels, _ = load_source("npz", str(tmp_path / "k.npz"))
     np.testing.assert_array_equal(images, np.concatenate([train, test]))
     np.testing.assert_array_equal(labels, np.concatenate([train_labels, test_labels]))
@@ -85,7 +85,7 @@ def test_npz_without_expected_keys(tmp_path):
 
 def test_npz_refuses_pickled_objects(tmp_path):
     np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object), labels=np.array([1]))
-    with pytest.raises(PoolupError, match="corrupt or holds objects"):
+    with pytest.raises(PoolupError, match="Object arrays cannot be loaded"):
         load_npz(tmp_path / "obj.npz")
 
 
@@ -123,7 +123,7 @@ def test_openml_offline_error_names_the_offline_sources(monkeypatch):
         raise OSError("Network is unreachable")  # what urllib raises with no network
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", unreachable)
-    with pytest.raises(PoolupError, match=r"offline, set datasets\[\].source to idx, npz or bundled"):
+    with pytest.raises(PoolupError, match=r"offline, run with --configfile configs/offline.yaml or set datasets\[\].source to idx, npz or bundled"):
         load_source("openml")
 
 
