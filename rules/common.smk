@@ -90,7 +90,11 @@ def all_targets():
             dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
-        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods", "confusion_vs_baseline"]),
+        *expand(
+            figures,
+            dataset=DATASETS,
+            name=["examples", "tradeoff", "methods", "confusion_vs_baseline", "forest", "per_class_delta"],
+        ),
         *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
         *expand(

@@ -131,3 +131,93 @@ def test_compare_paired_columns_agree_with_their_references():
         "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "delta_boot_low", "delta_boot_high",
         "paired_p", "margin_ci_low", "margin_ci_high", "noninferiority_p", "verdict", "mde", "seeds_for_margin",
     }
+
+
+# --- figures, checked by what they draw ---------------------------------------
+
+
+def _summary_rows():
+    """A summary.csv-like frame: the baseline, a case within the margin, and one clearly worse."""
+    rows = [{"case": "baseline", "method": "linear", "paired_n": np.nan, "verdict": np.nan}]
+    for case, shift in (("w2s2", -0.0005), ("w3s2", -0.02)):
+        diffs = shift + np.array([-0.0010, 0.0004, 0.0008, -0.0002, 0.0000, -0.0006, 0.0011, -0.0005])
+        rows.append({"case": case, "method": "linear", **stats.compare_paired(diffs, 0.005, 0.95, 999, 0.8), "holm_p": 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_forest_plot_draws_each_case_interval_margin_and_verdict():
+    import matplotlib.pyplot as plt
+
+    from poolup.plots import forest_figure
+
+    summary = _summary_rows()
+    figure = forest_figure(summary, "baseline", {"w2s2": "Case 2", "w3s2": "Case 4"}, 0.005, 0.95)
+    axis, verdicts = figure.axes[:2]
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 2", "Case 4"]  # top to bottom = config order
+    assert [t.get_text() for t in verdicts.get_yticklabels()] == [
+        f"{stats.SMALLER}, Holm p 0.01", f"{stats.LARGER}, Holm p 0.01"]
+    # The 95 % t-interval of each case is an error bar: its line ends are the interval.
+    bars = [c for c in axis.containers if len(c.lines[0].get_xdata())]
+    for container, row in zip(bars, summary.iloc[1:].itertuples()):
+        (segment,) = container.lines[2][0].get_segments()
+        assert segment[:, 0] == pytest.approx([row.delta_ci_low, row.delta_ci_high])
+        assert container.lines[0].get_xdata()[0] == pytest.approx(row.delta_f1)
+    # The margin: a dashed line at -margin and the region left of it shaded.
+    assert any(len(line.get_xdata()) and line.get_xdata()[0] == -0.005 and line.get_linestyle() == "--" for line in axis.lines)
+    shaded = [p for p in axis.patches if p.get_label().startswith("loss larger")]
+    assert len(shaded) == 1 and shaded[0].get_x() + shaded[0].get_width() == pytest.approx(-0.005)
+    # The bootstrap intervals, each just below its case's row; the verdict's 90 % intervals on the rows.
+    collections = {c.get_label(): c.get_segments() for c in axis.collections}
+    boot = collections["95% bootstrap interval (BCa)"]
+    verdict = collections["90% t-interval (decides the verdict)"]
+    for segment, band, row, y in zip(boot, verdict, summary.iloc[1:].itertuples(), (1, 0)):
+        assert segment[:, 0] == pytest.approx([row.delta_boot_low, row.delta_boot_high]) and segment[0, 1] == pytest.approx(y - 0.28)
+        assert band[:, 0] == pytest.approx([row.margin_ci_low, row.margin_ci_high]) and band[0, 1] == y
+    low, high = axis.get_xlim()
+    assert low < summary.iloc[2]["delta_boot_low"] and high > summary.iloc[1]["delta_ci_high"]
+    plt.close(figure)
+
+
+def test_forest_plot_names_the_method_when_several_run():
+    import matplotlib.pyplot as plt
+
+    from poolup.plots import forest_figure
+
+    summary = _summary_rows()
+    summary.loc[2, "method"] = "cubic"
+    figure = forest_figure(summary, "baseline", {}, 0.005, 0.95)
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["w2s2 (linear)", "w3s2 (cubic)"]
+    plt.close(figure)
+
+
+def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_zero():
+    import matplotlib.pyplot as plt
+
+    from poolup.plots import per_class_delta_figure
+
+    deltas = pd.DataFrame([
+        {"case": "w2s2", "class": 0, "delta_f1": -0.004, "delta_ci_low": -0.006, "delta_ci_high": -0.002},
+        {"case": "w2s2", "class": 1, "delta_f1": 0.001, "delta_ci_low": -0.003, "delta_ci_high": 0.005},
+        {"case": "w3s2", "class": 0, "delta_f1": -0.010, "delta_ci_low": -0.02, "delta_ci_high": 0.0001},
+        {"case": "w3s2", "class": 1, "delta_f1": 0.002, "delta_ci_low": 0.001, "delta_ci_high": 0.003},
+    ])
+    figure = per_class_delta_figure(deltas, {"w3s2": "Case 4", "w2s2": "Case 2"}, 0.95)
+    axis = figure.axes[0]
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 4", "Case 2"]  # label (config) order
+    np.testing.assert_allclose(axis.images[0].get_array(), [[-0.010, 0.002], [-0.004, 0.001]])
+    assert axis.images[0].get_clim() == (-0.010, 0.010)  # symmetric: white is no difference
+    texts = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in axis.texts}
+    assert texts[(0, 1)] == "-0.004\n±0.002" and texts[(1, 0)] == "+0.002\n±0.001"
+    framed = sorted((round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in axis.patches)
+    assert framed == [(0, 1), (1, 0)]  # (class, row): w2s2 class 0 and w3s2 class 1 exclude 0
+    plt.close(figure)
+
+
+def test_figures_are_byte_identical_when_drawn_again(tmp_path):
+    from poolup.plots import forest_figure, _save
+
+    for name in ("a", "b"):
+        _save(forest_figure(_summary_rows(), "baseline", {}, 0.005, 0.95), tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", 60)
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert b"CreationDate" not in (tmp_path / "a.pdf").read_bytes()
