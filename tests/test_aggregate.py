@@ -193,3 +193,17 @@ def test_methods_table_puts_each_case_in_its_geometry_and_method():
     assert lines[4] == "| 2x2/2 | 14x14 | 0.40 |  | 0.9600 ± 0.0200 (-0.0100, p 0.2) | 0.9650 ± 0.0100 (-0.0050, p 0.5) |"
     assert lines[5] == "| 3x3/2 | 13x13 | 0.40 | 0.9500 ± 0.0300 (-0.0200, p 0.01) |  |  |"
     assert len(lines) == 6
+
+
+def test_datasets_table_carries_the_paired_result(summary_files, tmp_path):
+    from poolup.aggregate import compare_datasets
+
+    outputs = {"summary": tmp_path / "d.csv", "summary_md": tmp_path / "d.md", "manifest": tmp_path / "m.json"}
+    compare_datasets({"one": summary_files["summary"], "two": summary_files["summary"]}, outputs, "baseline")
+    lines = outputs["summary_md"].read_text().splitlines()
+    assert lines[0].endswith("| paired ΔF1 [CI] | Holm p | verdict | seeds |")
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    small = [line for line in lines if line.startswith("| two | small |")]
+    assert len(small) == 1 and f"| -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |" in small[0]
+    assert small[0].endswith("| loss larger than the margin | 3 |")
+    assert [line for line in lines if line.startswith("| one | baseline |")][0].endswith("|  |  |  | 3 |")

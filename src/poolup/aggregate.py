@@ -467,14 +467,17 @@ def compare_datasets(
 def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
     """The cross-data-set table: what each case costs and saves on each data set."""
     lines = [
-        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p |"
+        " paired ΔF1 [CI] | Holm p | verdict | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in combined.itertuples():
+        paired_text = "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
         lines.append(
             f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
-            f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
+            f" {_p_text(row.f1_welch_p, '.3g')} | {paired_text} | {_p_text(row.holm_p, '.3g')} |"
+            f" {row.verdict if isinstance(row.verdict, str) else ''} | {row.seeds} |"
         )
     return "\n".join(lines) + "\n"
 
