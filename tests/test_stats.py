@@ -127,10 +127,7 @@ def test_compare_paired_columns_agree_with_their_references():
     row = stats.compare_paired(CASE - BASE, 0.005, 0.95, 999, 0.8)
     assert row["paired_n"] == 10 and row["delta_f1"] == pytest.approx((CASE - BASE).mean())
     assert row["paired_p"] == pytest.approx(scipy_stats.ttest_rel(CASE, BASE).pvalue)
-    assert set(row) == {
-        "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "delta_boot_low", "delta_boot_high",
-        "paired_p", "margin_ci_low", "margin_ci_high", "noninferiority_p", "verdict", "mde", "seeds_for_margin",
-    }
+    assert tuple(row) == stats.PAIRED_COLUMNS
 
 
 # --- figures, checked by what they draw ---------------------------------------

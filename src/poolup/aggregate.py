@@ -98,7 +98,7 @@ def summarize(
 
     Every non-baseline case is compared with the baseline twice: unpaired
     (``f1_diff_to_baseline``, ``f1_welch_p``, as the paper) and paired by seed
-    (:data:`PAIRED_COLUMNS`, from :func:`poolup.stats.compare_paired`), with
+    (:data:`poolup.stats.PAIRED_COLUMNS`, from :func:`poolup.stats.compare_paired`), with
     Holm's adjustment of the paired p-values across the cases (``holm_p``).
     """
     methods = methods or {}
@@ -135,12 +135,6 @@ def summarize(
     return summary
 
 
-PAIRED_COLUMNS: tuple[str, ...] = (
-    "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "delta_boot_low", "delta_boot_high",
-    "paired_p", "margin_ci_low", "margin_ci_high", "noninferiority_p", "verdict", "mde", "seeds_for_margin",
-)
-
-
 def _by_seed(runs: pd.DataFrame, case: str, column: str) -> dict[int, float]:
     rows = runs[runs["case"] == case]
     return dict(zip(rows["seed"].astype(int), rows[column].astype(float)))
@@ -149,7 +143,7 @@ def _by_seed(runs: pd.DataFrame, case: str, column: str) -> dict[int, float]:
 def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
     """The paired statistics of one case's macro F1 against the baseline's (blank for the baseline itself)."""
     if case == baseline:
-        return {column: ("" if column == "verdict" else np.nan) for column in PAIRED_COLUMNS}
+        return {column: ("" if column == "verdict" else np.nan) for column in paired.PAIRED_COLUMNS}
     _, differences = paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))
     return paired.compare_paired(
         differences, analysis["margin"], analysis["confidence"], analysis["bootstrap_resamples"], analysis["power"]

@@ -39,6 +39,11 @@ UNDECIDED = "undecided"
 VERDICTS: tuple[str, ...] = (SMALLER, LARGER, UNDECIDED)
 BOOTSTRAP_METHOD = "BCa"  # bias-corrected and accelerated: scipy's default, better coverage than percentile
 BOOTSTRAP_SEED = 0  # fixed: the same runs give the same bootstrap interval
+# What compare_paired returns, in this order (the summary.csv columns; README, "Statistics").
+PAIRED_COLUMNS: tuple[str, ...] = (
+    "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "delta_boot_low", "delta_boot_high",
+    "paired_p", "margin_ci_low", "margin_ci_high", "noninferiority_p", "verdict", "mde", "seeds_for_margin",
+)
 
 
 def paired_differences(case: Mapping[int, Any], baseline: Mapping[int, Any]) -> tuple[list[int], np.ndarray]:
