@@ -22,6 +22,8 @@ IDX_FILES: tuple[tuple[str, str], ...] = (
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 )
 _IDX_UBYTE = 0x08
+# A class must have an image in the training and in the test split.
+MIN_CLASS_IMAGES = 2
 
 
 def load_source(
@@ -80,7 +82,8 @@ def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
     PoolupError
         If fewer than two classes occur, if a class number between 0 and the
         largest has no image (a stray label such as 200 would otherwise make a
-        201-class model), or if a class is absent from one part.
+        201-class model), if a class has fewer than ``MIN_CLASS_IMAGES`` images
+        (a stray label 10 among digits), or if a class is absent from one part.
     """
     every = np.unique(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]))
     if every.size < 2:
@@ -91,6 +94,12 @@ def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
         shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
         raise PoolupError(
             f"{where}: labels run up to {n_classes - 1} but class {shown} has no image; labels must be the class numbers 0..K-1, fix the labels"
+        )
+    counts = np.bincount(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]).astype(np.int64), minlength=n_classes)
+    if counts.min() < MIN_CLASS_IMAGES:
+        rare = np.flatnonzero(counts < MIN_CLASS_IMAGES).tolist()
+        raise PoolupError(
+            f"{where}: class {', '.join(map(str, rare[:5]))} has only {counts.min()} image; every class needs at least {MIN_CLASS_IMAGES} (one to train on, one to test), fix the labels"
         )
     for name, labels in parts:
         absent = sorted(set(range(n_classes)) - set(np.unique(labels).tolist()))
@@ -272,11 +281,14 @@ def _read_npz(path: Path) -> tuple[NDArray, NDArray, list[str]]:
                         raise PoolupError(f"{path}: '{x}' or '{y}' holds Python objects; store numeric arrays")
                     if part_images.ndim < 1 or part_labels.ndim != 1 or part_images.shape[0] != part_labels.shape[0]:
                         raise PoolupError(f"{path}: '{y}' has shape {part_labels.shape} for '{x}' of shape {part_images.shape}; store one label per image")
+                # Each part checked on its own before they are joined: numpy would
+                # silently cast a boolean or float part to the other part's type.
+                parts = [(x, y, to_uint8_images(i, f"{path} ({x})"), check_labels(l, f"{path} ({y})")) for x, y, i, l in parts]
                 shapes = {part[2].shape[1:] for part in parts}
                 if len(shapes) > 1:
                     raise PoolupError(f"{path}: {' and '.join(f'{x} images are {i.shape[1:]}' for x, _, i, _ in parts)}; the parts must hold images of one shape")
                 if len(parts) > 1:
-                    check_classes([(y, check_labels(part_labels, f"{path} ({y})")) for _, y, _, part_labels in parts], str(path))
+                    check_classes([(y, part_labels) for _, y, _, part_labels in parts], str(path))
                 images = np.concatenate([part[2] for part in parts])
                 labels = np.concatenate([part[3] for part in parts])
                 return images, labels, [k for pair in pairs for k in pair]
