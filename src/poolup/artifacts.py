@@ -113,6 +113,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that an interrupted write of ``path`` left beside it.
+
+    Only safe while no other process writes ``path`` (Snakemake's lock on the
+    working directory guarantees that for a job's outputs). Returns what was
+    deleted.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    removed = []
+    for stale in final.parent.glob(f"{glob_escape(TMP_PREFIX)}*-{glob_escape(final.name)}"):
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters made literal."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a file's bytes."""
     hasher = hashlib.sha256()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from poolup.artifacts import remove_leftovers
 from poolup.errors import PoolupError
 
 log = logging.getLogger("poolup")
@@ -41,6 +42,11 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     started = time.perf_counter()
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     try:
+        # A job killed by kill -9 (of itself or of Snakemake) leaves its temporary
+        # files; the rerun of the job is the one place that knows they are stale.
+        for output in snakemake.output:
+            for stale in remove_leftovers(output):
+                log.info("removed %s, left by an interrupted earlier attempt", stale)
         yield log
     except PoolupError as exc:
         log.error("%s", exc)
@@ -54,7 +60,7 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
         handle.flush()
         raise SystemExit(1) from None
     finally:
-        log.info("finished in %.2f s", time.perf_counter() - started)
+        log.info("ended after %.2f s", time.perf_counter() - started)
         handle.flush()
         for fd, original in zip((1, 2), saved):
             os.dup2(original, fd)

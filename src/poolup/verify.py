@@ -1,6 +1,7 @@
 """``poolup verify``: check every recorded checksum and every link of a results tree.
 
-The chain: ``raw.h5`` <- ``{case}/stored.h5`` (and ``storage.json``) <-
+The chain: ``raw.h5`` <- ``{case}/pooled.h5`` <- ``{case}/stored.h5`` (and
+``storage.json``), ``storage_codecs.json`` and
 ``{case}/upsampled.h5`` <- ``{case}/seed{n}/`` (``predictions.h5``,
 ``test_metrics.json``, which also records its ``model.keras`` and
 ``history.csv``) <- ``summary/manifest.json`` (every input and output of the
@@ -44,7 +45,9 @@ RUN_FILES = frozenset({"model.keras", "history.csv", "test_metrics.json", "predi
 # Each figure is written as a PNG (report) and a PDF (print).
 FIGURE_SUFFIXES = (".png", ".pdf")
 # The upstream artifact of each HDF5 artifact, relative to it.
-H5_PARENTS: dict[str, str] = {"stored.h5": "../raw.h5", "upsampled.h5": "stored.h5", "predictions.h5": "../upsampled.h5"}
+H5_PARENTS: dict[str, str] = {
+    "pooled.h5": "../raw.h5", "stored.h5": "pooled.h5", "upsampled.h5": "pooled.h5", "predictions.h5": "../upsampled.h5",
+}
 # Files in a summary folder that the aggregation's manifest does not list:
 # the codec table has its own rule (checked by recomputing it from its inputs).
 CODEC_TABLE = "storage_codecs.csv"
@@ -194,7 +197,7 @@ class _TreeChecker:
                 yield from self._link(path, record.get("stored_sha256", ""), path.parent / "stored.h5")
                 yield from self._link(path, record.get("source_sha256", ""), path.parent.parent / "raw.h5")
             elif path.name == "storage_codecs.json":
-                yield from self._link(path, record.get("source_sha256", ""), path.parent / "stored.h5")
+                yield from self._link(path, record.get("source_sha256", ""), path.parent / "pooled.h5")
             elif path.name == "test_metrics.json":
                 yield from self._link(path, record.get("source_sha256", ""), path.parent.parent / "upsampled.h5")
                 yield from self._check_outputs(path, record.get("outputs", {}))
