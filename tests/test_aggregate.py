@@ -131,6 +131,7 @@ def test_paired_columns_equal_their_references(summary_files):
     # The display table of the report's front page: one row per non-baseline case.
     result = pd.read_csv(summary_files["result"])
     assert list(result["case"]) == ["small"] and result.iloc[0]["verdict (margin 0.005)"] == "loss larger than the margin"
+    assert list(result.columns) == ["case", "bytes saved", "ΔF1 [95% CI]", "Holm p", "verdict (margin 0.005)", "seeds for margin", "seeds paired"]
 
 
 def test_per_class_delta_is_paired_by_seed(summary_files):

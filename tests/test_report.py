@@ -58,6 +58,19 @@ def test_report_front_page_states_the_result(tiny_run):
         assert cell in html or json.dumps(cell)[1:-1] in html, cell
 
 
+
+def test_a_new_margin_reruns_only_the_aggregation_and_what_follows(tiny_run, tmp_path):
+    from conftest import run_snakemake, scheduled_jobs, tiny_config
+
+    workdir, _ = tiny_run
+    changed = tiny_config(tmp_path / "margin.yaml", analysis={"margin": 0.01})
+    result = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[changed])
+    rules = {rule for rule, _ in scheduled_jobs(result.stdout)}
+    assert {"aggregate", "plot_forest"} <= rules
+    assert rules <= {"aggregate", "compare_datasets", "all"} | {rule for rule in rules if rule.startswith("plot_")}
+    assert not rules & {"plot_examples", "plot_preprocessing"}  # they read no summary
+
+
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     """Open the report in Debian's Chromium, click through every category and every figure."""

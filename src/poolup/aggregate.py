@@ -237,7 +237,7 @@ def summary_markdown(
     summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any], deltas: pd.DataFrame | None = None
 ) -> str:
     """The result for the README and the report: the unpaired table (as the paper), the paired
-    comparison with its verdict (:func:`result_table`), and the per-class ΔF1 (``deltas``)."""
+    comparison with its verdict (:func:`paired_table`), and the per-class ΔF1 (``deltas``)."""
     lines = [
         f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs {baseline} | Welch p | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -257,7 +257,7 @@ def summary_markdown(
         f" the cases; verdict from the {1 - 2 * alpha:.0%} t-interval against -{analysis['margin']:g};"
         f" power {analysis['power']:g} at alpha {alpha:.2g}):",
         "",
-        *_markdown_table(result_table(summary, baseline, analysis)),
+        *_markdown_table(paired_table(summary, baseline, analysis)),
     ]
     if deltas is not None and not deltas.empty:
         lines += ["", *per_class_markdown(deltas, analysis["confidence"])]
@@ -273,11 +273,11 @@ def _interval(low: float, high: float) -> str:
     return "n/a" if np.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
 
 
-def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
-    """The answer, one row per non-baseline case, as display text: what is saved, what is lost, the verdict.
+def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """The paired comparison, one row per non-baseline case, as display text (``summary.md``).
 
-    The same rows go into ``summary.md`` and ``result.csv`` (the report's
-    front page). Columns are described in the README, section "Statistics".
+    Columns are described in the README, section "Statistics";
+    :func:`result_table` is its short form.
     """
     level = f"{analysis['confidence']:.0%}"
     rows = []
@@ -297,6 +297,15 @@ def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
             "seeds paired": _number(row.paired_n, ".0f"),
         })
     return pd.DataFrame(rows)
+
+
+def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """The answer in six columns (``result.csv``, the report's front page, which is narrow):
+    bytes saved, ΔF1 with its t-interval, Holm p, the verdict, seeds paired and seeds the margin needs."""
+    table = paired_table(summary, baseline, analysis)
+    keep = [c for c in table.columns if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin")
+            or c.startswith(("ΔF1", "verdict"))]
+    return table[keep]
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:
