@@ -208,3 +208,13 @@ def test_datasets_table_carries_the_paired_result(summary_files, tmp_path):
     assert len(small) == 1 and f"| -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |" in small[0]
     assert small[0].endswith("| loss larger than the margin | 3 |")
     assert [line for line in lines if line.startswith("| one | baseline |")][0].endswith("|  |  |  | 3 |")
+
+
+def test_methods_table_has_a_paired_table_with_the_verdicts(summary_files):
+    text = summary_files["methods_md"].read_text()
+    paired_part = text.split("Paired by seed")[1].splitlines()
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    assert paired_part[2] == "| pooling | stored | bytes vs baseline | linear |"
+    p = float(pd.read_csv(summary_files["summary"]).set_index("case").loc["small", "holm_p"])
+    assert paired_part[4] == (f"| 2x2/2 | 14x14 | 0.25 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] (Holm p {p:.2g}),"
+                              " loss larger than the margin |")

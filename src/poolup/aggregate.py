@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -348,32 +348,47 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
 
     Each cell: mean ± SD over seeds, then the difference to the baseline's mean
     F1 and the Welch p-value. Cases with the same window, stride and method
-    share a cell (joined by "; ").
+    share a cell (joined by "; "). When the summary has the paired columns, a
+    second table gives each cell's paired ΔF1 with its t-interval, Holm p and verdict.
     """
     reference = summary[summary["case"] == baseline].iloc[0]
     others = summary[summary["case"] != baseline]
-    methods = method_order(others["method"])
     lines = [
         f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over {reference['seeds']} seeds;"
         " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
         "",
+        *_geometry_table(others, lambda row: (
+            f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
+        )),
+    ]
+    if "delta_f1" in others:
+        lines += [
+            "",
+            "Paired by seed: each cell: ΔF1 vs baseline [t-interval] (Holm p), verdict against the margin",
+            "",
+            *_geometry_table(others, lambda row: (
+                f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)} (Holm p {_number(row.holm_p, '.2g')}),"
+                f" {row.verdict}"
+            )),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _geometry_table(others: pd.DataFrame, cell: Callable[[Any], str]) -> list[str]:
+    """Rows: pooling window/stride; columns: interpolation methods; ``cell`` formats one case's row."""
+    methods = method_order(others["method"])
+    lines = [
         "| pooling | stored | bytes vs baseline | " + " | ".join(methods) + " |",
         "|---|---|---|" + "---|" * len(methods),
     ]
     for (window, stride), group in others.groupby(["window", "stride"], sort=False):
-        cells = []
-        for method in methods:
-            rows = group[group["method"] == method]
-            cells.append("; ".join(
-                f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
-                for row in rows.itertuples()
-            ))
+        cells = ["; ".join(cell(row) for row in group[group["method"] == method].itertuples()) for method in methods]
         first = group.iloc[0]
         lines.append(
             f"| {window}x{window}/{stride} | {first['stored_side']}x{first['stored_side']} |"
             f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def aggregate(
