@@ -14,7 +14,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+import pytest
+
 from conftest import REPO, SNAKEMAKE, TINY_CASES, run_snakemake, tiny_config
+from poolup import stages
+from poolup.artifacts import file_sha256, write_json
 from poolup.cli import main as cli_main
 from poolup.training import reproducible
 
@@ -172,3 +176,178 @@ def test_whole_run_twice_gives_identical_artifacts(tiny_run, tmp_path):
     first, second = run_outputs(reference), run_outputs(tmp_path)
     assert first.keys() == second.keys()
     assert [name for name in first if first[name] != second[name]] == []
+
+
+# --- kill -9 of the whole Snakemake process group, then a rerun -------------
+
+
+def test_kill_9_of_the_whole_run_then_a_rerun_leaves_no_temporary_file(tiny_run, tmp_path):
+    reference, _ = tiny_run
+    workdir = tmp_path / "group"
+    workdir.mkdir()
+    config = tiny_config(workdir / "tiny.yaml")
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((workdir / "results/tiny").glob("*/seed*/test_metrics.json")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started, mid-run
+    process.wait()
+    # What a kill in the middle of a write leaves: a temporary file beside an output (here,
+    # the aggregation's, which cannot have run yet, so the rerun is sure to redo that job).
+    leftover = workdir / "results/tiny/summary/.tmp-k1ll3d-summary.csv"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_text("half a table")
+    assert cli_main(["verify", str(workdir / "results")]) == 1
+    subprocess.run([*command, "--unlock"], capture_output=True, check=True, timeout=120)  # kill -9 leaves the lock
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list((workdir / "results").rglob(".tmp-*")) == []
+    assert cli_main(["verify", str(workdir / "results")]) == 0
+    assert run_outputs(workdir) == run_outputs(reference)
+
+
+# --- verify and inspect on hostile files: a finding line, never a traceback ---
+
+
+@pytest.fixture(scope="module")
+def small_tree(tmp_path_factory) -> Path:
+    """A results tree written by the real stages: raw, pooled, up-sampled, one run folder, a summary, figures."""
+    base = tmp_path_factory.mktemp("small")
+    rng = np.random.default_rng(0)
+    np.savez(base / "d.npz", images=rng.integers(0, 256, (40, 12, 12), dtype=np.uint8), labels=np.arange(40) % 10)
+    tree = base / "results"
+    stages.fetch(tree / "tiny/raw.h5", "npz", str(base / "d.npz"))
+    stages.pool(tree / "tiny/raw.h5", tree / "tiny/w2s2/pooled.h5", "w2s2", 2, 2)
+    stages.upsample(tree / "tiny/w2s2/pooled.h5", tree / "tiny/w2s2/upsampled.h5")
+    summary = tree / "tiny/summary"
+    summary.mkdir()
+    (summary / "runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.5\n")
+    write_json(summary / "manifest.json", {"stage": "aggregate", "inputs": {}, "outputs": {"runs.csv": file_sha256(summary / "runs.csv")}})
+    figures = tree / "tiny/figures"
+    figures.mkdir()
+    from PIL import Image
+
+    Image.new("L", (4, 4)).save(figures / "tradeoff.png")
+    (figures / "tradeoff.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    assert list(__import__("poolup.verify", fromlist=["verify_tree"]).verify_tree(tree)) == []
+    return tree
+
+
+def _first_chunk(path: Path) -> int:
+    """Byte offset of the first chunk of images in the file."""
+    with h5py.File(path) as file:
+        return file["images"].id.get_chunk_info(0).byte_offset
+
+
+def _flip(path: Path, offset: int = -200) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+HOSTILE = {
+    "byte-flipped HDF5 data": (lambda t: _flip(t / "tiny/w2s2/upsampled.h5", _first_chunk(t / "tiny/w2s2/upsampled.h5") + 5),
+                               "upsampled.h5: content does not match its recorded sha256"),
+    "byte-flipped HDF5 metadata": (lambda t: _flip(t / "tiny/w2s2/upsampled.h5", 100), "upsampled.h5: not a readable HDF5 file"),
+    "truncated HDF5": (lambda t: (t / "tiny/raw.h5").write_bytes((t / "tiny/raw.h5").read_bytes()[:300]), "raw.h5: not a readable HDF5 file"),
+    "JSON of the wrong type": (lambda t: (t / "tiny/w2s2/storage.json").write_text("[1, 2]"), "storage.json: holds a JSON list, not an object"),
+    "invalid UTF-8": (lambda t: (t / "tiny/w2s2/storage.json").write_bytes(b'{"a": "\xff"}'), "storage.json: not valid JSON"),
+    "NaN in JSON": (lambda t: (t / "tiny/w2s2/storage.json").write_text('{"a": NaN}'), "NaN is not strict JSON"),
+    "edited manifest output": (lambda t: (t / "tiny/summary/runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.9\n"), "runs.csv changed since the aggregation"),
+    "summary file no stage wrote": (lambda t: (t / "tiny/summary/extra.csv").write_text("a\n1\n"), "extra.csv: not recorded in manifest.json"),
+    "leftover temporary file": (lambda t: (t / "tiny/w2s2/.tmp-x1y2z3-upsampled.h5").write_bytes(b"half"), "a temporary file left by an interrupted job"),
+    "leftover temporary folder": (lambda t: (t / "tiny/.tmp-abc-summary").mkdir(), "a temporary file left by an interrupted job"),
+    "symbolic link out of the tree": (lambda t: (t / "tiny/w2s2/evil.json").symlink_to("/etc/passwd"), "evil.json: a symbolic link (to /etc/passwd)"),
+    "half-finished run": (lambda t: (t / "tiny/w2s2/seed0").mkdir() or (t / "tiny/w2s2/seed0/history.csv").write_text("a\n1\n"),
+                          "a half-finished training job (has history.csv, lacks model.keras, predictions.h5, test_metrics.json)"),
+    "half-finished figure": (lambda t: (t / "tiny/figures/tradeoff.pdf").unlink(), "tradeoff.png: a half-finished figure (no tradeoff.pdf)"),
+    "corrupt PNG": (lambda t: _flip(t / "tiny/figures/tradeoff.png", 40), "tradeoff.png: not a readable PNG image"),
+    "truncated PDF": (lambda t: (t / "tiny/figures/tradeoff.pdf").write_bytes(b"%PDF-1.4\n"), "tradeoff.pdf: not a complete PDF file"),
+    "ragged CSV": (lambda t: (t / "tiny/summary/runs.csv").write_text("a,b\n1\n"), "runs.csv: not a well-formed CSV table"),
+    "manifest naming a path outside": (
+        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": {"../../../../../../etc/passwd": "00"}, "outputs": {}}),
+        "names ../../../../../../etc/passwd, outside the results tree"),
+    "manifest naming an absolute path": (
+        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": {"/etc/passwd": "00"}, "outputs": {}}),
+        "names the absolute path /etc/passwd"),
+    "record of the wrong shape": (
+        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": [1], "outputs": "x"}), "'inputs' and 'outputs' must be mappings"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(HOSTILE))
+def test_verify_reports_every_hostile_file_with_a_line(small_tree, tmp_path, capsys, fault):
+    tree = tmp_path / "results"
+    shutil.copytree(small_tree, tree, symlinks=True)
+    mutate, expected = HOSTILE[fault]
+    mutate(tree)
+    capsys.readouterr()
+    assert cli_main(["verify", str(tree)]) == 1
+    out = capsys.readouterr().out
+    assert expected in out, out
+    assert "Traceback" not in out
+
+
+def test_inspect_and_verify_exit_codes(small_tree, tmp_path, capsys):
+    raw, pooled = small_tree / "tiny/raw.h5", small_tree / "tiny/w2s2/pooled.h5"
+    assert cli_main(["inspect", str(raw), str(small_tree / "tiny/summary/manifest.json")]) == 0
+    assert cli_main(["verify", str(small_tree)]) == 0
+    copy = tmp_path / "pooled.h5"
+    shutil.copy(pooled, copy)
+    with h5py.File(copy, "r+") as file:
+        file.attrs["window"] = 3
+    assert cli_main(["inspect", str(copy)]) == 1  # a problem found
+    assert "checksum: MISMATCH" in capsys.readouterr().out
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "bad.json").write_bytes(b"\xff\xfe")
+    for unusable in (tmp_path / "missing.h5", tmp_path, tmp_path / "list.json", tmp_path / "bad.json"):
+        assert cli_main(["inspect", str(unusable)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("poolup: error: ") and err.count("\n") == 1, err
+    assert cli_main(["verify", str(tmp_path / "missing")]) == 2
+    assert cli_main(["verify", str(copy)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert cli_main(["inspect", str(raw), str(tmp_path / "missing.h5")]) == 2  # the worst of the arguments
+    assert cli_main(["frobnicate"]) == 2
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    assert cli_main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"poolup {version('poolup')}"
+
+
+# --- logs: the job's log holds the traceback of an unexpected exception -------
+
+JOB = """
+import sys, types
+from poolup.errors import PoolupError
+from poolup.scripting import logged_job
+
+job = types.SimpleNamespace(log=[sys.argv[1]], output=[sys.argv[2]], rule="demo", wildcards={"case": "w2s2"})
+with logged_job(job) as log:
+    log.info("working")
+    if sys.argv[3] == "bug":
+        {}["missing"]
+    raise PoolupError("input.h5: bad input; fix it")
+"""
+
+
+@pytest.mark.parametrize("kind", ["bug", "input"])
+def test_the_job_log_holds_what_went_wrong(tmp_path, kind):
+    log, output = tmp_path / "job.log", tmp_path / "out" / "result.csv"
+    output.parent.mkdir()
+    (output.parent / ".tmp-stale1-result.csv").write_text("left by a killed attempt")
+    result = subprocess.run([sys.executable, "-c", JOB, str(log), str(output), kind], capture_output=True, text=True, timeout=60)
+    text = log.read_text()
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "removed" in text and not list(output.parent.iterdir()), "the stale temporary file is gone"
+    if kind == "bug":
+        assert "Traceback (most recent call last)" in text and "KeyError: 'missing'" in text
+        assert f"poolup: unexpected error: KeyError: 'missing'; the traceback is in {log}" in result.stderr
+    else:
+        assert "ERROR input.h5: bad input; fix it" in text and "Traceback" not in text
+        assert result.stderr == "poolup: error: input.h5: bad input; fix it\n"
