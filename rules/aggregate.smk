@@ -38,13 +38,22 @@ rule aggregate:
             labels={"name": "per-case summary"},
         ),
         summary_md="results/{dataset}/summary/summary.md",
+        result=report(
+            "results/{dataset}/summary/result.csv",
+            caption="../workflow/report/result.rst",
+            category="4. Summary",
+            subcategory="{dataset}",
+            labels={"name": "the answer: paired ΔF1 and verdict"},
+        ),
         methods_md="results/{dataset}/summary/methods.md",
         history="results/{dataset}/summary/history.csv",
         per_class="results/{dataset}/summary/per_class.csv",
+        per_class_delta="results/{dataset}/summary/per_class_delta.csv",
         confusion="results/{dataset}/summary/confusion.json",
         manifest="results/{dataset}/summary/manifest.json",
     params:
         baseline=config["baseline"],
+        analysis=config["analysis"],
         methods=case_methods(),
     log:
         "results/logs/{dataset}/aggregate.log",

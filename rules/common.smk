@@ -1,6 +1,16 @@
+import os
 import re
 import sys
 from pathlib import Path
+
+# The workflow's own package (src/poolup) is importable here and in every job,
+# wherever the checkout sits and whether or not it was pip-installed: used as a
+# Snakemake module, a workflow runs from another directory with only Snakemake
+# installed. (A module loaded from a remote URL needs `pip install` instead.)
+WORKFLOW_SRC = Path(str(workflow.current_basedir.get_path_or_uri(secret_free=True))).parent / "src"
+if WORKFLOW_SRC.is_dir():
+    sys.path.insert(0, str(WORKFLOW_SRC))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH"))))
 
 from poolup.config import (
     case_method,
@@ -13,12 +23,24 @@ from poolup.config import (
 )
 from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
+from poolup.sources import idx_files
+from poolup.stages import fetch_settings
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds
+
+# Run at top level (not as a module, whose config comes from its `config:`)
+# in a directory without config.yaml: Snakemake then runs the --configfile
+# files alone over the schema's defaults. Say so, since the workflow's own
+# config.yaml (the paper's experiment) is not read.
+if not workflow.modifier.skip_configfile and not Path("config.yaml").is_file():
+    sys.stderr.write(
+        f"poolup: no config.yaml in {Path.cwd()}: running {', '.join(map(str, workflow.configfiles)) or 'no config file'}"
+        " over the schema's defaults (workflow/schemas/config.schema.yaml)\n"
+    )
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
     check_config_files(workflow.configfiles)
-    validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+    validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)
@@ -35,8 +57,28 @@ wildcard_constraints:
 
 
 def dataset_spec(wildcards):
-    """The settings of one data set (so editing one data set refetches only that one)."""
-    return dataset_settings(config, wildcards.dataset)
+    """The settings fetch reads for one data set (so editing one data set refetches only that one,
+    and a key its source ignores, such as `path` for `openml`, refetches nothing)."""
+    return fetch_settings(dataset_settings(config, wildcards.dataset))
+
+
+def dataset_source_files(wildcards):
+    """The files a data set is read from, as fetch's inputs: a dry run reports them missing,
+    and a replaced file reruns fetch (none for `openml` and `bundled`)."""
+    dataset = dataset_settings(config, wildcards.dataset)
+    if not dataset.get("path"):
+        return {}
+    if dataset["source"] == "idx":
+        return {"source": [str(path) for path in idx_files(dataset["path"])]}
+    if dataset["source"] == "npz":
+        return {"source": os.path.expanduser(dataset["path"])}
+    return {}
+
+
+def storage_encoding():
+    """How stored.h5 is encoded: the gzip level only counts for gzip (so a level change under lzf reruns nothing)."""
+    settings = config["storage"]
+    return {"filter": settings["filter"], "level": settings["level"] if settings["filter"] == "gzip" else None}
 
 
 def dataset_image_shape(wildcards):
@@ -108,7 +150,11 @@ def all_targets():
             dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
-        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods", "confusion_vs_baseline"]),
+        *expand(
+            figures,
+            dataset=DATASETS,
+            name=["examples", "tradeoff", "methods", "confusion_vs_baseline", "forest", "per_class_delta"],
+        ),
         *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
         *expand(

@@ -25,7 +25,7 @@ rule plot_examples:
 rule plot_preprocessing:
     input:
         raw="results/{dataset}/raw.h5",
-        stored="results/{dataset}/{case}/stored.h5",
+        stored="results/{dataset}/{case}/pooled.h5",  # the stored pixels (stored.h5 holds them too, re-encoded)
         upsampled="results/{dataset}/{case}/upsampled.h5",
     output:
         png=report(
@@ -174,6 +174,59 @@ rule plot_confusion:
         "results/logs/{dataset}/plot_confusion.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_confusion.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_forest:
+    input:
+        summary="results/{dataset}/summary/summary.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/forest.png",
+            caption="../workflow/report/forest.rst",
+            category="4. Summary",
+            subcategory="{dataset}",
+            labels={"name": "paired ΔF1 against the margin"},
+        ),
+        pdf="results/{dataset}/figures/forest.pdf",
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+        baseline=config["baseline"],
+        analysis=config["analysis"],
+    log:
+        "results/logs/{dataset}/plot_forest.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_forest.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/plot.py"
+
+
+rule plot_per_class_delta:
+    input:
+        per_class_delta="results/{dataset}/summary/per_class_delta.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/per_class_delta.png",
+            caption="../workflow/report/per_class_delta.rst",
+            category="3. Test scores",
+            subcategory="{dataset}",
+            labels={"name": "per-class ΔF1 against the baseline"},
+        ),
+        pdf="results/{dataset}/figures/per_class_delta.pdf",
+    params:
+        plots=config["plots"],
+        labels=case_labels(),
+        confidence=config["analysis"]["confidence"],
+    log:
+        "results/logs/{dataset}/plot_per_class_delta.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_per_class_delta.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
     script:

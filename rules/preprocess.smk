@@ -1,4 +1,6 @@
 rule fetch:
+    input:
+        unpack(dataset_source_files),
     output:
         raw="results/{dataset}/raw.h5",
     params:
@@ -13,16 +15,38 @@ rule fetch:
         "../workflow/scripts/fetch.py"
 
 
+# pool writes the pixels a case stores, in one fixed encoding; store writes them
+# again under the configured filter and measures the bytes. Everything that
+# reads pixels reads pooled.h5, so a new filter or level reruns only store and
+# the summaries of its byte counts (README, "What a config change reruns").
+rule pool:
+    input:
+        raw="results/{dataset}/raw.h5",
+    output:
+        pooled="results/{dataset}/{case}/pooled.h5",
+    params:
+        window=case_window,
+        stride=case_stride,
+        dtype=config["storage"]["dtype"],
+    log:
+        "results/logs/{dataset}/{case}/pool.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{case}/pool.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    script:
+        "../workflow/scripts/pool.py"
+
+
 rule store:
     input:
+        pooled="results/{dataset}/{case}/pooled.h5",
         raw="results/{dataset}/raw.h5",
     output:
         stored="results/{dataset}/{case}/stored.h5",
         storage="results/{dataset}/{case}/storage.json",
     params:
-        window=case_window,
-        stride=case_stride,
-        storage=config["storage"],
+        encoding=storage_encoding(),
     log:
         "results/logs/{dataset}/{case}/store.log",
     benchmark:
@@ -36,7 +60,7 @@ rule store:
 rule codecs:
     input:
         raw="results/{dataset}/raw.h5",
-        stored="results/{dataset}/{case}/stored.h5",
+        pooled="results/{dataset}/{case}/pooled.h5",
     output:
         codecs="results/{dataset}/{case}/storage_codecs.json",
     params:
@@ -53,7 +77,7 @@ rule codecs:
 
 rule upsample:
     input:
-        stored="results/{dataset}/{case}/stored.h5",
+        pooled="results/{dataset}/{case}/pooled.h5",
     output:
         upsampled="results/{dataset}/{case}/upsampled.h5",
     params:

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, welch_p, methods_markdown
+from poolup.artifacts import write_json
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
+ANALYSIS = {"margin": 0.005, "confidence": 0.95, "bootstrap_resamples": 999, "power": 0.8}
 
 
 def write_run(folder, case, seed, f1):
@@ -24,7 +26,7 @@ def write_run(folder, case, seed, f1):
         "precision": [f1, 1.0], "recall": [f1 - 0.1, 0.9], "f1": [f1 - 0.05, 0.95], "support": [10, 10],
         "confusion_matrix": confusion,
     }
-    (folder / "test_metrics.json").write_text(json.dumps(record))
+    write_json(folder / "test_metrics.json", record)
     with open(folder / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         metrics = [f"{s}_{m}" for s in ("train", "val") for m in ("loss", "accuracy", "precision", "recall", "f1")]
@@ -45,11 +47,11 @@ def summary_files(tmp_path):
         record = {"case": case, "window": 1 if case == "baseline" else 2, "stride": 1 if case == "baseline" else 2,
                   "stored_shape": [28, 28] if case == "baseline" else [14, 14], "stored_pixels": 784 if case == "baseline" else 196,
                   "pixel_ratio": 1.0 if case == "baseline" else 0.25, "stored_bytes": STORED[case], "bytes_per_image": STORED[case] / 100}
-        (tmp_path / case / "storage.json").write_text(json.dumps(record))
+        write_json(tmp_path / case / "storage.json", record)
         storage.append(tmp_path / case / "storage.json")
     suffix = {"confusion": "json", "manifest": "json", "summary_md": "md", "methods_md": "md"}
     outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in OUTPUT_NAMES}
-    aggregate(metrics, history, storage, outputs, "baseline")
+    aggregate(metrics, history, storage, outputs, "baseline", ANALYSIS)
     return outputs
 
 
@@ -100,6 +102,62 @@ def test_mean_confusion_is_row_normalised(summary_files):
 def test_summary_markdown(summary_files):
     text = summary_files["summary_md"].read_text()
     assert "| small | 14x14 | 25% | 2.5 | 0.25 | 0.8200 ± 0.0200 |" in text
+    # Paired by seed: differences -0.10, -0.08, -0.12 (mean -0.10, SD 0.02), one case so Holm p = paired p.
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    p = 2 * __import__("scipy").stats.t.sf(0.10 / (0.02 / math.sqrt(3)), 2)
+    assert (f"| small | 14x14 | 75% | 0.8200 ± 0.0200 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |") in text
+    assert f"| {p:.3g} | {p:.3g} | loss larger than the margin |" in text
+    paired_row = next(line for line in text.splitlines() if line.startswith("| small | 14x14 | 75%"))
+    assert paired_row.endswith("| 3 |")  # seeds paired, an integer
+    assert "verdict (margin 0.005)" in text and "| case | class 0 | class 1 |" in text
+    # class 0 F1 is f1 - 0.05: the same differences (interval excludes 0: starred); class 1 is 0.95 everywhere.
+    assert "| small | -0.1000* | +0.0000 |" in text
+
+
+def test_paired_columns_equal_their_references(summary_files):
+    from scipy import stats as scipy_stats
+
+    summary = pd.read_csv(summary_files["summary"]).set_index("case")
+    row = summary.loc["small"]
+    small, base = np.array(F1["small"]), np.array(F1["baseline"])
+    reference = scipy_stats.ttest_rel(small, base)
+    assert row["paired_n"] == 3 and row["delta_f1"] == pytest.approx(-0.10)
+    assert (row["delta_ci_low"], row["delta_ci_high"]) == pytest.approx(tuple(reference.confidence_interval()), rel=1e-5)
+    assert row["paired_p"] == pytest.approx(reference.pvalue, rel=1e-5) and row["holm_p"] == pytest.approx(row["paired_p"])
+    assert row["verdict"] == "loss larger than the margin"
+    assert row["f1_welch_p"] != pytest.approx(row["paired_p"])  # the unpaired column stays, and differs
+    baseline = summary.loc["baseline"]
+    assert np.isnan(baseline["paired_p"]) and np.isnan(baseline["verdict"])  # blank cells for the reference
+    # The display table of the report's front page: one row per non-baseline case.
+    result = pd.read_csv(summary_files["result"])
+    assert list(result["case"]) == ["small"] and result.iloc[0]["verdict (margin 0.005)"] == "loss larger than the margin"
+    assert list(result.columns) == ["case", "bytes saved", "ΔF1 [95% CI]", "Holm p", "verdict (margin 0.005)", "seeds for margin", "seeds paired"]
+
+
+def test_per_class_delta_is_paired_by_seed(summary_files):
+    deltas = pd.read_csv(summary_files["per_class_delta"]).set_index(["case", "class"])
+    assert list(deltas.index) == [("small", 0), ("small", 1)]
+    row = deltas.loc[("small", 0)]
+    assert row["delta_f1"] == pytest.approx(-0.10) and row["paired_n"] == 3
+    assert row["delta_ci_high"] == pytest.approx(-0.10 + 4.302652729911275 * 0.02 / math.sqrt(3), rel=1e-5)
+    # class 1: no difference at all -> p 1, interval [0, 0]; Holm over the two classes
+    flat = deltas.loc[("small", 1)]
+    assert flat["delta_f1"] == 0 and flat["paired_p"] == 1.0 and flat["delta_ci_low"] == 0
+    assert row["holm_p"] == pytest.approx(min(1.0, 2 * row["paired_p"]), rel=1e-5)
+
+
+def test_unpaired_seeds_are_left_out_of_the_pairing(tmp_path):
+    from poolup.aggregate import summarize
+
+    runs = pd.DataFrame({
+        "case": ["baseline"] * 3 + ["small"] * 2, "seed": [0, 1, 2, 0, 2],
+        "macro_f1": [0.90, 0.92, 0.94, 0.88, 0.93], **{s: 0.0 for s in ("accuracy", "macro_precision", "macro_recall")},
+        "train_seconds": 1.0,
+    })
+    storage = {case: {"window": 1, "stride": 1, "stored_shape": [28, 28], "stored_pixels": 784, "pixel_ratio": 1.0,
+                      "stored_bytes": 100, "bytes_per_image": 1.0} for case in ("baseline", "small")}
+    row = summarize(runs, storage, "baseline", ["baseline", "small"], ANALYSIS).set_index("case").loc["small"]
+    assert row["paired_n"] == 2 and row["delta_f1"] == pytest.approx(((0.88 - 0.90) + (0.93 - 0.94)) / 2)
 
 
 def test_statistics_helpers():
@@ -113,6 +171,7 @@ def test_manifest_records_every_input_and_output(summary_files):
 
     manifest = json.loads(summary_files["manifest"].read_text())
     assert len(manifest["inputs"]) == 6 + 6 + 2
+    assert set(manifest["outputs"]) >= {"result.csv", "per_class_delta.csv"}
     assert manifest["outputs"]["summary.csv"] == file_sha256(summary_files["summary"])
     assert "../baseline/seed0/test_metrics.json" in manifest["inputs"]
 
@@ -135,3 +194,27 @@ def test_methods_table_puts_each_case_in_its_geometry_and_method():
     assert lines[4] == "| 2x2/2 | 14x14 | 0.40 |  | 0.9600 ± 0.0200 (-0.0100, p 0.2) | 0.9650 ± 0.0100 (-0.0050, p 0.5) |"
     assert lines[5] == "| 3x3/2 | 13x13 | 0.40 | 0.9500 ± 0.0300 (-0.0200, p 0.01) |  |  |"
     assert len(lines) == 6
+
+
+def test_datasets_table_carries_the_paired_result(summary_files, tmp_path):
+    from poolup.aggregate import compare_datasets
+
+    outputs = {"summary": tmp_path / "d.csv", "summary_md": tmp_path / "d.md", "manifest": tmp_path / "m.json"}
+    compare_datasets({"one": summary_files["summary"], "two": summary_files["summary"]}, outputs, "baseline")
+    lines = outputs["summary_md"].read_text().splitlines()
+    assert lines[0].endswith("| paired ΔF1 [CI] | Holm p | verdict | seeds |")
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    small = [line for line in lines if line.startswith("| two | small |")]
+    assert len(small) == 1 and f"| -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |" in small[0]
+    assert small[0].endswith("| loss larger than the margin | 3 |")
+    assert [line for line in lines if line.startswith("| one | baseline |")][0].endswith("|  |  |  | 3 |")
+
+
+def test_methods_table_has_a_paired_table_with_the_verdicts(summary_files):
+    text = summary_files["methods_md"].read_text()
+    paired_part = text.split("Paired by seed")[1].splitlines()
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    assert paired_part[2] == "| pooling | stored | bytes vs baseline | linear |"
+    p = float(pd.read_csv(summary_files["summary"]).set_index("case").loc["small", "holm_p"])
+    assert paired_part[4] == (f"| 2x2/2 | 14x14 | 0.25 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] (Holm p {p:.2g}),"
+                              " loss larger than the margin |")

@@ -2,9 +2,10 @@ import h5py
 import numpy as np
 import pytest
 
-from poolup.artifacts import bytes_under_filter, read_image_set, stored_bytes, write_h5
+from poolup.artifacts import bytes_under_filter, content_sha256, read_image_set, stored_bytes, write_h5
 from poolup.cli import main as cli_main
 from poolup.errors import PoolupError
+from poolup import stages
 from poolup.stages import fetch, store, upsample
 
 
@@ -94,6 +95,8 @@ def test_bad_hdf5_content_is_one_line_error(tmp_path, mutate, message):
     write_h5(path, {"images": np.zeros((4, 28, 28), np.uint8), "labels": np.zeros(4, np.uint8)}, {})
     with h5py.File(path, "r+") as file:
         mutate(file)
+        # Re-stamped, as a buggy writer would: the content checks stand behind the digest.
+        file.attrs["content_sha256"] = content_sha256(file)
     with pytest.raises(PoolupError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         read_image_set(path, image_shape=(28, 28))
     assert "\n" not in str(info.value)
@@ -118,3 +121,171 @@ def test_stages_refuse_bad_inputs_and_leave_no_output(tmp_path):
     with pytest.raises(PoolupError, match="attributes .* missing"):
         upsample(stored, tmp_path / "upsampled.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.h5", "stored.h5"]
+
+
+# --- the digest covers attributes; readers check it, the stage and the upstream link ---
+
+
+def reference_digest(path):
+    """The documented content digest, computed independently: datasets by name, then attributes."""
+    import hashlib
+    import json
+
+    hasher = hashlib.sha256()
+    with h5py.File(path) as file:
+        for name in sorted(file):
+            array = file[name][()]
+            hasher.update(f"{name}|{array.dtype.str}|{array.shape}|".encode() + np.ascontiguousarray(array).tobytes())
+        for key in sorted(set(file.attrs) - {"content_sha256"}):
+            value = file.attrs[key]
+            value = value.tolist() if isinstance(value, np.ndarray) else value.item() if isinstance(value, np.generic) else value
+            hasher.update(f"@{key}|{json.dumps(value, sort_keys=True, separators=(',', ':'))}|".encode())
+    return hasher.hexdigest()
+
+
+def test_digest_covers_every_attribute_and_matches_a_hand_computation(tmp_path):
+    path = tmp_path / "a.h5"
+    digest = write_h5(path, {"images": np.arange(2 * 6 * 6, dtype=np.uint8).reshape(2, 6, 6), "labels": np.array([0, 1], np.uint8)},
+                      {"stage": "pool", "window": 2, "stride": 2, "original_shape": [6, 6], "pixel_ratio": 0.25, "method": "linear"})
+    assert digest == reference_digest(path)
+    with h5py.File(path, "r+") as file:
+        file.attrs["window"] = 3
+    assert reference_digest(path) != digest
+    with pytest.raises(PoolupError, match="content does not match its recorded sha256") as info:
+        read_image_set(path)
+    assert "\n" not in str(info.value)
+
+
+def test_attributes_are_native_hdf5_types(tmp_path):
+    path = tmp_path / "n.h5"
+    attrs = {"image_shape": [28, 28], "ratio": [0.5, 0.25], "classes": ["a", "b"], "window": 2, "settings": {"k": [1, 2]},
+             "empty": [], "mixed": [1, "a"], "none": None, "flag": True}
+    write_h5(path, {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0, 1], np.uint8)}, attrs)
+    with h5py.File(path) as file:
+        assert file.attrs["image_shape"].dtype == np.int64 and file.attrs["image_shape"].tolist() == [28, 28]
+        assert file.attrs["ratio"].dtype == np.float64
+        assert file.attrs["classes"].tolist() == ["a", "b"]
+        assert isinstance(file.attrs["settings"], str)  # nested dicts stay JSON
+    data = read_image_set(path)
+    assert {key: data.attrs[key] for key in attrs} == {**attrs, "none": ""}
+
+
+def test_files_with_json_text_attributes_still_decode(tmp_path):
+    from poolup.artifacts import decode_attr
+
+    assert decode_attr("[28, 28]") == [28, 28] and decode_attr(b'{"a": 1}') == {"a": 1} and decode_attr("[not json") == "[not json"
+
+
+def test_reader_checks_the_stage_and_the_upstream_link(tmp_path):
+    path = tmp_path / "r.h5"
+    write_h5(path, {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0, 1], np.uint8)},
+             {"stage": "fetch", "source_sha256": "ab" * 32})
+    assert read_image_set(path, stage="fetch", source_sha256="ab" * 32).images.shape == (2, 4, 4)
+    with pytest.raises(PoolupError, match="written by stage 'fetch', expected 'pool'"):
+        read_image_set(path, stage="pool")
+    with pytest.raises(PoolupError, match="made from a different input"):
+        read_image_set(path, source_sha256="cd" * 32)
+
+
+def test_upsample_refuses_an_edited_input_and_writes_nothing(tmp_path):
+    images = np.random.default_rng(2).integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "e.npz", images=images, labels=np.arange(40) % 10)
+    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
+    pooled = tmp_path / "pooled.h5"
+    if hasattr(stages, "pool"):
+        stages.pool(tmp_path / "raw.h5", pooled, "w2s2", 2, 2)
+    else:
+        store(tmp_path / "raw.h5", pooled, tmp_path / "s.json", "w2s2", 2, 2)
+    with h5py.File(pooled, "r+") as file:
+        file.attrs["window"] = 3  # a silent edit would up-sample with the wrong grid
+    with pytest.raises(PoolupError, match="content does not match its recorded sha256"):
+        upsample(pooled, tmp_path / "up.h5")
+    assert not (tmp_path / "up.h5").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+# --- strict JSON ----------------------------------------------------------------
+
+
+def test_write_json_refuses_nan_naming_the_key_and_writes_nothing(tmp_path):
+    from poolup.artifacts import write_json
+
+    with pytest.raises(PoolupError, match=r"key 'scores\.f1\.1' is NaN or infinite") as info:
+        write_json(tmp_path / "m.json", {"scores": {"f1": [0.5, float("nan")]}})
+    assert "\n" not in str(info.value) and list(tmp_path.iterdir()) == []
+    with pytest.raises(PoolupError, match="key 'loss' is NaN or infinite"):
+        write_json(tmp_path / "m.json", {"loss": np.float32("inf")})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'{"a": NaN, "content_sha256": "x"}', "NaN is not strict JSON"),
+        (b"[1, 2]", "holds a JSON list, not an object"),
+        (b'{"a": "\xff"}', "not valid JSON"),
+        (b'{"a": 1}', "no content_sha256 recorded"),
+        (b'{"a": 1, "content_sha256": 5}', "no content_sha256 recorded"),
+        (b'{"a": 1, "content_sha256": "00"}', "content does not match"),
+        (b"", "not valid JSON"),
+    ],
+)
+def test_read_json_refuses_what_is_not_a_poolup_record(tmp_path, text, message):
+    from poolup.artifacts import read_json
+
+    path = tmp_path / "r.json"
+    path.write_bytes(text)
+    with pytest.raises(PoolupError, match=message) as info:
+        read_json(path)
+    assert "\n" not in str(info.value)
+
+
+def test_aggregation_refuses_an_edited_metrics_file(tmp_path):
+    import json
+
+    from poolup.aggregate import collect_runs
+    from poolup.artifacts import write_json
+
+    path = tmp_path / "test_metrics.json"
+    write_json(path, {"case": "baseline", "seed": 0, "macro_f1": 0.9})
+    record = json.loads(path.read_text())
+    record["macro_f1"] = 0.99
+    path.write_text(json.dumps(record))
+    with pytest.raises(PoolupError, match="test_metrics.json: content does not match its recorded sha256"):
+        collect_runs([path])
+
+
+# --- temporary files -------------------------------------------------------------
+
+
+def test_temporary_names_are_unpredictable_exclusive_and_cleaned(tmp_path):
+    import os
+
+    from poolup.artifacts import atomic_path, remove_leftovers
+
+    target = tmp_path / "out.h5"
+    # What the old predictable scheme would have used: a planted symlink there is never touched.
+    planted = tmp_path / f".tmp-{os.getpid()}-out.h5"
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    planted.symlink_to(victim)
+    names = []
+    for _ in range(2):
+        with atomic_path(target) as tmp:
+            assert tmp.is_file() and not tmp.is_symlink() and tmp.name.startswith(".tmp-") and tmp.name.endswith("-out.h5")
+            names.append(tmp.name)
+            tmp.write_text("data")
+    assert names[0] != names[1] and planted.name not in names
+    assert victim.read_text() == "keep" and target.read_text() == "data"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    # A rerun of the job removes what an interrupted attempt left (here: the planted name).
+    assert remove_leftovers(target) == [planted] and victim.read_text() == "keep"
+
+
+def test_store_writes_every_attribute_before_the_rename(tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, size=(60, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "e.npz", images=images, labels=np.arange(60) % 10)
+    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
+    record = store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
+    data = read_image_set(tmp_path / "stored.h5")  # the digest holds: nothing was added after it
+    assert data.attrs["stored_bytes"] == record["stored_bytes"] == stored_bytes(tmp_path / "stored.h5")

@@ -98,3 +98,67 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert errors == ["poolup: config error: config key 'cases.w2s1.stride': -3 is less than the minimum of 1; fix the value (see workflow/schemas/config.schema.yaml)"]
     assert not (tmp_path / "results").exists()
+
+
+# --- values no schema keyword catches -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cases__w2s1": {"window": 2.0, "stride": 1}}, "'cases.w2s1.window': 2.0 is not of type 'integer'"),
+        ({"training__epochs": 1.0}, "'training.epochs': 1.0 is not of type 'integer'"),
+        ({"training__learning_rate": float("nan")}, "'training.learning_rate': nan is not a finite number"),
+        ({"training__train_size": float("inf")}, "'training.train_size': inf is not a finite number"),
+        ({"plots__dpi": float("-inf")}, "'plots.dpi': -inf is not a finite number"),
+        ({"seeds": 2**32}, "'seeds': 4294967296 is not a count 1..10000"),
+        ({"seeds": [0, 2**32]}, "distinct seeds in 0..4294967295"),
+        ({"seeds": 10001}, "'seeds': 10001 is not a count 1..10000"),
+        ({"seeds": [1.0]}, "'seeds'"),
+        ({"codecs__names": []}, "'codecs.names': [] should be non-empty"),
+        ({"datasets": [{"name": "m", "image_shape": []}]}, "'datasets.0.image_shape'"),
+        ({"cases__w2s1\n": {"window": 2, "stride": 1}}, "'cases.w2s1\\n': name 'w2s1\\n' is not safe in a path"),
+        ({"datasets": [{"name": "mnist\n"}]}, "name 'mnist\\n' is not safe in a path"),
+        ({"cases__" + "w" * 101: {"window": 2, "stride": 1}}, "is 101 characters long; use at most 100"),
+        ({"cases__summary": {"window": 2, "stride": 2}}, "name 'summary' is one the workflow uses"),
+        ({"cases__Figures": {"window": 2, "stride": 2}}, "name 'Figures' is one the workflow uses"),
+        ({"cases__raw.h5": {"window": 2, "stride": 2}}, "name 'raw.h5' is one the workflow uses"),
+        ({"cases__seed3": {"window": 2, "stride": 2}}, "name 'seed3' is one the workflow uses"),
+        ({"cases__fetch.log": {"window": 2, "stride": 2}}, "name 'fetch.log' is one the workflow uses"),
+        ({"datasets": [{"name": "logs"}]}, "'datasets.0.name': name 'logs' is one the workflow uses"),
+        ({"datasets": [{"name": "benchmarks"}]}, "name 'benchmarks' is one the workflow uses"),
+        ({"cases__W2S1": {"window": 2, "stride": 2}}, "names 'w2s1' and 'W2S1' differ only in letter case"),
+        ({"datasets": [{"name": "a"}, {"name": "A"}]}, "names 'a' and 'A' differ only in letter case"),
+        ({"datasets": [{"name": "m", "source": "npz", "path": "/data/x\0.npz"}]}, "'datasets.0.path': the text holds a NUL character"),
+    ],
+)
+def test_hostile_values_give_one_line_naming_the_key(changes, message):
+    with pytest.raises(PoolupError) as info:
+        validated(**changes)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) <= 400
+
+
+def test_a_huge_bad_value_is_shortened_to_one_line():
+    with pytest.raises(PoolupError) as info:
+        validated(training__epochs=list(range(5000)))
+    assert "'training.epochs'" in str(info.value) and len(str(info.value)) <= 405
+
+
+def test_reserved_names_cover_every_name_the_rules_use():
+    """Every literal folder or file name in the rules' paths is refused as a case or data set name."""
+    import re
+
+    from poolup.config import RESERVED_FOLDERS, RESERVED_PATTERN
+
+    text = "\n".join(path.read_text() for path in sorted((REPO / "rules").glob("*.smk")))
+    components = {part for path in re.findall(r'"(results/[^"]*)"', text) for part in path.split("/")}
+    literal = {part for part in components if "{" not in part}
+    assert {"results", "summary", "figures", "logs", "benchmarks", "raw.h5"} <= literal
+    for name in literal:
+        assert name.lower() in RESERVED_FOLDERS or RESERVED_PATTERN.fullmatch(name), name
+    # Components built from a wildcard: the seed folder, and file names (refused by their suffix).
+    for part in components - literal:
+        example = re.sub(r"\{[^}]*\}", "7", part)
+        if part.strip("{}") not in ("dataset", "case") and not re.fullmatch(r"\{[^}]*\}", part):
+            assert RESERVED_PATTERN.fullmatch(example), part

@@ -32,7 +32,7 @@ def run_outputs(workdir: Path) -> dict[str, object]:
     in ``test_metrics.json`` and ``runs.csv``/``summary.csv``/``datasets.csv``; encode and
     decode times in ``storage_codecs.*``); ``model.keras``
     archives (Keras stamps the save date; their weights are compared instead);
-    PDF figures (matplotlib stamps the creation date); logs and benchmark files.
+    logs and benchmark files. (PDF figures are compared: they carry no creation date.)
     """
     identity: dict[str, object] = {}
     for path in sorted((workdir / "results").rglob("*")):
@@ -50,7 +50,7 @@ def run_outputs(workdir: Path) -> dict[str, object]:
             frame = pd.read_csv(path)
             timing = [c for c in frame.columns if "seconds" in c or c == "images_per_second" or c.endswith("_us_per_image")]
             identity[name] = frame.drop(columns=timing).to_csv()
-        elif path.suffix in (".csv", ".png", ".md") or path.name == "storage.json":
+        elif path.suffix in (".csv", ".png", ".pdf", ".md") or path.name == "storage.json":
             identity[name] = path.read_bytes()
     return identity
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 FIGURES = [
-    "examples", "preprocessing_w2s2", "tradeoff", "methods", "confusion_vs_baseline",
+    "examples", "preprocessing_w2s2", "tradeoff", "methods", "confusion_vs_baseline", "forest", "per_class_delta",
     *(f"curve_{m}" for m in ("loss", "precision", "recall", "f1")),
     *(f"per_class_{m}" for m in ("precision", "recall", "f1")),
 ]
@@ -38,6 +38,37 @@ def test_report_is_self_contained_with_every_figure(tiny_run):
     assert {f"{name}.png" for name in FIGURES} <= embedded
     assert all(category in html for category in CATEGORIES)
     assert not re.search(r"<script[^>]+src=\"https?://", html), "the report must not load scripts from the network"
+
+
+def test_report_front_page_states_the_result(tiny_run):
+    """The landing page holds the per-case result table (from result.csv) with its verdict."""
+    import json
+
+    import pandas as pd
+
+    workdir, _ = tiny_run
+    html = (workdir / "results/report.html").read_text()
+    result = pd.read_csv(workdir / "results/tiny/summary/result.csv")
+    assert list(result["case"]) == ["w2s2"]
+    row = result.iloc[0]
+    assert row["verdict (margin 0.005)"] in ("loss smaller than the margin", "loss larger than the margin", "undecided")
+    assert "tiny: every case against the baseline" in html, "no result table on the front page"
+    for cell in (row["verdict (margin 0.005)"], row["bytes saved"], row["ΔF1 [95% CI]"], "<th class=\"head\">Holm p</th>"):
+        # The report may hold the rendered page as a JavaScript string: accept it escaped too.
+        assert cell in html or json.dumps(cell)[1:-1] in html, cell
+
+
+
+def test_a_new_margin_reruns_only_the_aggregation_and_what_follows(tiny_run, tmp_path):
+    from conftest import run_snakemake, scheduled_jobs, tiny_config
+
+    workdir, _ = tiny_run
+    changed = tiny_config(tmp_path / "margin.yaml", analysis={"margin": 0.01})
+    result = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[changed])
+    rules = {rule for rule, _ in scheduled_jobs(result.stdout)}
+    assert {"aggregate", "plot_forest"} <= rules
+    assert rules <= {"aggregate", "compare_datasets", "all"} | {rule for rule in rules if rule.startswith("plot_")}
+    assert not rules & {"plot_examples", "plot_preprocessing"}  # they read no summary
 
 
 @pytest.mark.browser

@@ -8,7 +8,8 @@ from conftest import TINY_CASES, TINY_TRAINING, run_snakemake, scheduled_jobs, t
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
-SUMMARY_RULES = {"all", "aggregate", "compare_datasets", "plot_methods", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion"}
+SUMMARY_RULES = {"all", "aggregate", "compare_datasets", "plot_methods", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion",
+                 "plot_forest", "plot_per_class_delta"}
 
 
 def per_case(scheduled):
@@ -95,7 +96,8 @@ def test_changing_a_plot_setting_reruns_only_plots(preprocessed, tmp_path):
     changed = tiny_config(tmp_path / "dpi.yaml", plots={"dpi": 80})
     scheduled = _dry_run(workdir, changed, [])
     assert {rule for rule, _ in scheduled} == {
-        "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_methods", "plot_confusion"
+        "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_methods", "plot_confusion",
+        "plot_forest", "plot_per_class_delta",
     }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from poolup import stats as paired
 from poolup.artifacts import atomic_path, file_sha256, read_json, write_json
 from poolup.errors import PoolupError
 from poolup.interpolation import method_order
@@ -73,6 +75,7 @@ def summarize(
     storage: dict[str, dict[str, Any]],
     baseline: str,
     cases: Sequence[str],
+    analysis: Mapping[str, Any],
     methods: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Per case: score statistics over seeds, storage figures, and the comparison with the baseline.
@@ -87,8 +90,16 @@ def summarize(
         The reference case.
     cases : sequence of str
         Cases in display order.
+    analysis : mapping
+        Config section ``analysis``: ``margin``, ``confidence``,
+        ``bootstrap_resamples``, ``power`` (see :mod:`poolup.stats`).
     methods : mapping, optional
         Case name to its interpolation method (the ``method`` column); "linear" when absent.
+
+    Every non-baseline case is compared with the baseline twice: unpaired
+    (``f1_diff_to_baseline``, ``f1_welch_p``, as the paper) and paired by seed
+    (:data:`poolup.stats.PAIRED_COLUMNS`, from :func:`poolup.stats.compare_paired`), with
+    Holm's adjustment of the paired p-values across the cases (``holm_p``).
     """
     methods = methods or {}
     if baseline not in set(runs["case"]):
@@ -117,8 +128,26 @@ def summarize(
             "f1_welch_p": float("nan") if case == baseline else welch_p(group["macro_f1"].to_numpy(), reference_f1),
             "train_seconds_mean": float(group["train_seconds"].mean()),
         })
+        row.update(_paired_row(runs, case, baseline, analysis))
         rows.append(row)
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    summary.insert(summary.columns.get_loc("paired_p") + 1, "holm_p", paired.holm(summary["paired_p"]))
+    return summary
+
+
+def _by_seed(runs: pd.DataFrame, case: str, column: str) -> dict[int, float]:
+    rows = runs[runs["case"] == case]
+    return dict(zip(rows["seed"].astype(int), rows[column].astype(float)))
+
+
+def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """The paired statistics of one case's macro F1 against the baseline's (blank for the baseline itself)."""
+    if case == baseline:
+        return {column: ("" if column == "verdict" else np.nan) for column in paired.PAIRED_COLUMNS}
+    _, differences = paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))
+    return paired.compare_paired(
+        differences, analysis["margin"], analysis["confidence"], analysis["bootstrap_resamples"], analysis["power"]
+    )
 
 
 def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
@@ -134,6 +163,40 @@ def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.Dat
                     "sd": float(values[:, label].std(ddof=1)) if len(group) > 1 else float("nan"),
                 })
     return pd.DataFrame(rows)
+
+
+def per_class_delta(
+    records: Sequence[dict[str, Any]], cases: Sequence[str], baseline: str, confidence: float
+) -> pd.DataFrame:
+    """Per case and class: the paired ΔF1 to the baseline over the shared seeds, with its t-interval.
+
+    ``paired_p`` is the paired t-test of each class; ``holm_p`` adjusts it
+    across the classes of one case (which digits lose, without ten chances
+    of a false alarm per case).
+    """
+    def by_seed(case: str) -> dict[int, np.ndarray]:
+        return {int(r["seed"]): np.asarray(r["f1"], np.float64) for r in records if r["case"] == case}
+
+    reference = by_seed(baseline)
+    rows = []
+    for case in cases:
+        if case == baseline:
+            continue
+        _, differences = paired.paired_differences(by_seed(case), reference)
+        block = []
+        for label in range(differences.shape[1] if differences.ndim == 2 else 0):
+            values = differences[:, label]
+            low, high = paired.t_interval(values, confidence)
+            block.append({
+                "case": case, "class": label, "paired_n": int(values.size), "delta_f1": float(values.mean()),
+                "delta_sd": float(values.std(ddof=1)) if values.size > 1 else np.nan,
+                "delta_ci_low": low, "delta_ci_high": high, "paired_p": paired.paired_p(values),
+            })
+        for entry, adjusted in zip(block, paired.holm([entry["paired_p"] for entry in block])):
+            entry["holm_p"] = adjusted
+        rows.extend(block)
+    columns = ["case", "class", "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "paired_p", "holm_p"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def mean_confusion(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> dict[str, list[list[float]]]:
@@ -170,8 +233,11 @@ def write_csv(frame: pd.DataFrame, path: PathLike) -> None:
         frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def summary_markdown(summary: pd.DataFrame, baseline: str) -> str:
-    """A short table of the result, for the README and the report."""
+def summary_markdown(
+    summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any], deltas: pd.DataFrame | None = None
+) -> str:
+    """The result for the README and the report: the unpaired table (as the paper), the paired
+    comparison with its verdict (:func:`paired_table`), and the per-class ΔF1 (``deltas``)."""
     lines = [
         f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs {baseline} | Welch p | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -184,7 +250,87 @@ def summary_markdown(summary: pd.DataFrame, baseline: str) -> str:
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {ci} | {row.f1_diff_to_baseline:+.4f} |"
             f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
         )
+    alpha = 1 - analysis["confidence"]
+    lines += [
+        "",
+        f"Paired by seed against {baseline} (ΔF1 = case - {baseline}, seed by seed; paired t-test, Holm across"
+        f" the cases; verdict from the {1 - 2 * alpha:.0%} t-interval against -{analysis['margin']:g};"
+        f" power {analysis['power']:g} at alpha {alpha:.2g}):",
+        "",
+        *_markdown_table(paired_table(summary, baseline, analysis)),
+    ]
+    if deltas is not None and not deltas.empty:
+        lines += ["", *per_class_markdown(deltas, analysis["confidence"])]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float, spec: str) -> str:
+    """A number, or "n/a" where it is undefined (fewer than two paired seeds)."""
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def _interval(low: float, high: float) -> str:
+    return "n/a" if np.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
+
+
+def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """The paired comparison, one row per non-baseline case, as display text (``summary.md``).
+
+    Columns are described in the README, section "Statistics";
+    :func:`result_table` is its short form.
+    """
+    level = f"{analysis['confidence']:.0%}"
+    rows = []
+    for row in summary[summary["case"] != baseline].itertuples():
+        rows.append({
+            "case": row.case,
+            "stored": f"{row.stored_side}x{row.stored_side}",
+            "bytes saved": f"{1 - row.byte_ratio_to_baseline:.0%}",
+            "test macro F1": _f1_text(row.macro_f1_mean, row.macro_f1_sd),
+            f"ΔF1 [{level} CI]": f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}",
+            f"bootstrap {level} CI": _interval(row.delta_boot_low, row.delta_boot_high),
+            "paired p": _number(row.paired_p, ".3g"),
+            "Holm p": _number(row.holm_p, ".3g"),
+            f"verdict (margin {analysis['margin']:g})": row.verdict,
+            "detectable ΔF1": _number(row.mde, ".4f"),
+            "seeds for margin": _number(row.seeds_for_margin, ".0f"),
+            "seeds paired": _number(row.paired_n, ".0f"),
+        })
+    return pd.DataFrame(rows)
+
+
+def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """The answer in six columns (``result.csv``, the report's front page, which is narrow):
+    bytes saved, ΔF1 with its t-interval, Holm p, the verdict, seeds paired and seeds the margin needs."""
+    table = paired_table(summary, baseline, analysis)
+    keep = [c for c in table.columns if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin")
+            or c.startswith(("ΔF1", "verdict"))]
+    return table[keep]
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, values)) + " |" for values in frame.itertuples(index=False)]
+    return lines
+
+
+def per_class_markdown(deltas: pd.DataFrame, confidence: float) -> list[str]:
+    """Paired ΔF1 per case (rows) and class (columns); * marks an interval that excludes 0."""
+    if deltas.empty:
+        return []
+    classes = sorted(deltas["class"].unique())
+    lines = [
+        "| case | " + " | ".join(f"class {c}" for c in classes) + " |",
+        "|---|" + "---|" * len(classes),
+    ]
+    for case, group in deltas.groupby("case", sort=False):
+        cells = group.set_index("class").reindex(classes)
+        lines.append(f"| {case} | " + " | ".join(
+            f"{r.delta_f1:+.4f}" + ("*" if r.delta_ci_low > 0 or r.delta_ci_high < 0 else "")
+            for r in cells.itertuples()
+        ) + " |")
+    return [f"Paired ΔF1 per class (mean over seeds; * where the {confidence:.0%} t-interval excludes 0;"
+            " intervals in per_class_delta.csv):", "", *lines]
 
 
 def _f1_text(mean: float, sd: float) -> str:
@@ -202,32 +348,47 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
 
     Each cell: mean ± SD over seeds, then the difference to the baseline's mean
     F1 and the Welch p-value. Cases with the same window, stride and method
-    share a cell (joined by "; ").
+    share a cell (joined by "; "). When the summary has the paired columns, a
+    second table gives each cell's paired ΔF1 with its t-interval, Holm p and verdict.
     """
     reference = summary[summary["case"] == baseline].iloc[0]
     others = summary[summary["case"] != baseline]
-    methods = method_order(others["method"])
     lines = [
         f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over {reference['seeds']} seeds;"
         " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
         "",
+        *_geometry_table(others, lambda row: (
+            f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
+        )),
+    ]
+    if "delta_f1" in others:
+        lines += [
+            "",
+            "Paired by seed: each cell: ΔF1 vs baseline [t-interval] (Holm p), verdict against the margin",
+            "",
+            *_geometry_table(others, lambda row: (
+                f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)} (Holm p {_number(row.holm_p, '.2g')}),"
+                f" {row.verdict}"
+            )),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _geometry_table(others: pd.DataFrame, cell: Callable[[Any], str]) -> list[str]:
+    """Rows: pooling window/stride; columns: interpolation methods; ``cell`` formats one case's row."""
+    methods = method_order(others["method"])
+    lines = [
         "| pooling | stored | bytes vs baseline | " + " | ".join(methods) + " |",
         "|---|---|---|" + "---|" * len(methods),
     ]
     for (window, stride), group in others.groupby(["window", "stride"], sort=False):
-        cells = []
-        for method in methods:
-            rows = group[group["method"] == method]
-            cells.append("; ".join(
-                f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
-                for row in rows.itertuples()
-            ))
+        cells = ["; ".join(cell(row) for row in group[group["method"] == method].itertuples()) for method in methods]
         first = group.iloc[0]
         lines.append(
             f"| {window}x{window}/{stride} | {first['stored_side']}x{first['stored_side']} |"
             f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def aggregate(
@@ -236,14 +397,18 @@ def aggregate(
     storage_files: Sequence[PathLike],
     outputs: dict[str, PathLike],
     baseline: str,
+    analysis: Mapping[str, Any],
     methods: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write every summary file from the per-run and per-case artifacts.
 
     ``history_files`` pairs with ``metrics_files`` run by run (same folder).
-    ``outputs`` names the files: ``runs``, ``summary``, ``summary_md``,
-    ``methods_md``, ``history``, ``per_class``, ``confusion``, ``manifest``.
-    ``methods`` maps each case to its interpolation method. Returns the summary table.
+    ``outputs`` names the files (:data:`OUTPUT_NAMES`): ``runs``, ``summary``,
+    ``summary_md``, ``result`` (the paired result as display text),
+    ``methods_md``, ``history``, ``per_class``, ``per_class_delta``,
+    ``confusion``, ``manifest``. ``analysis`` is the config section of that
+    name; ``methods`` maps each case to its interpolation method. Returns the
+    summary table.
     """
     runs, records = collect_runs(metrics_files)
     cases = list(dict.fromkeys(runs["case"]))
@@ -258,15 +423,19 @@ def aggregate(
         if Path(metrics_path).parent != Path(history_path).parent:
             raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
         by_case[record["case"]].append(history_path)
-    summary = summarize(runs, storage, baseline, cases, methods)
+    summary = summarize(runs, storage, baseline, cases, analysis, methods)
+    deltas = per_class_delta(records, cases, baseline, analysis["confidence"])
     write_csv(runs, outputs["runs"])
     write_csv(summary, outputs["summary"])
     with atomic_path(outputs["summary_md"]) as tmp:
-        Path(tmp).write_text(summary_markdown(summary, baseline))
+        Path(tmp).write_text(summary_markdown(summary, baseline, analysis, deltas))
+    with atomic_path(outputs["result"]) as tmp:
+        result_table(summary, baseline, analysis).to_csv(tmp, index=False)
     with atomic_path(outputs["methods_md"]) as tmp:
         Path(tmp).write_text(methods_markdown(summary, baseline))
     write_csv(average_history(by_case), outputs["history"])
     write_csv(per_class(records, cases), outputs["per_class"])
+    write_csv(deltas, outputs["per_class_delta"])
     write_json(outputs["confusion"], {"row_normalised_mean": mean_confusion(records, cases)})
     write_manifest(outputs["manifest"], [*metrics_files, *history_files, *storage_files],
                    [outputs[name] for name in OUTPUT_NAMES if name != "manifest"])
@@ -274,7 +443,8 @@ def aggregate(
 
 
 OUTPUT_NAMES: tuple[str, ...] = (
-    "runs", "summary", "summary_md", "methods_md", "history", "per_class", "confusion", "manifest",
+    "runs", "summary", "summary_md", "result", "methods_md", "history", "per_class", "per_class_delta", "confusion",
+    "manifest",
 )
 
 
@@ -315,14 +485,17 @@ def compare_datasets(
 def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
     """The cross-data-set table: what each case costs and saves on each data set."""
     lines = [
-        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p |"
+        " paired ΔF1 [CI] | Holm p | verdict | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in combined.itertuples():
+        paired_text = "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
         lines.append(
             f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
-            f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
+            f" {_p_text(row.f1_welch_p, '.3g')} | {paired_text} | {_p_text(row.holm_p, '.3g')} |"
+            f" {row.verdict if isinstance(row.verdict, str) else ''} | {row.seeds} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -2,8 +2,11 @@
 
 Every artifact is written to a temporary name in the same folder and renamed
 into place only when complete, so a killed job never leaves a file that looks
-finished. Every HDF5 artifact carries ``content_sha256``, a digest of its
-datasets (names, dtypes, shapes and bytes), which ``poolup inspect`` checks.
+finished. Every artifact carries ``content_sha256``: for HDF5, a digest of
+its datasets (names, dtypes, shapes and bytes) and of every file attribute; for
+JSON, of the canonical record. The readers here check it (and, on request, the
+stage that wrote the file and its upstream digest) before returning anything,
+so a tampered or mismatched input stops the stage that would use it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,13 @@ CHUNK_IMAGES = 1024
 # Rows hashed per step when digesting a dataset, to keep memory bounded.
 _HASH_ROWS = 16384
 FILTERS: tuple[str, ...] = ("none", "gzip", "lzf")
+# HDF5 1.10 file format: superblock v3 and v2 object headers carry checksums of
+# the file's metadata, so a flipped byte there is an error, not a wrong read.
+LIBVER = ("v110", "latest")
+# Prefix of every temporary file (``poolup verify`` reports leftovers).
+TMP_PREFIX = ".tmp-"
+# What a corrupt HDF5 file can raise from h5py, beyond OSError.
+H5_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError)
 
 
 def library_versions() -> dict[str, str]:
@@ -79,17 +91,49 @@ def image_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    The temporary name is unpredictable and created exclusively (``mkstemp``:
+    ``O_CREAT | O_EXCL``), so a file or symlink planted at a guessed name is
+    never followed or overwritten. On any exception the temporary file is
+    removed and ``path`` is untouched.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     # Same folder (so the rename is atomic) and same suffix (Keras checks it).
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    handle, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"-{final.name}", dir=final.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
+        # mkstemp creates mode 0600; give the artifact the usual umask-based mode.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         yield tmp
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that an interrupted write of ``path`` left beside it.
+
+    Only safe while no other process writes ``path`` (Snakemake's lock on the
+    working directory guarantees that for a job's outputs). Returns what was
+    deleted.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    removed = []
+    for stale in final.parent.glob(f"{glob_escape(TMP_PREFIX)}*-{glob_escape(final.name)}"):
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters made literal."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -104,29 +148,119 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def json_content_sha256(record: Mapping[str, Any]) -> str:
     """sha256 of a record's canonical JSON, its own ``content_sha256`` key left out."""
     canonical = json.dumps(
-        {k: v for k, v in record.items() if k != "content_sha256"}, sort_keys=True, separators=(",", ":"), default=_json_default
+        {k: v for k, v in record.items() if k != "content_sha256"},
+        sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _non_finite_key(value: Any, key: str = "") -> str | None:
+    """The dotted key of the first NaN or infinity in ``value``, else None."""
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return key or "(top level)"
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+        return key or "(top level)"
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for name, item in items:
+        found = _non_finite_key(item, f"{key}.{name}" if key else str(name))
+        if found:
+            return found
+    return None
+
+
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> str:
-    """Write ``data`` as indented JSON, atomically, with its ``content_sha256``; return that digest."""
+    """Write ``data`` as strict, indented JSON, atomically, with its ``content_sha256``; return that digest.
+
+    Raises
+    ------
+    PoolupError
+        If a value is NaN or infinite (strict JSON has no such number); the
+        message names the key, and nothing is written.
+    """
+    bad = _non_finite_key(data)
+    if bad is not None:
+        raise PoolupError(f"{path}: key '{bad}' is NaN or infinite, which strict JSON cannot hold; nothing was written (a result that is not a number points at the settings that made it)")
     # A round trip first, so the digest is of exactly what a reader will parse.
-    record = json.loads(json.dumps(dict(data), default=_json_default))
+    record = json.loads(json.dumps(dict(data), default=_json_default, allow_nan=False))
     record["content_sha256"] = json_content_sha256(record)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return record["content_sha256"]
 
 
-def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a JSON artifact, with a one-line error if it is missing or malformed."""
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def read_json(
+    path: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    stage: str | tuple[str, ...] | None = None,
+    source_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Read a JSON artifact: strict JSON, an object, and its ``content_sha256`` holds.
+
+    Parameters
+    ----------
+    path : path-like
+        The record.
+    verify : bool
+        Check the recorded ``content_sha256`` (False only for display).
+    stage : str or tuple of str, optional
+        The record's ``stage`` must be (one of) this.
+    source_sha256 : str, optional
+        The record's ``source_sha256`` must be this digest (the upstream link).
+
+    Raises
+    ------
+    PoolupError
+        One line naming the file and the fix: missing, not strict JSON, not an
+        object, no or wrong ``content_sha256``, or the wrong stage or upstream.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder, not a file" if path.is_dir() else "file not found"
+        raise PoolupError(f"{path}: {what}; run the workflow stage that makes it")
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PoolupError(f"{path}: file not found; run the workflow stage that makes it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PoolupError(f"{path}: not valid JSON ({exc}); delete it and rerun the stage that makes it") from None
+        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise PoolupError(f"{path}: not valid JSON ({detail}); delete it and rerun the stage that makes it") from None
+    except OSError as exc:
+        raise PoolupError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if not isinstance(record, dict):
+        raise PoolupError(f"{path}: holds a JSON {type(record).__name__}, not an object; delete it and rerun the stage that makes it")
+    if verify:
+        recorded = record.get("content_sha256")
+        if not isinstance(recorded, str) or not recorded:
+            raise PoolupError(f"{path}: no content_sha256 recorded, so it was not written by poolup or was edited; delete it and rerun the stage that makes it")
+        if recorded != json_content_sha256(record):
+            raise PoolupError(f"{path}: content does not match its recorded sha256 (changed or corrupt); delete it and rerun the stage that makes it")
+    check_provenance(path, record, stage, source_sha256)
+    return record
+
+
+def check_provenance(
+    path: str | os.PathLike[str],
+    attrs: Mapping[str, Any],
+    stage: str | tuple[str, ...] | None = None,
+    source_sha256: str | None = None,
+) -> None:
+    """Check that an artifact was written by ``stage`` and made from the input with digest ``source_sha256``."""
+    if stage is not None:
+        allowed = (stage,) if isinstance(stage, str) else tuple(stage)
+        found = attrs.get("stage")
+        if found not in allowed:
+            raise PoolupError(f"{path}: written by stage {found!r}, expected {' or '.join(map(repr, allowed))}; the wrong file is in its place, rerun the stage that makes it")
+    if source_sha256 is not None and attrs.get("source_sha256") != source_sha256:
+        recorded = str(attrs.get("source_sha256", ""))[:12] or "nothing"
+        raise PoolupError(f"{path}: made from a different input (records {recorded}, expected {source_sha256[:12]}); rerun the stage that makes it")
 
 
 def _json_default(value: Any) -> Any:
@@ -150,13 +284,36 @@ def dataset_digest(hasher: Any, name: str, dataset: h5py.Dataset | NDArray) -> N
 
 
 def content_sha256(file: h5py.File) -> str:
-    """Digest of every dataset in ``file`` (sorted by name); attributes excluded."""
+    """Digest of every dataset (sorted by name) and every file attribute of ``file``.
+
+    Attributes count by name and decoded value (so a window, stride, shape or
+    method edited in place changes the digest), except ``content_sha256``
+    itself. Raises what h5py raises for a corrupt file (see ``H5_ERRORS``).
+    """
     names: list[str] = []
     file.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     hasher = hashlib.sha256()
     for name in sorted(names):
         dataset_digest(hasher, name, file[name])
+    for key in sorted(file.attrs):
+        if key != "content_sha256":
+            value = json.dumps(decode_attr(file.attrs[key]), sort_keys=True, separators=(",", ":"), default=_json_default)
+            hasher.update(f"@{key}|{value}|".encode())
     return hasher.hexdigest()
+
+
+def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
+    """The recorded ``content_sha256`` of an open artifact, after checking that it holds."""
+    try:
+        recorded = decode_attr(file.attrs["content_sha256"]) if "content_sha256" in file.attrs else ""
+        actual = content_sha256(file)
+    except H5_ERRORS:
+        raise PoolupError(f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it") from None
+    if not isinstance(recorded, str) or not recorded:
+        raise PoolupError(f"{path}: no content_sha256 recorded, so it was not written by poolup; delete it and rerun the stage that makes it")
+    if recorded != actual:
+        raise PoolupError(f"{path}: content does not match its recorded sha256 (changed, corrupt, or written by an older poolup); delete it and rerun the stage that makes it")
+    return recorded
 
 
 def write_h5(
@@ -177,8 +334,8 @@ def write_h5(
         Arrays to store. Those named in ``image_datasets`` are chunked by whole
         images and use the filter; the rest are stored contiguous.
     attrs : mapping
-        File attributes; dicts and lists are stored as JSON strings, ``None``
-        as an empty string.
+        File attributes (see :func:`encode_attr`): numbers and lists of
+        numbers or strings as native HDF5 values, dicts as JSON text.
     filter_name, level : str, int
         HDF5 filter for the image datasets (see :func:`filter_options`).
 
@@ -189,7 +346,7 @@ def write_h5(
     """
     options = filter_options(filter_name, level)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as file:
+        with h5py.File(tmp, "w", libver=LIBVER) as file:
             for name, array in datasets.items():
                 array = np.asarray(array)
                 if name in image_datasets and array.ndim >= 2 and array.shape[0] > 0:
@@ -204,20 +361,45 @@ def write_h5(
 
 
 def encode_attr(value: Any) -> Any:
-    """HDF5-friendly form of an attribute value (JSON text for containers)."""
+    """HDF5 form of an attribute value: native where HDF5 has a type for it.
+
+    Numbers and booleans become HDF5 scalars, non-empty lists of only
+    integers, only numbers or only strings become HDF5 arrays (so ``h5dump``
+    shows ``28, 28``, not the text ``"[28, 28]"``); dicts, mixed or nested lists
+    and empty lists stay JSON text; ``None`` is the empty string.
+    """
     if value is None:
         return ""
+    if isinstance(value, (np.ndarray, np.generic, str, bytes, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        items = [v.item() if isinstance(v, np.generic) else v for v in value]
+        if all(isinstance(v, str) for v in items):
+            return np.array(items, dtype=h5py.string_dtype())
+        if not any(isinstance(v, bool) for v in items):
+            with contextlib.suppress(OverflowError, TypeError):
+                if all(isinstance(v, int) for v in items):
+                    return np.array(items, dtype=np.int64)
+                if all(isinstance(v, (int, float)) for v in items):
+                    return np.array(items, dtype=np.float64)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, default=_json_default)
     return value
 
 
 def decode_attr(value: Any) -> Any:
-    """Inverse of :func:`encode_attr` for display and reading."""
+    """Inverse of :func:`encode_attr`: plain Python values (lists, ints, floats, str).
+
+    Also reads files of earlier versions, which stored lists as JSON text.
+    """
+    if isinstance(value, h5py.Empty):
+        return None
+    if isinstance(value, np.ndarray):
+        return [decode_attr(item) for item in value.tolist()] if value.ndim else decode_attr(value.item())
     if isinstance(value, bytes):
-        value = value.decode()
+        value = value.decode("utf-8", errors="replace")
     if isinstance(value, str) and value[:1] in "[{":
-        with contextlib.suppress(json.JSONDecodeError):
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
             return json.loads(value)
     if isinstance(value, np.generic):
         return value.item()
@@ -258,22 +440,33 @@ def transform_images(
     filter_name: str = "none",
     level: int | None = None,
     block: int = 16384,
+    *,
+    source_stage: str | tuple[str, ...] | None = None,
+    annotate: Callable[[h5py.File], Mapping[str, Any]] | None = None,
 ) -> str:
     """Stream ``images`` of one artifact through ``transform`` into a new artifact.
 
     Reads ``block`` images at a time, so memory stays bounded whatever the
-    number of images. ``labels`` are copied unchanged. The target is written
-    atomically and gets ``content_sha256``.
+    number of images. ``labels`` are copied unchanged. The source's digest
+    is checked first (and its ``stage`` if ``source_stage`` is given); the
+    target is written atomically and gets ``content_sha256``.
+
+    Parameters
+    ----------
+    annotate : callable, optional
+        Called with the complete target file (flushed, before its digest and
+        rename); the attributes it returns are added, e.g. the bytes the
+        images really take on disk. So nothing is written after the rename.
 
     Returns
     -------
     str
         The target's ``content_sha256``.
     """
-    with open_h5(source_path) as source, atomic_path(target_path) as tmp:
+    with open_h5(source_path, stage=source_stage) as source, atomic_path(target_path) as tmp:
         images, labels = source["images"], source["labels"][()]
         n = images.shape[0]
-        with h5py.File(tmp, "w") as target:
+        with h5py.File(tmp, "w", libver=LIBVER) as target:
             out = target.create_dataset(
                 "images", shape=(n,) + tuple(image_shape), dtype=dtype,
                 chunks=image_chunks((n,) + tuple(image_shape)), **filter_options(filter_name, level),
@@ -283,6 +476,10 @@ def transform_images(
             target.create_dataset("labels", data=labels)
             for key, value in attrs.items():
                 target.attrs[key] = encode_attr(value)
+            if annotate is not None:
+                target.flush()
+                for key, value in annotate(target).items():
+                    target.attrs[key] = encode_attr(value)
             digest = content_sha256(target)
             target.attrs["content_sha256"] = digest
     return digest
@@ -297,23 +494,60 @@ class ImageSet:
     attrs: dict[str, Any]
 
 
-def open_h5(path: str | os.PathLike[str]) -> h5py.File:
-    """Open an HDF5 file for reading, with a one-line error for a bad file."""
+def open_h5(
+    path: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    stage: str | tuple[str, ...] | None = None,
+    source_sha256: str | None = None,
+) -> h5py.File:
+    """Open an HDF5 artifact for reading, after checking it; one-line errors.
+
+    Parameters
+    ----------
+    path : path-like
+        The artifact.
+    verify : bool
+        Check that the recorded ``content_sha256`` holds (it covers every
+        dataset and attribute). False only to display a file as it is.
+    stage : str or tuple of str, optional
+        The file's ``stage`` attribute must be (one of) this.
+    source_sha256 : str, optional
+        The file's ``source_sha256`` must be this digest (the upstream link).
+    """
     path = Path(path)
     if not path.is_file():
-        raise PoolupError(f"{path}: file not found; check the path or rerun the stage that makes it")
+        what = "a folder, not a file" if path.is_dir() else "file not found"
+        raise PoolupError(f"{path}: {what}; check the path or rerun the stage that makes it")
     try:
-        return h5py.File(path, "r")
-    except OSError:
+        file = h5py.File(path, "r")
+    except H5_ERRORS:
         raise PoolupError(
             f"{path}: not a readable HDF5 file (truncated or another format); delete it and rerun the stage that makes it"
         ) from None
+    try:
+        if verify:
+            check_content(file, path)
+        if stage is not None or source_sha256 is not None:
+            try:
+                attrs = {key: decode_attr(file.attrs[key]) for key in ("stage", "source_sha256") if key in file.attrs}
+            except H5_ERRORS:
+                raise PoolupError(f"{path}: its attributes cannot be read (corrupt); delete it and rerun the stage that makes it") from None
+            check_provenance(path, attrs, stage, source_sha256)
+    except BaseException:
+        file.close()
+        raise
+    return file
 
 
 def read_image_set(
     path: str | os.PathLike[str],
     image_shape: tuple[int, ...] | None = None,
     dtype: str | None = None,
+    *,
+    verify: bool = True,
+    stage: str | tuple[str, ...] | None = None,
+    source_sha256: str | None = None,
 ) -> ImageSet:
     """Read ``images`` and ``labels`` from an artifact and check them.
 
@@ -325,30 +559,32 @@ def read_image_set(
         Required shape of one image.
     dtype : str, optional
         Required dtype of ``images``.
+    verify, stage, source_sha256
+        See :func:`open_h5`: the digest is checked unless ``verify`` is False.
 
     Raises
     ------
     PoolupError
         One line naming the file and what is wrong with it.
     """
-    with open_h5(path) as file:
-        for name in ("images", "labels"):
-            if name not in file:
-                raise PoolupError(f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it")
-        images, labels = file["images"], file["labels"]
-        if images.ndim not in (3, 4):
-            raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
-        if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
-            raise PoolupError(f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset and case settings")
-        if dtype is not None and images.dtype != np.dtype(dtype):
-            raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
-        if labels.shape != (images.shape[0],):
-            raise PoolupError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file is inconsistent")
+    with open_h5(path, verify=verify, stage=stage, source_sha256=source_sha256) as file:
         try:
+            for name in ("images", "labels"):
+                if name not in file or not isinstance(file[name], h5py.Dataset):
+                    raise PoolupError(f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it")
+            images, labels = file["images"], file["labels"]
+            if images.ndim not in (3, 4):
+                raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
+            if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
+                raise PoolupError(f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset and case settings")
+            if dtype is not None and images.dtype != np.dtype(dtype):
+                raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
+            if labels.shape != (images.shape[0],):
+                raise PoolupError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file is inconsistent")
             image_array, label_array = images[()], labels[()]
-        except OSError:
+            attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
+        except H5_ERRORS:
             raise PoolupError(f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it") from None
-        attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
     check_images(image_array, str(path))
     return ImageSet(image_array, check_labels(label_array, str(path)), attrs)
 

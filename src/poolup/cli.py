@@ -1,4 +1,10 @@
-"""Command line: ``poolup inspect FILE.h5`` and ``poolup verify results/`` (also ``python -m poolup ...``)."""
+"""Command line: ``poolup inspect FILE`` and ``poolup verify results/`` (also ``python -m poolup ...``).
+
+Exit status, for both commands: 0 every checksum and link holds; 1 a problem
+was found (a finding line says which); 2 an argument is unusable (a missing
+path, a folder where a file is meant, a file that is not an artifact at all,
+a bad option).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ from pathlib import Path
 
 import h5py
 
-from poolup.artifacts import content_sha256, decode_attr, open_h5
+from poolup.artifacts import H5_ERRORS, content_sha256, decode_attr, json_content_sha256, open_h5, read_json
 from poolup.errors import PoolupError
+
+OK, PROBLEM, UNUSABLE = 0, 1, 2
 
 
 def describe_h5(path: str | Path) -> tuple[list[str], bool]:
@@ -18,64 +26,115 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
 
     Lists every dataset (shape, dtype, filter, chunking, bytes on disk and
     in memory), every file attribute, and compares the recorded
-    ``content_sha256`` with one recomputed from the data.
+    ``content_sha256`` (datasets and attributes) with one recomputed.
+
+    Raises
+    ------
+    PoolupError
+        If the path is missing, a folder, or not an HDF5 file at all.
     """
     path = Path(path)
-    lines = [f"{path}  ({path.stat().st_size:,} bytes on disk)"]
-    with open_h5(path) as file:
-        datasets: list[tuple[str, h5py.Dataset]] = []
-        file.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
-        lines.append("datasets:")
-        for name, dataset in sorted(datasets):
-            stored = dataset.id.get_storage_size()
-            logical = dataset.size * dataset.dtype.itemsize
-            filters = dataset.compression or "none"
-            if dataset.compression_opts is not None:
-                filters += f" level {dataset.compression_opts}"
-            lines.append(
-                f"  /{name}: shape {dataset.shape}, {dataset.dtype}, filter {filters}"
-                f"{', shuffle' if dataset.shuffle else ''}, chunks {dataset.chunks},"
-                f" {stored:,} bytes stored / {logical:,} in memory"
-            )
-        lines.append("attributes:")
-        for key in sorted(file.attrs):
-            lines.append(f"  {key}: {decode_attr(file.attrs[key])}")
-        recorded = decode_attr(file.attrs.get("content_sha256", ""))
-        if not recorded:
-            lines.append("checksum: none recorded")
+    with open_h5(path, verify=False) as file:
+        lines = [f"{path}  ({path.stat().st_size:,} bytes on disk)"]
+        try:
+            datasets: list[tuple[str, h5py.Dataset]] = []
+            file.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+            lines.append("datasets:")
+            for name, dataset in sorted(datasets, key=lambda item: item[0]):
+                stored = dataset.id.get_storage_size()
+                logical = dataset.size * dataset.dtype.itemsize
+                filters = dataset.compression or "none"
+                if dataset.compression_opts is not None:
+                    filters += f" level {dataset.compression_opts}"
+                lines.append(
+                    f"  /{name}: shape {dataset.shape}, {dataset.dtype}, filter {filters}"
+                    f"{', shuffle' if dataset.shuffle else ''}, chunks {dataset.chunks},"
+                    f" {stored:,} bytes stored / {logical:,} in memory"
+                )
+            lines.append("attributes:")
+            for key in sorted(file.attrs):
+                lines.append(f"  {key}: {decode_attr(file.attrs[key])}")
+            recorded = decode_attr(file.attrs.get("content_sha256", ""))
+            if not recorded:
+                lines.append("checksum: none recorded")
+                return lines, False
+            actual = content_sha256(file)
+        except H5_ERRORS as exc:
+            lines.append(f"checksum: cannot be computed, the file is corrupt ({type(exc).__name__}: {str(exc)[:100]})")
             return lines, False
-        actual = content_sha256(file)
         ok = actual == recorded
         lines.append(f"checksum: {'OK' if ok else 'MISMATCH'} (recorded {recorded}, computed {actual})")
         return lines, ok
 
 
+def describe_json(path: str | Path) -> tuple[list[str], bool]:
+    """Lines describing a JSON artifact (its top-level keys), and whether its checksum holds."""
+    path = Path(path)
+    record = read_json(path, verify=False)
+    lines = [f"{path}  ({path.stat().st_size:,} bytes)", "keys:"]
+    for key in sorted(record):
+        text = repr(record[key])
+        lines.append(f"  {key}: {text if len(text) <= 100 else text[:97] + '...'}")
+    recorded = record.get("content_sha256")
+    if not isinstance(recorded, str) or not recorded:
+        lines.append("checksum: none recorded")
+        return lines, False
+    actual = json_content_sha256(record)
+    lines.append(f"checksum: {'OK' if actual == recorded else 'MISMATCH'} (recorded {recorded}, computed {actual})")
+    return lines, actual == recorded
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    status = 0
+    status = OK
     for path in args.files:
-        lines, ok = describe_h5(path)
+        describe = describe_json if Path(path).suffix.lower() == ".json" else describe_h5
+        try:
+            lines, ok = describe(path)
+        except PoolupError as exc:
+            print(f"poolup: error: {exc}", file=sys.stderr)
+            status = UNUSABLE
+            continue
         print("\n".join(lines))
-        status |= 0 if ok else 1
+        if not ok:
+            status = max(status, PROBLEM)
     return status
 
 
 def _verify(args: argparse.Namespace) -> int:
     from poolup.verify import verify_tree
 
-    problems = 0
+    problems, status = 0, OK
     for root in args.roots:
-        for line in verify_tree(root):
-            print(line)
-            problems += 1
-    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "OK: every checksum and link holds")
-    return 1 if problems else 0
+        try:
+            for line in verify_tree(root):
+                print(line)
+                problems += 1
+        except PoolupError as exc:
+            print(f"poolup: error: {exc}", file=sys.stderr)
+            status = UNUSABLE
+    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else ("OK: every checksum and link holds" if status == OK else "nothing verified"))
+    return max(status, PROBLEM if problems else OK)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("poolup")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from poolup import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="poolup", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="poolup", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"poolup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    inspect = commands.add_parser("inspect", help="show an HDF5 artifact's datasets and attributes and check its checksum")
-    inspect.add_argument("files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5)")
+    inspect = commands.add_parser("inspect", help="show an artifact's datasets (or keys) and attributes and check its checksum")
+    inspect.add_argument("files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5) or JSON records")
     inspect.set_defaults(run=_inspect)
     verify = commands.add_parser("verify", help="check every recorded checksum and link under a results folder")
     verify.add_argument("roots", nargs="+", help="results folders (e.g. results/)")
@@ -84,13 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (1 on a checksum or link problem, 2 on a bad file)."""
-    args = build_parser().parse_args(argv)
+    """Entry point; returns the exit status: 0 all holds, 1 a problem found, 2 an unusable argument."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on a bad option, 0 on --help/--version
+        return int(exc.code or 0)
     try:
         return args.run(args)
     except PoolupError as exc:
         print(f"poolup: error: {exc}", file=sys.stderr)
-        return 2
+        return UNUSABLE
 
 
 if __name__ == "__main__":

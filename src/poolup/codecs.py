@@ -95,7 +95,7 @@ def measure_case(
     Parameters
     ----------
     raw, stored : path-like
-        ``raw.h5`` and the case's ``stored.h5``.
+        ``raw.h5`` and the case's ``pooled.h5`` (``stored.h5`` holds the same images).
     output : path-like
         ``storage_codecs.json``.
     codecs : sequence of str

@@ -6,6 +6,7 @@ Every problem is reported as one line that names the config key and the fix.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -19,14 +20,30 @@ from poolup.errors import PoolupError
 from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
 
-# Case and data set names become folder names: keep them portable.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Case and data set names become folder names: keep them portable (matched
+# with fullmatch, so no trailing newline slips through as with ``$``).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Folder and file names are at most 255 bytes on common file systems; the
+# workflow adds prefixes and suffixes such as ``plot_preprocessing_<case>.log``.
+MAX_NAME_LENGTH = 100
+# Names the workflow itself uses in results/ (from the path patterns in
+# rules/*.smk; tests/test_config.py checks this list against the rules): a
+# data set or case of that name would share a path with a workflow folder or
+# file. Compared case-insensitively, for case-insensitive file systems.
+RESERVED_FOLDERS = frozenset({"results", "summary", "figures", "logs", "benchmarks"})
+RESERVED_PATTERN = re.compile(r"seed\d+|.*\.(h5|json|csv|md|png|pdf|log|tsv|keras|html)", re.IGNORECASE)
 # Linear interpolation needs at least two stored pixels per axis.
 MIN_STORED_SIDE = 2
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 2.0 as an integer; a job would then crash on a float
+    # window. YAML's `2.0` is a float: refuse it where a whole number is meant.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _with_defaults(validator_class: type) -> type:
-    """A validator class that also fills in schema defaults (jsonschema's documented recipe)."""
+    """A validator class that fills in schema defaults (jsonschema's documented recipe) and whose integers are ints."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterable:
@@ -36,7 +53,8 @@ def _with_defaults(validator_class: type) -> type:
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    type_checker = validator_class.TYPE_CHECKER.redefine("integer", _is_integer)
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults}, type_checker=type_checker)
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -49,6 +67,25 @@ def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place (see :func:`_validate`); every error is one printable line."""
+    try:
+        return _validate(config, schema)
+    except PoolupError as error:
+        message = str(error)
+        if any(ch in message for ch in "\n\r") or len(message) > MAX_MESSAGE:
+            # A key or value may hold a newline or be huge: keep the message one readable line.
+            message = message.replace("\r", "\\r").replace("\n", "\\n")
+            if len(message) > MAX_MESSAGE:
+                message = message[: MAX_MESSAGE // 2] + " ... " + message[-MAX_MESSAGE // 2 :]
+            raise PoolupError(message) from None
+        raise
+
+
+# Longest config error line; longer ones (a huge list quoted back) are shortened in the middle.
+MAX_MESSAGE = 400
+
+
+def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place, fill defaults and check cross-key rules.
 
     Parameters
@@ -72,8 +109,10 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
         raise PoolupError(
             "config key 'dataset': replaced by 'datasets', a list; write `datasets: [{name: ..., source: ...}]`"
         )
+    _check_values(config)
     for name in (config.get("cases") or {}) if isinstance(config.get("cases"), dict) else ():
         _check_name(f"cases.{name}", name)
+    _check_unique_names("cases", list(config["cases"]) if isinstance(config.get("cases"), dict) else [])
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise PoolupError(_describe(errors[0]))
@@ -111,11 +150,45 @@ def _sort_settings(config: dict[str, Any]) -> None:
             config[key] = _sorted_keys(value)
 
 
+def _check_values(value: Any, key: str = "") -> None:
+    """Refuse NaN, infinity and NUL characters anywhere in the config (no schema keyword can)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PoolupError(f"config key '{key or '(top level)'}': {value} is not a finite number; give a real value")
+    if isinstance(value, str) and "\0" in value:
+        raise PoolupError(f"config key '{key or '(top level)'}': the text holds a NUL character; remove it")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_values(name, key)
+            _check_values(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f"{key}.{index}" if key else str(index))
+
+
 def _check_name(key: str, name: Any) -> None:
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
+    """A case or data set name must be a safe, short folder name the workflow does not use itself."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise PoolupError(
             f"config key '{key}': name {name!r} is not safe in a path; use letters, digits, '_', '-' or '.', starting with a letter or digit"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise PoolupError(f"config key '{key}': name {name[:20]!r}... is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
+    if name.lower() in RESERVED_FOLDERS or RESERVED_PATTERN.fullmatch(name):
+        raise PoolupError(
+            f"config key '{key}': name {name!r} is one the workflow uses for its own folders or files under results/; choose another name"
+        )
+
+
+def _check_unique_names(key: str, names: list[str]) -> None:
+    """Two names that differ only in letter case are one folder on macOS and Windows."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if isinstance(name, str) and name.lower() in seen and seen[name.lower()] != name:
+            raise PoolupError(
+                f"config key '{key}': names {seen[name.lower()]!r} and {name!r} differ only in letter case, which is one folder on some file systems; rename one"
+            )
+        if isinstance(name, str):
+            seen[name.lower()] = name
 
 
 def _check_datasets(config: dict[str, Any]) -> None:
@@ -127,6 +200,7 @@ def _check_datasets(config: dict[str, Any]) -> None:
                 f"config key 'datasets.{index}.name': {dataset['name']!r} is used twice; give each data set its own name"
             )
         seen.add(dataset["name"])
+    _check_unique_names("datasets", [dataset["name"] for dataset in config["datasets"]])
 
 
 def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
@@ -167,7 +241,8 @@ def case_method(config: dict[str, Any], case: str) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     if error.validator == "oneOf" and key == "seeds":
-        return f"config key 'seeds': {error.instance!r} is not a positive count or a non-empty list of distinct seeds >= 0; fix it"
+        shown = repr(error.instance) if len(repr(error.instance)) <= 60 else repr(error.instance)[:57] + "..."
+        return f"config key 'seeds': {shown} is not a count 1..10000 or a list of 1..10000 distinct seeds in 0..4294967295 (what train_test_split accepts); fix it"
     if error.validator == "additionalProperties":
         return f"config key '{key}': {error.message}; remove it or fix its spelling (see workflow/schemas/config.schema.yaml)"
     if error.validator == "enum":

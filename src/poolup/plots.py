@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from poolup import stats  # noqa: E402
 from poolup.artifacts import atomic_path, open_h5, read_json  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
@@ -30,8 +31,12 @@ def case_colours(cases: Sequence[str]) -> dict[str, Any]:
     return {case: palette[i % len(palette)] for i, case in enumerate(cases)}
 
 
+# No creation date in the PDF: a rerun must give the same bytes (PNG has no date to begin with).
+PDF_METADATA = {"CreationDate": None}
+
+
 def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
-    for path, options in ((png, {"dpi": dpi}), (pdf, {})):
+    for path, options in ((png, {"dpi": dpi}), (pdf, {"metadata": PDF_METADATA})):
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **options)
     plt.close(figure)
@@ -259,6 +264,125 @@ def plot_confusion_diff(
     _save(figure, png, pdf, dpi)
 
 
+VERDICT_COLOURS = {stats.SMALLER: "tab:green", stats.LARGER: "tab:red", stats.UNDECIDED: "tab:grey"}
+
+
+def _row_labels(rows: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
+    """Case labels, with the interpolation method where several methods are run."""
+    several = "method" in rows and rows["method"].nunique() > 1
+    return [labels.get(r.case, r.case) + (f" ({r.method})" if several else "") for r in rows.itertuples()]
+
+
+def forest_figure(
+    summary: pd.DataFrame, baseline: str, labels: Mapping[str, str], margin: float, confidence: float
+) -> plt.Figure:
+    """Paired ΔF1 of each case against the baseline: t and bootstrap intervals, the margin, the verdict.
+
+    One row per non-baseline case, top to bottom in config order. The dot and
+    its capped bar: mean ΔF1 and its t-interval at ``confidence``; the thick
+    pale bar: the ``1 - 2 alpha`` interval that decides the verdict; the thin
+    bar below: the BCa bootstrap interval. Right-hand labels: verdict, Holm p.
+    """
+    rows = summary[summary["case"] != baseline].reset_index(drop=True)
+    if rows.empty:
+        raise PoolupError(f"no case besides the baseline {baseline!r} to compare; add a case to the config")
+    y = np.arange(len(rows))[::-1].astype(float)
+    figure, axis = plt.subplots(figsize=(10, 1.8 + 0.55 * len(rows)), layout="constrained")
+    level, verdict_level = f"{confidence:.0%}", f"{1 - 2 * (1 - confidence):.0%}"
+    axis.hlines(y, rows["margin_ci_low"], rows["margin_ci_high"], colors="tab:blue", alpha=0.25, linewidth=9,
+                label=f"{verdict_level} t-interval (decides the verdict)")
+    for row, position in zip(rows.itertuples(), y):
+        errors = None if np.isnan(row.delta_ci_low) else [[row.delta_f1 - row.delta_ci_low], [row.delta_ci_high - row.delta_f1]]
+        axis.errorbar(row.delta_f1, position, xerr=errors, fmt="o", color=VERDICT_COLOURS.get(row.verdict, "black"),
+                      ecolor="black", capsize=4, markersize=7, zorder=3)
+    axis.errorbar([], [], xerr=[], fmt="o", color="black", capsize=4, label=f"mean ΔF1, {level} t-interval")
+    axis.hlines(y - 0.28, rows["delta_boot_low"], rows["delta_boot_high"], colors="dimgrey", linewidth=1.2,
+                label=f"{level} bootstrap interval (BCa)")
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    axis.axvline(-margin, color="tab:red", linewidth=0.8, linestyle="--")
+    ends = rows[["margin_ci_low", "delta_ci_low", "delta_boot_low", "delta_f1"]].to_numpy(float)
+    left = min(float(np.nanmin(ends)), -margin) if np.isfinite(ends).any() else -margin
+    highs = rows[["margin_ci_high", "delta_ci_high", "delta_boot_high", "delta_f1"]].to_numpy(float)
+    right = max(float(np.nanmax(highs)), margin / 2) if np.isfinite(highs).any() else margin / 2
+    pad = 0.08 * (right - left)
+    axis.set_xlim(left - pad, right + pad)
+    axis.axvspan(left - pad, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than the margin ({margin:g})")
+    axis.set_ylim(-0.8, len(rows) - 0.4)
+    axis.set_yticks(y, _row_labels(rows, labels))
+    verdicts = axis.twinx()
+    verdicts.set_ylim(axis.get_ylim())
+    verdicts.set_yticks(y, [f"{r.verdict}, Holm p {_p(r.holm_p)}" for r in rows.itertuples()], fontsize=8)
+    axis.set_xlabel(f"ΔF1 = test macro F1 of the case - {labels.get(baseline, baseline)}, paired by seed")
+    axis.grid(alpha=0.3, axis="x")
+    figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=2)
+    axis.set_title(f"Quality lost against the baseline (seeds paired: {_seeds(rows)})", fontsize=11)
+    return figure
+
+
+def _p(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.2g}"
+
+
+def _seeds(rows: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in rows["paired_n"]})
+    return ", ".join(map(str, counts))
+
+
+def plot_forest(
+    summary: PathLike, baseline: str, labels: Mapping[str, str], analysis: Mapping[str, Any], png: PathLike, pdf: PathLike,
+    dpi: int,
+) -> None:
+    """Forest plot of the paired ΔF1 (:func:`forest_figure`) from ``summary.csv``."""
+    frame = pd.read_csv(summary)
+    if "delta_f1" not in frame:
+        raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
+    _save(forest_figure(frame, baseline, labels, analysis["margin"], analysis["confidence"]), png, pdf, dpi)
+
+
+def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], confidence: float) -> plt.Figure:
+    """Heatmap of the paired ΔF1 per case (rows) and class (columns).
+
+    Colour: mean ΔF1 (red: a loss). Each cell: the mean and ± the half-width
+    of its t-interval at ``confidence``; a black frame marks the cells whose
+    interval excludes 0 (a difference the seeds can tell from noise).
+    """
+    if deltas.empty:
+        raise PoolupError("no per-class differences to draw: the run has no case besides the baseline")
+    cases = [case for case in labels if case in set(deltas["case"])] + \
+        [case for case in dict.fromkeys(deltas["case"]) if case not in labels]
+    classes = sorted(deltas["class"].unique())
+    table = deltas.set_index(["case", "class"])
+    index = pd.MultiIndex.from_product([cases, classes])
+    mean = table["delta_f1"].reindex(index).to_numpy(float).reshape(len(cases), len(classes))
+    low = table["delta_ci_low"].reindex(index).to_numpy(float).reshape(mean.shape)
+    high = table["delta_ci_high"].reindex(index).to_numpy(float).reshape(mean.shape)
+    limit = max(1e-3, float(np.nanmax(np.abs(mean))) if np.isfinite(mean).any() else 0.0)
+    figure, axis = plt.subplots(figsize=(1.0 + 0.85 * len(classes), 1.4 + 0.6 * len(cases)))
+    image = axis.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(cases)):
+        for j in range(len(classes)):
+            half = (high[i, j] - low[i, j]) / 2
+            text = f"{mean[i, j]:+.3f}" + ("" if np.isnan(half) else f"\n±{half:.3f}")
+            axis.text(j, i, text, ha="center", va="center", fontsize=7,
+                      color="white" if abs(mean[i, j]) > 0.6 * limit else "black")
+            if low[i, j] > 0 or high[i, j] < 0:
+                axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
+    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_yticks(range(len(cases)), [labels.get(case, case) for case in cases])
+    axis.set_xlabel(f"class (cell: mean ΔF1 ± half-width of its {confidence:.0%} t-interval; framed: the interval excludes 0)")
+    figure.colorbar(image, ax=axis, label="ΔF1 vs baseline (paired by seed)")
+    axis.set_title("Per-class F1 lost against the baseline", fontsize=11)
+    return figure
+
+
+def plot_per_class_delta(
+    per_class_delta: PathLike, labels: Mapping[str, str], confidence: float, png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """Heatmap of the per-class paired ΔF1 (:func:`per_class_delta_figure`) from ``per_class_delta.csv``."""
+    frame = pd.read_csv(per_class_delta)
+    _save(per_class_delta_figure(frame, labels, confidence), png, pdf, dpi)
+
+
 def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], params: Mapping[str, Any], wildcards: Mapping[str, str]) -> None:
     """Draw the figure of a workflow rule (the one place that maps rules to figures)."""
     common = {"png": outputs["png"], "pdf": outputs["pdf"], "dpi": params["plots"]["dpi"]}
@@ -273,6 +397,8 @@ def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], param
         "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], inputs["codecs"], labels, **common),
         "plot_methods": lambda: plot_methods(inputs["summary"], params["baseline"], **common),
         "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
+        "plot_forest": lambda: plot_forest(inputs["summary"], params["baseline"], labels, params["analysis"], **common),
+        "plot_per_class_delta": lambda: plot_per_class_delta(inputs["per_class_delta"], labels, params["confidence"], **common),
     }
     if rule not in figures:
         raise PoolupError(f"no figure for rule {rule!r}")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from poolup.artifacts import remove_leftovers
 from poolup.errors import PoolupError
 
 log = logging.getLogger("poolup")
@@ -20,8 +21,10 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     """Run a job's body with output going to its ``log:`` file.
 
     A :class:`PoolupError` becomes one ``error:`` line in the log and on the
-    terminal and a non-zero exit (Snakemake then removes the job's outputs);
-    any other exception keeps its traceback in the log, since it is a bug.
+    terminal and a non-zero exit (Snakemake then removes the job's outputs).
+    Any other exception is a bug: its full traceback goes to the log (the file
+    Snakemake points to when the job fails), and the terminal gets one line
+    naming the exception and that log.
     """
     log_path = snakemake.log[0] if snakemake.log else None
     handle = open(log_path, "w") if log_path else sys.stderr
@@ -39,14 +42,25 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     started = time.perf_counter()
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     try:
+        # A job killed by kill -9 (of itself or of Snakemake) leaves its temporary
+        # files; the rerun of the job is the one place that knows they are stale.
+        for output in snakemake.output:
+            for stale in remove_leftovers(output):
+                log.info("removed %s, left by an interrupted earlier attempt", stale)
         yield log
     except PoolupError as exc:
         log.error("%s", exc)
         terminal.write(f"poolup: error: {exc}\n")
         handle.flush()
         raise SystemExit(1) from None
+    except Exception as exc:
+        log.exception("unexpected error (a bug in poolup; please report it with this log)")
+        where = f"; the traceback is in {log_path}" if log_path else ""
+        terminal.write(f"poolup: unexpected error: {type(exc).__name__}: {str(exc)[:200]}{where}\n")
+        handle.flush()
+        raise SystemExit(1) from None
     finally:
-        log.info("finished in %.2f s", time.perf_counter() - started)
+        log.info("ended after %.2f s", time.perf_counter() - started)
         handle.flush()
         for fd, original in zip((1, 2), saved):
             os.dup2(original, fd)

