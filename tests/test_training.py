@@ -295,3 +295,19 @@ def test_mixed_bfloat16_trains_and_records_the_precision_used(upsampled, tmp_pat
     # The global policy must not leak into the next run in this process.
     metrics32 = train_run(upsampled, run_paths(tmp_path / "f32"), "w2s2", 0, FAST, image_shape=(28, 28))
     assert metrics32["precision_used"] == "float32"
+
+
+def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampled, tmp_path, monkeypatch, caplog):
+    import poolup.training as training
+
+    monkeypatch.setattr(training, "bfloat16_hardware", lambda: False)  # as on a CPU without AVX512_BF16/AMX
+    settings = replace(FAST, precision="mixed_bfloat16", epochs=1)
+    with caplog.at_level("WARNING", logger="poolup"):
+        metrics = train_run(upsampled, run_paths(tmp_path / "fallback"), "w2s2", 0, settings, image_shape=(28, 28))
+    assert metrics["precision_used"] == "float32"
+    assert "no bfloat16 hardware found" in caplog.text and "training in float32" in caplog.text
+    # Bit for bit the float32 run.
+    plain = train_run(upsampled, run_paths(tmp_path / "plain"), "w2s2", 0, replace(FAST, epochs=1), image_shape=(28, 28))
+    assert {k: v for k, v in reproducible(metrics).items() if k != "settings"} == {
+        k: v for k, v in reproducible(plain).items() if k != "settings"
+    }
