@@ -501,37 +501,34 @@ def fit(
     return result
 
 
-def write_run(
+def write_run_files(
     paths: RunPaths,
     trainer: _Trainer,
     data: TrainingData,
     run: PreparedRun,
     result: FitResult,
     probabilities: NDArray[np.float32],
-    metrics: dict[str, Any],
-) -> dict[str, Any]:
-    """Write a run's predictions, history and model, then ``test_metrics.json`` naming their digests."""
-    predicted = probabilities.argmax(axis=1)
+    case: str,
+) -> dict[str, str]:
+    """Write a run's predictions, history and model; return their digests for ``test_metrics.json``."""
     predictions_sha = write_h5(
         paths.predictions,
         {
             "labels": data.labels[run.test].astype(np.uint8),
-            "predicted": predicted.astype(np.uint8),
+            "predicted": probabilities.argmax(axis=1).astype(np.uint8),
             "probabilities": probabilities.astype(np.float32),
             "test_indices": run.test.astype(np.int64),
         },
-        {"stage": "train", "case": metrics["case"], "seed": run.seed, "source_sha256": data.source_sha256},
+        {"stage": "train", "case": case, "seed": run.seed, "source_sha256": data.source_sha256},
     )
     _write_history(paths.history, result.history)
     with atomic_path(paths.model) as tmp:
         trainer.model.save(tmp)
-    metrics["outputs"] = {
+    return {
         Path(paths.predictions).name: predictions_sha,
         Path(paths.history).name: file_sha256(paths.history),
         Path(paths.model).name: file_sha256(paths.model),
     }
-    write_json(paths.metrics, metrics)
-    return metrics
 
 
 def train_seeds(
@@ -587,6 +584,9 @@ def train_seeds(
         configure_tensorflow(threads, settings.precision)
         import keras
         import tensorflow as tf
+
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        versions = {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__}
     trainer: _Trainer | None = None
     records = []
     seeds = list(runs)
@@ -615,7 +615,8 @@ def train_seeds(
         with clock("evaluate"):
             probabilities = trainer.probabilities(run.images[run.test])
             report = classification_report(data.labels[run.test], probabilities.argmax(axis=1), data.n_classes)
-        devices = [device.device_type for device in tf.config.list_logical_devices()]
+        with clock("write"):
+            outputs = write_run_files(runs[seed], trainer, data, run, result, probabilities, case)
         metrics = {
             "case": case,
             "seed": seed,
@@ -629,20 +630,21 @@ def train_seeds(
             "best_epoch": result.best_epoch,
             "epochs": result.epochs,
             "threads": threads,
-            "device": "GPU" if "GPU" in devices else "CPU",
+            "device": device,
             "precision_used": keras.mixed_precision.global_policy().name,  # after any fallback to float32
             "seeds_in_job": len(seeds),
             "images_per_second": result.images_seen / clock.seconds["train_seconds"],
+            **clock.seconds,
+            # The job's fixed costs (loading, TensorFlow's start) are paid once: booked to its first seed.
+            **(job_clock.seconds if index == 0 else {key: 0.0 for key in job_clock.seconds}),
+            "total_seconds": time.perf_counter() - (started if index == 0 else seed_started),
             "parameters": int(trainer.model.count_params()),
             "source_sha256": data.source_sha256,
-            "versions": {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
+            "versions": versions,
+            "outputs": outputs,
         }
-        with clock("write"):
-            metrics.update(clock.seconds)
-            # The job's fixed costs (loading, TensorFlow's start) are paid once: booked to its first seed.
-            metrics.update(job_clock.seconds if index == 0 else {key: 0.0 for key in job_clock.seconds})
-            metrics["total_seconds"] = time.perf_counter() - (started if index == 0 else seed_started)
-            records.append(write_run(runs[seed], trainer, data, run, result, probabilities, metrics))
+        write_json(runs[seed].metrics, metrics)
+        records.append(metrics)
         log.info("seed %d: test accuracy %.4f, macro F1 %.4f (%d images); seconds %s", seed, report["accuracy"],
                  report["macro_f1"], run.test.shape[0], {k: round(v, 2) for k, v in clock.seconds.items()})
     log.info("%d seeds in %.1f s", len(seeds), time.perf_counter() - started)
