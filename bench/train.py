@@ -1,20 +1,24 @@
-"""Benchmark the training path against a plain ``model.fit`` (the authors' method).
+"""Benchmark multi-seed training jobs against a plain ``model.fit`` (the authors' method).
 
-On the real MNIST digits (../shared/data/mnist), baseline case, seed 0: the
-same 56,000 training images, the same scaling and the same model, each
-configuration in its own process (TensorFlow's threads are per process):
+On the real MNIST digits (../shared/data/mnist), baseline case: a seeded subset
+of ``--images`` digits (80 % of them trained, one epoch per seed), each
+configuration in its own process (TensorFlow's threads are per process), all
+measured in one run:
 
 - ``fit``: ``model.compile(Adam(1e-3), categorical_crossentropy)`` then
-  ``model.fit(x, y, batch_size=32, epochs=1)``, and its levers: a prefetching
-  ``tf.data`` pipeline, XLA (``jit_compile``), 1 thread;
-- ``ours``: ``poolup.training.train_run`` (fused Adam, ``history_every`` steps
-  per graph call, learning curves included), float32 and mixed bfloat16,
-  2 threads and 1 thread, and two 1-thread jobs at once.
+  ``model.fit(x, y, batch_size=32, epochs=1)``, one seed per process;
+- ``ours``: ``poolup.training.train_seeds`` training K seeds one after the
+  other in one process (one TensorFlow start, one data load, learning curves
+  and the held-out evaluation included), for K = 1, 2, 5, 10, 1 and 2 threads,
+  float32 and mixed bfloat16;
+- two 1-thread ``ours`` jobs at once: what the workflow runs on 2 cores.
 
-Prints images per second (training steps only, and end to end) and the test
-macro F1 of each, and the ratios to plain ``fit`` measured in this run.
+Prints the CPU (lscpu's model name and flags), then per configuration the
+images/s of the training steps and end to end (process start to exit, summed
+over its seeds), the mean test macro F1, and the ratios to the plain fit
+measured in this run.
 
-Usage: python bench/train.py [--mnist DIR] [--repeats N]
+Usage: python bench/train.py [--mnist DIR] [--images N] [--ks 1,2,5,10]
 """
 
 from __future__ import annotations
@@ -31,122 +35,137 @@ from pathlib import Path
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-def worker(args: argparse.Namespace) -> None:
-    """One measurement, printed as a JSON line."""
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from poolup.training import RunPaths, TrainSettings, train_run
+def cpu_description() -> str:
+    """lscpu's model name and flags (the CPU decides what bfloat16 gains)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "lscpu not available"
+    lines = [line for line in text.splitlines() if line.startswith(("Model name", "Flags"))]
+    return "\n".join(lines)
 
-    settings = TrainSettings(precision=args.precision)
+
+def worker(args: argparse.Namespace) -> None:
+    """One measurement in this process, printed as a JSON line."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    seeds = list(range(args.k))
     if args.mode == "ours":
+        from poolup.training import RunPaths, TrainSettings, train_seeds
+
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        metrics = train_run(
-            args.upsampled, RunPaths(*(str(out / n) for n in ("m.keras", "h.csv", "t.json", "p.h5"))),
-            "baseline", args.seed, settings, (28, 28), threads=args.threads,
-        )
-        wall = time.perf_counter() - start
-        print(json.dumps({"images_per_second": metrics["images_per_second"], "end_to_end": metrics["n_train"] / wall,
-                          "macro_f1": metrics["macro_f1"], "wall": wall}))
+        runs = {seed: RunPaths(*(str(out / f"seed{seed}" / n) for n in ("m.keras", "h.csv", "t.json", "p.h5"))) for seed in seeds}
+        for paths in runs.values():
+            Path(paths.model).parent.mkdir(parents=True, exist_ok=True)
+        records = train_seeds(args.upsampled, runs, "baseline", TrainSettings(precision=args.precision), (28, 28), threads=args.threads)
+        print(json.dumps({
+            "train_seconds": sum(r["train_seconds"] for r in records), "images": sum(r["n_train"] for r in records),
+            "f1": [r["macro_f1"] for r in records], "precision_used": records[0]["precision_used"],
+        }))
         return
     import numpy as np
 
-    from poolup.artifacts import read_image_set
     from poolup.metrics import classification_report
-    from poolup.training import build_model, configure_tensorflow, scale_images, split_indices
+    from poolup.training import build_model, configure_tensorflow, load_training_data, prepare, seed_everything, TrainSettings
 
-    data = read_image_set(args.upsampled)
-    labels = data.labels.astype(np.int64)
-    train, test = split_indices(labels, settings.train_size, args.seed)
-    images, _ = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
-    images = images[..., None]
-    start = time.perf_counter()
-    configure_tensorflow(args.threads, args.seed, "float32")
+    settings = TrainSettings(precision=args.precision)
+    data = load_training_data(args.upsampled, (28, 28))
+    configure_tensorflow(args.threads, args.precision)
     import keras
-    import tensorflow as tf
 
+    seed_everything(0)
+    run = prepare(data, 0, settings)
     model = build_model((28, 28, 1), 10)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", jit_compile=args.xla)
-    x, y = images[train], keras.utils.to_categorical(labels[train], 10)
-    fit_start = time.perf_counter()
-    if args.tfdata:
-        dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=args.seed).batch(32).prefetch(tf.data.AUTOTUNE)
-        model.fit(dataset, epochs=1, verbose=0)
-    else:
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    fit_seconds = time.perf_counter() - fit_start
-    predicted = model.predict(images[test], batch_size=1024, verbose=0).argmax(axis=1)
-    wall = time.perf_counter() - start
-    report = classification_report(labels[test], predicted, 10)
-    print(json.dumps({"images_per_second": len(x) / fit_seconds, "end_to_end": len(x) / wall,
-                      "macro_f1": report["macro_f1"], "wall": wall}))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    x, y = run.images[run.fit], keras.utils.to_categorical(data.labels[run.fit], 10)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    predicted = model.predict(run.images[run.test], batch_size=1024, verbose=0).argmax(axis=1)
+    report = classification_report(data.labels[run.test], predicted, 10)
+    print(json.dumps({"train_seconds": seconds, "images": int(len(x)), "f1": [report["macro_f1"]],
+                      "precision_used": keras.mixed_precision.global_policy().name}))
+    del np
 
 
-def launch(upsampled: Path, workdir: Path, mode: str, threads: int, precision: str = "float32",
-           xla: bool = False, tfdata: bool = False, seed: int = 0) -> subprocess.Popen:
+def launch(upsampled: Path, workdir: Path, mode: str, threads: int, precision: str, k: int = 1, tag: str = "") -> subprocess.Popen:
+    out = workdir / f"{mode}-{threads}-{precision}-{k}{tag}"
     command = [sys.executable, __file__, "worker", "--mode", mode, "--threads", str(threads), "--precision", precision,
-               "--upsampled", str(upsampled), "--out", str(workdir / f"{mode}-{threads}-{precision}-{seed}"), "--seed", str(seed)]
-    command += ["--xla"] * xla + ["--tfdata"] * tfdata
+               "--upsampled", str(upsampled), "--out", str(out), "--k", str(k)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def result(process: subprocess.Popen) -> dict:
+def finish(process: subprocess.Popen, started: float) -> dict:
+    """The worker's JSON line, with the process's wall time (imports and start-up included)."""
     out, _ = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"worker failed: {out}")
-    return json.loads(out.strip().splitlines()[-1])
+    record = json.loads(out.strip().splitlines()[-1])
+    record["wall"] = time.perf_counter() - started
+    return record
+
+
+def measure(upsampled: Path, workdir: Path, **options) -> dict:
+    started = time.perf_counter()
+    return finish(launch(upsampled, workdir, **options), started)
+
+
+def line(name: str, record: dict, reference: dict | None) -> str:
+    steps = record["images"] / record["train_seconds"]
+    end = record["images"] / record["wall"]
+    text = f"{name:34} {steps:6.0f} img/s steps {end:6.0f} end to end  F1 {sum(record['f1']) / len(record['f1']):.4f}"
+    if reference is not None:
+        text += (f"  {steps / (reference['images'] / reference['train_seconds']):4.2f}x steps"
+                 f" {end / (reference['images'] / reference['wall']):4.2f}x end to end")
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration; the best is shown")
+    parser.add_argument("--images", type=int, default=14_000, help="digits used (a seeded subset; 80 %% trained per seed)")
+    parser.add_argument("--ks", default="1,2,5,10", help="seeds per job to measure")
     args = parser.parse_args()
     if not args.mnist.is_dir():
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
+    ks = [int(k) for k in args.ks.split(",")]
     from poolup import stages
 
+    print(cpu_description(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        stages.fetch(workdir / "raw.h5", "idx", str(args.mnist))
-        stages.store(workdir / "raw.h5", workdir / "stored.h5", workdir / "storage.json", "baseline", 1, 1)
-        stages.upsample(workdir / "stored.h5", workdir / "upsampled.h5")
+        stages.fetch(workdir / "raw.h5", "idx", str(args.mnist), max_images=args.images if args.images < 70_000 else None)
+        stages.pool(workdir / "raw.h5", workdir / "pooled.h5", "baseline", 1, 1)
+        stages.upsample(workdir / "pooled.h5", workdir / "upsampled.h5")
         upsampled = workdir / "upsampled.h5"
-        configurations = [
-            ("plain fit, 2 threads (the reference)", dict(mode="fit", threads=2)),
-            ("fit + tf.data prefetch, 2 threads", dict(mode="fit", threads=2, tfdata=True)),
-            ("fit + XLA jit_compile, 2 threads", dict(mode="fit", threads=2, xla=True)),
-            ("plain fit, 1 thread", dict(mode="fit", threads=1)),
-            ("ours float32, 2 threads (default)", dict(mode="ours", threads=2)),
-            ("ours float32, 1 thread", dict(mode="ours", threads=1)),
-            ("ours mixed_bfloat16, 2 threads", dict(mode="ours", threads=2, precision="mixed_bfloat16")),
-        ]
-        rows = []
-        for name, options in configurations:
-            runs = [result(launch(upsampled, workdir, **options)) for _ in range(args.repeats)]
-            best = max(runs, key=lambda r: r["images_per_second"])
-            rows.append((name, best, [r["images_per_second"] for r in runs]))
-            print(f"{name:40} {best['images_per_second']:6.0f} img/s steps, {best['end_to_end']:6.0f} end to end,"
-                  f" test macro F1 {best['macro_f1']:.4f}  (runs: {', '.join(f'{v:.0f}' for v in rows[-1][2])})", flush=True)
-        # Two 1-thread jobs at once, different seeds: the experiment's throughput on 2 cores.
-        start = time.perf_counter()
-        pair = [launch(upsampled, workdir, "ours", 1, seed=seed) for seed in (0, 1)]
-        pair_results = [result(p) for p in pair]
-        pair_wall = time.perf_counter() - start
-        one_job_two_threads = rows[4][1]
-        each = ", ".join(f"{r['images_per_second']:.0f}" for r in pair_results)
-        print(f"{'two ours jobs x 1 thread at once':40} {2 * 56000 / pair_wall:6.0f} img/s together end to end"
-              f" (each {each} steps);"
-              f" one 2-thread job end to end: {one_job_two_threads['end_to_end']:.0f}")
-        reference = rows[0][1]
-        ours = rows[4][1]
-        print("\nratios to plain fit at batch 32 (same run):")
-        for name, best, _ in rows[1:]:
-            print(f"  {name:40} {best['images_per_second'] / reference['images_per_second']:5.2f}x steps,"
-                  f" {best['end_to_end'] / reference['end_to_end']:5.2f}x end to end, F1 diff {best['macro_f1'] - reference['macro_f1']:+.4f}")
-        print(f"  {'two 1-thread jobs (experiment throughput)':40} {2 * 56000 / pair_wall / reference['end_to_end']:5.2f}x end to end")
-        print(f"\ngoal: ours >= 1.5x plain fit with test F1 within 0.005: "
-              f"{ours['images_per_second'] / reference['images_per_second']:.2f}x, F1 diff {ours['macro_f1'] - reference['macro_f1']:+.4f}")
+        print(f"\n{args.images:,} digits, {int(args.images * 0.8):,} trained per seed, batch 32, 1 epoch;"
+              " each row one process (K seeds one after the other); ratios to the first row\n", flush=True)
+        reference = measure(upsampled, workdir, mode="fit", threads=2, precision="float32")
+        print(line("plain fit, 2 threads, float32", reference, reference), flush=True)
+        for threads, precision in ((1, "float32"), (1, "mixed_bfloat16")):
+            record = measure(upsampled, workdir, mode="fit", threads=threads, precision=precision)
+            print(line(f"plain fit, {threads} thread, {record['precision_used']}", record, reference), flush=True)
+        best: dict[str, tuple[float, int, int]] = {}
+        for precision in ("float32", "mixed_bfloat16"):
+            for threads in (1, 2):
+                for k in ks:
+                    record = measure(upsampled, workdir, mode="ours", threads=threads, precision=precision, k=k)
+                    print(line(f"ours K={k:<2} {threads} thr {record['precision_used']}", record, reference), flush=True)
+        # What the workflow does on 2 cores: two 1-thread jobs at once (K = the largest measured).
+        k = max(ks)
+        for precision in ("float32", "mixed_bfloat16"):
+            started = time.perf_counter()
+            pair = [launch(upsampled, workdir, "ours", 1, precision, k, tag=f"-pair{i}") for i in range(2)]
+            records = [finish(p, started) for p in pair]
+            wall = max(r["wall"] for r in records)
+            images = sum(r["images"] for r in records)
+            together = {"images": images, "wall": wall, "train_seconds": max(r["train_seconds"] for r in records),
+                        "f1": [f for r in records for f in r["f1"]]}
+            print(line(f"two K={k} jobs x 1 thr {precision}", together, reference), flush=True)
+            best[precision] = (images / wall, k, 2)
+        reference_end = reference["images"] / reference["wall"]
+        print("\ngoal: >= 4x plain fit (2 threads, end to end) on the fastest path, >= 2x in float32:")
+        for precision, (rate, k, jobs) in best.items():
+            print(f"  {precision:15} two 1-thread K={k} jobs: {rate:6.0f} img/s end to end = {rate / reference_end:4.2f}x")
 
 
 if __name__ == "__main__":
@@ -158,9 +177,7 @@ if __name__ == "__main__":
         parser.add_argument("--precision", default="float32")
         parser.add_argument("--upsampled")
         parser.add_argument("--out")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--xla", action="store_true")
-        parser.add_argument("--tfdata", action="store_true")
+        parser.add_argument("--k", type=int, default=1)
         worker(parser.parse_args())
     else:
         main()

@@ -25,6 +25,7 @@ from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
 from poolup.sources import idx_files
 from poolup.stages import fetch_settings
+from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds
 
 # Run at top level (not as a module, whose config comes from its `config:`)
 # in a directory without config.yaml: Snakemake then runs the --configfile
@@ -106,6 +107,23 @@ def case_grid(wildcards):
 def case_methods():
     """Interpolation method of every case, in config order (the summary's method column)."""
     return {case: case_method(config, case) for case in CASES}
+
+
+def training_settings():
+    """The training section without the settings that change no result (so changing them reruns nothing)."""
+    return {key: value for key, value in config["training"].items() if key not in TRAINING_EXECUTION_KEYS}
+
+
+def seed_groups():
+    """The configured seeds in fixed blocks of training.seeds_per_job: one training job each."""
+    return group_seeds(SEEDS, config["training"]["seeds_per_job"])
+
+
+def train_rule_name(group):
+    """Name of the rule that trains one block of seeds, after the block's bounds."""
+    size = config["training"]["seeds_per_job"]
+    first = group[0] // size * size
+    return f"train_seeds_{first}_{first + size - 1}"
 
 
 CURVE_METRICS = ["loss", "precision", "recall", "f1"]

@@ -74,13 +74,18 @@ def run_snakemake(workdir: Path, *args: str, configfiles: list[Path] = (), check
     return result
 
 
+def rule_family(rule: str) -> str:
+    """A rule's name, with the generated training rules (one per block of seeds) as one family, "train"."""
+    return "train" if rule.startswith("train_seeds_") else rule
+
+
 def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of every job in a ``snakemake -n`` listing."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in dry_run_output.splitlines():
         stripped = line.strip()
         if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            jobs.append((stripped.split()[1].rstrip(":"), {}))
+            jobs.append((rule_family(stripped.split()[1].rstrip(":")), {}))
         elif stripped.startswith("wildcards:") and jobs:
             for item in stripped[len("wildcards:"):].split(","):
                 key, _, value = item.strip().partition("=")

@@ -16,7 +16,7 @@ import numpy as np
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, TINY_CASES, run_snakemake, tiny_config
+from conftest import REPO, SNAKEMAKE, TINY_CASES, TINY_TRAINING, run_snakemake, tiny_config
 from poolup import stages
 from poolup.artifacts import file_sha256, write_json
 from poolup.cli import main as cli_main
@@ -66,7 +66,9 @@ def test_killed_training_job_is_the_only_one_redone(tiny_run, tmp_path):
     reference, _ = tiny_run
     workdir = tmp_path / "killed"
     workdir.mkdir()
-    config = tiny_config(workdir / "tiny.yaml")
+    # One seed per training job, so that killing a job interrupts exactly one run (the
+    # reference run trained both seeds of a case in one job: the results must not differ).
+    config = tiny_config(workdir / "tiny.yaml", training={**TINY_TRAINING, "seeds_per_job": 1})
     command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", "--configfile", str(config)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     # Wait until one training run has finished and another is running, then kill that job's process.

@@ -1,5 +1,10 @@
 """Real TensorFlow training on a few hundred real digits (the bundled subset)."""
 
+import csv
+import math
+from dataclasses import fields, replace
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -16,7 +21,9 @@ from poolup.training import (
     load_model,
     scale_images,
     split_indices,
+    group_seeds,
     train_run,
+    train_seeds,
     reproducible,
 )
 
@@ -109,8 +116,6 @@ def test_metrics_equal_sklearn_recomputed_from_predictions(trained):
 
 
 def test_history_has_interval_and_epoch_rows(trained):
-    import csv
-
     paths, _ = trained
     rows = list(csv.DictReader(open(paths.history)))
     # 480 images / 32 = 15 batches per epoch, a row every 5: 3 per epoch.
@@ -166,3 +171,143 @@ def test_not_a_model_file(tmp_path):
     fake.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(PoolupError, match="not a loadable Keras model"):
         load_model(fake)
+
+
+def _outputs_equal(a: RunPaths, b: RunPaths) -> None:
+    """Two runs wrote the same thing: weights, predictions, history and the reproducible metrics."""
+    for x, y in zip(load_model(a.model).get_weights(), load_model(b.model).get_weights()):
+        np.testing.assert_array_equal(x, y)
+    with h5py.File(a.predictions) as fa, h5py.File(b.predictions) as fb:
+        for name in ("probabilities", "test_indices"):
+            np.testing.assert_array_equal(fa[name][:], fb[name][:])
+    assert Path(a.history).read_bytes() == Path(b.history).read_bytes()
+    assert reproducible(read_json(a.metrics)) == reproducible(read_json(b.metrics))
+
+
+def test_seeds_trained_in_one_job_equal_solo_runs(upsampled, trained, tmp_path):
+    """A group job gives each seed exactly what a solo run gives (same split, weights, batch order)."""
+    solo_paths, _ = trained  # seed 3, trained alone earlier in this process
+    group = {seed: run_paths(tmp_path / f"group/seed{seed}") for seed in (3, 5, 8)}
+    records = train_seeds(upsampled, group, "w2s2", FAST, image_shape=(28, 28))
+    assert [record["seed"] for record in records] == [3, 5, 8]
+    assert all(record["seeds_in_job"] == 3 for record in records)
+    _outputs_equal(solo_paths, group[3])
+    # A solo run of a later seed, after the group ran in this same process, equals its grouped run.
+    solo_8 = run_paths(tmp_path / "solo8")
+    train_run(upsampled, solo_8, "w2s2", 8, FAST, image_shape=(28, 28))
+    _outputs_equal(solo_8, group[8])
+    # Different seeds really are different runs.
+    assert read_json(group[5].metrics)["macro_f1"] != read_json(group[8].metrics)["macro_f1"]
+
+
+def test_seed_groups_are_fixed_blocks_of_seed_numbers():
+    assert group_seeds(range(7), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    # Adding seeds never moves a seed to another group: finished groups keep their members.
+    before, after = group_seeds(range(10), 5), group_seeds(range(17), 5)
+    assert after[: len(before)] == before
+    assert group_seeds([12, 3, 4, 40], 5) == [[3, 4], [12], [40]]
+
+
+def test_schema_defaults_equal_the_settings_defaults():
+    from poolup.config import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
+    training = schema["properties"]["training"]["properties"]
+    expected = {name: spec["default"] for name, spec in training.items() if name not in ("early_stopping", "seeds_per_job")}
+    expected.update({
+        ("early_stopping" if name == "enabled" else name): spec["default"]
+        for name, spec in training["early_stopping"]["properties"].items()
+    })
+    assert {field.name: field.default for field in fields(TrainSettings)} == expected
+
+
+def test_early_stopping_selects_on_a_validation_part_of_the_training_split(upsampled, tmp_path):
+    settings = TrainSettings(
+        epochs=6, batch_size=32, history_every=5, monitor_samples=50, learning_rate=0.01,
+        early_stopping=True, validation_size=0.25, patience=0,
+    )
+    paths = run_paths(tmp_path / "es")
+    metrics = train_run(upsampled, paths, "w2s2", 1, settings, image_shape=(28, 28))
+    train, test = split_indices(np.arange(600) % 10, 0.8, 1)
+    # The validation part comes out of the authors' training split; the test split is untouched.
+    assert metrics["n_train"] + metrics["n_validation"] == train.shape[0] == 480
+    assert metrics["n_validation"] == 120 and metrics["n_test"] == test.shape[0] == 120
+    losses = [epoch["validation_loss"] for epoch in metrics["epochs"]]
+    best = int(np.argmin(losses)) + 1
+    assert metrics["best_epoch"] == best
+    # patience 0: training stops right after the first epoch that does not improve.
+    assert metrics["epochs_run"] == min(6, best + 1) == len(losses)
+    # The restored weights are the best epoch's: re-evaluating the saved model gives that epoch's validation loss.
+    with h5py.File(upsampled) as file:
+        images, labels = file["images"][:], file["labels"][:]
+    from sklearn.model_selection import train_test_split
+
+    fit, validation = train_test_split(split_indices(labels, 0.8, 1)[0], test_size=0.25, random_state=1)
+    scaled, _ = scale_images(images, fit, "standard", "train")
+    probabilities = load_model(paths.model)(scaled[validation][..., None]).numpy()
+    picked = np.clip(probabilities[np.arange(len(validation)), labels[validation]], 1e-7, 1)
+    assert -np.log(picked).mean() == pytest.approx(losses[best - 1], rel=1e-4)
+
+
+def test_non_finite_loss_stops_with_one_line_and_writes_nothing(upsampled, tmp_path):
+    diverging = TrainSettings(batch_size=32, history_every=5, monitor_samples=50, learning_rate=1e6, scaling="none")
+    out = tmp_path / "nan"
+    with pytest.raises(PoolupError, match=r"training loss became nan .*lower training.learning_rate"):
+        train_run(upsampled, run_paths(out), "w2s2", 0, diverging, image_shape=(28, 28))
+    assert list(out.iterdir()) == []
+
+
+def test_scaling_none_trains_on_raw_values(upsampled, tmp_path):
+    """The authors' code: the scaler is fitted but never applied."""
+    settings = TrainSettings(epochs=1, history_every=5, monitor_samples=50, scaling="none")
+    paths = run_paths(tmp_path / "none")
+    metrics = train_run(upsampled, paths, "w2s2", 2, settings, image_shape=(28, 28))
+    assert metrics["settings"]["scaling"] == "none"
+    with h5py.File(upsampled) as file:
+        images = file["images"][:]
+    with h5py.File(paths.predictions) as file:
+        test_indices, probabilities = file["test_indices"][:5], file["probabilities"][:5]
+    np.testing.assert_allclose(load_model(paths.model)(images[test_indices][..., None]).numpy(), probabilities, atol=1e-5)
+
+
+def test_scaling_fit_on_all_uses_every_image(upsampled):
+    with h5py.File(upsampled) as file:
+        images = file["images"][:]
+    train, _ = split_indices(np.zeros(images.shape[0]), 0.8, 0)
+    scaled_all, info = scale_images(images, train, "standard", "all")
+    scaled_train, _ = scale_images(images, train, "standard", "train")
+    assert info == {"scaling": "standard", "fit_on": "all"}
+    flat = scaled_all.reshape(len(images), -1)
+    varying = images.reshape(len(images), -1).std(axis=0) > 0
+    np.testing.assert_allclose(flat.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(flat[:, varying].std(axis=0), 1, rtol=1e-3)
+    assert not np.allclose(scaled_all, scaled_train)
+
+
+def test_mixed_bfloat16_trains_and_records_the_precision_used(upsampled, tmp_path):
+    from poolup.training import bfloat16_hardware
+
+    settings = replace(FAST, precision="mixed_bfloat16")
+    metrics = train_run(upsampled, run_paths(tmp_path / "bf16"), "w2s2", 3, settings, image_shape=(28, 28))
+    expected = "mixed_bfloat16" if bfloat16_hardware() else "float32"
+    assert metrics["precision_used"] == expected and metrics["settings"]["precision"] == "mixed_bfloat16"
+    assert math.isfinite(metrics["macro_f1"]) and metrics["macro_f1"] > 0.5  # float32 gives ~0.6 on these 480 digits
+    # The global policy must not leak into the next run in this process.
+    metrics32 = train_run(upsampled, run_paths(tmp_path / "f32"), "w2s2", 0, FAST, image_shape=(28, 28))
+    assert metrics32["precision_used"] == "float32"
+
+
+def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampled, tmp_path, monkeypatch, caplog):
+    import poolup.training as training
+
+    monkeypatch.setattr(training, "bfloat16_hardware", lambda: False)  # as on a CPU without AVX512_BF16/AMX
+    settings = replace(FAST, precision="mixed_bfloat16", epochs=1)
+    with caplog.at_level("WARNING", logger="poolup"):
+        metrics = train_run(upsampled, run_paths(tmp_path / "fallback"), "w2s2", 0, settings, image_shape=(28, 28))
+    assert metrics["precision_used"] == "float32"
+    assert "no bfloat16 hardware found" in caplog.text and "training in float32" in caplog.text
+    # Bit for bit the float32 run.
+    plain = train_run(upsampled, run_paths(tmp_path / "plain"), "w2s2", 0, replace(FAST, epochs=1), image_shape=(28, 28))
+    assert {k: v for k, v in reproducible(metrics).items() if k != "settings"} == {
+        k: v for k, v in reproducible(plain).items() if k != "settings"
+    }

@@ -82,7 +82,9 @@ def test_training_outputs_exist(preprocessed):
             run = workdir / f"results/tiny/{case}/seed{seed}"
             assert {p.name for p in run.iterdir()} >= {"model.keras", "history.csv", "test_metrics.json", "predictions.h5"}
             assert read_json(run / "test_metrics.json")["n_test"] == 40
-            assert "epoch 1/1" in (workdir / f"results/logs/tiny/{case}/seed{seed}/train.log").read_text()
+            # One job trained both seeds (seeds_per_job 5): its log has a line per seed and progress lines.
+            log = (workdir / f"results/logs/tiny/{case}/train_seeds_0_4.log").read_text()
+            assert f"seed {seed} epoch 1/1" in log and f"seed {seed} ({seed + 1}/2) step 3/" in log
 
 
 def test_changing_the_learning_rate_reruns_only_training(preprocessed, tmp_path):

@@ -13,13 +13,14 @@ accumulated inside that graph, so they cost nothing extra.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,31 @@ PRECISIONS: tuple[str, ...] = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 # Images per forward pass when evaluating (no gradients, so larger is fine).
 EVAL_BATCH = 1024
+# Keys of the config's training section that decide how runs are scheduled, not
+# what they compute: the workflow leaves them out of the jobs' params.
+TRAINING_EXECUTION_KEYS = ("seeds_per_job",)
+
+
+def group_seeds(seeds: Sequence[int], size: int) -> list[list[int]]:
+    """The seeds in fixed blocks of ``size`` seed numbers (``seed // size``), in order.
+
+    Blocks are fixed by the seed numbers, not by the list's order, so adding
+    seeds never moves a seed into another group: finished groups stay finished.
+    """
+    blocks: dict[int, list[int]] = {}
+    for seed in sorted(seeds):
+        blocks.setdefault(seed // size, []).append(seed)
+    return list(blocks.values())
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Training settings (the config's ``training`` section).
+    """Training settings (the config's ``training`` section, ``early_stopping`` flattened).
 
     Defaults are the authors': 1 epoch, batch 32, Adam at 1e-3, an 80/20
-    split that is not stratified.
+    split that is not stratified, no early stopping. The schema
+    (``workflow/schemas/config.schema.yaml``) holds the same defaults;
+    ``tests/test_training.py`` checks that they agree.
     """
 
     epochs: int = 1
@@ -57,11 +75,19 @@ class TrainSettings:
     history_every: int = 100
     monitor_samples: int = 500
     precision: str = "float32"
+    early_stopping: bool = False
+    validation_size: float = 0.1
+    patience: int = 2
+    restore_best_weights: bool = True
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> TrainSettings:
+        """Settings from the validated ``training`` section (keys that change no result are ignored)."""
+        flat = {key: value for key, value in section.items() if key != "early_stopping"}
+        stopping = section.get("early_stopping") or {}
+        flat.update({("early_stopping" if key == "enabled" else key): value for key, value in stopping.items()})
         names = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in section.items() if key in names})
+        return cls(**{key: value for key, value in flat.items() if key in names})
 
 
 @dataclass(frozen=True)
@@ -140,8 +166,15 @@ def scale_images(
     return scaled, {"scaling": "standard", "fit_on": fit_on}
 
 
-def configure_tensorflow(threads: int, seed: int, precision: str) -> None:
-    """Threads, seeds, op determinism and precision, before any model exists."""
+def configure_tensorflow(threads: int, precision: str) -> None:
+    """Threads, op determinism and precision: once per process, before any model exists.
+
+    Threads can be set only before TensorFlow starts its thread pools; a
+    second call in the same process keeps the first call's threads. Without
+    bfloat16 hardware (AVX512_BF16, AMX or a GPU that has it), a
+    ``mixed_bfloat16`` request falls back to float32 with a log line, since
+    emulated bfloat16 is several times slower than float32.
+    """
     import keras
     import tensorflow as tf
 
@@ -151,11 +184,38 @@ def configure_tensorflow(threads: int, seed: int, precision: str) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:
-        # Already initialised in this process (several runs in one program): keep its threads.
         log.info("TensorFlow threads were already set in this process; keeping them")
-    keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    if precision == "mixed_bfloat16" and not bfloat16_hardware():
+        log.warning("training.precision mixed_bfloat16: no bfloat16 hardware found (CPU flags avx512_bf16/amx_bf16, or a GPU); training in float32")
+        precision = "float32"
     keras.mixed_precision.set_global_policy(precision)
+
+
+def bfloat16_hardware() -> bool:
+    """Whether this machine computes bfloat16 natively (a GPU, or x86 AVX512_BF16 / AMX)."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's, TensorFlow's and Keras' global seeds, right before a run's model and pipeline.
+
+    Everything random in a run (initial weights, the shuffle's seed pair
+    ``(seed, seed)``) is drawn after this call, so a run does not depend on
+    what ran before it in the same process (tests/test_training.py checks
+    that grouped runs equal solo runs bit for bit).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
 
 
 def build_model(input_shape: tuple[int, ...], n_classes: int = 10) -> Any:
@@ -190,7 +250,12 @@ def build_model(input_shape: tuple[int, ...], n_classes: int = 10) -> Any:
 
 
 class _Trainer:
-    """Adam (fused kernel) on categorical cross-entropy, several steps per graph call."""
+    """Adam (fused kernel) on categorical cross-entropy, several steps per graph call.
+
+    One trainer serves every seed of a job: :meth:`start` loads a seed's
+    initial weights and zeroes the optimizer state, so the traced graphs are
+    built once per job rather than once per seed.
+    """
 
     def __init__(self, model: Any, n_classes: int, learning_rate: float) -> None:
         import keras
@@ -207,6 +272,13 @@ class _Trainer:
         self.loss = keras.losses.CategoricalCrossentropy()
         self.run_steps = tf.function(self._run_steps)
         self.predict = tf.function(lambda x: model(x, training=False))
+
+    def start(self, initial_weights: list[NDArray]) -> None:
+        """Begin a new run: these weights, fresh Adam moments, step 0."""
+        self.model.set_weights(initial_weights)
+        for moment in (*self.first_moments, *self.second_moments):
+            moment.assign(self.tf.zeros_like(moment))
+        self.iterations.assign(0.0)
 
     def _step(self, images: Any, labels: Any) -> tuple[Any, Any]:
         tf = self.tf
@@ -265,6 +337,320 @@ HISTORY_COLUMNS = (
 )
 
 
+class Clock:
+    """Wall seconds per named phase: ``with clock("fit"): ...`` adds to ``clock.seconds["fit_seconds"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        tick = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"{phase}_seconds"
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - tick
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """One case's up-sampled images, read and checked once per job."""
+
+    images: NDArray
+    labels: NDArray[np.int32]
+    n_classes: int
+    source_sha256: str
+
+
+def load_training_data(upsampled: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None) -> TrainingData:
+    """Read ``upsampled.h5`` and check that it can be classified."""
+    data = read_image_set(upsampled, image_shape=image_shape)
+    labels = data.labels.astype(np.int32)
+    n_classes = int(labels.max()) + 1
+    if n_classes < 2:
+        raise PoolupError(f"{upsampled}: all labels are {labels.max()}; classification needs at least two classes")
+    return TrainingData(data.images, labels, n_classes, str(data.attrs.get("content_sha256", "")))
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """One seed's split and scaled images.
+
+    ``fit`` is what the weights are trained on, ``validation`` (empty
+    without early stopping) is carved from the training part and only
+    decides when to stop, ``test`` is the authors' held-out 20 % and
+    ``monitor`` a fixed sample of it for the learning curves.
+    """
+
+    seed: int
+    fit: NDArray[np.int64]
+    validation: NDArray[np.int64]
+    test: NDArray[np.int64]
+    monitor: NDArray[np.int64]
+    images: NDArray[np.float32]
+    scaling: dict[str, Any]
+
+
+def prepare(data: TrainingData, seed: int, settings: TrainSettings) -> PreparedRun:
+    """Split (as the authors), carve the validation part, scale, pick the monitor sample."""
+    train, test = split_indices(data.labels, settings.train_size, seed, settings.stratify)
+    validation = np.empty(0, dtype=np.int64)
+    if settings.early_stopping:
+        from sklearn.model_selection import train_test_split
+
+        train, validation = (
+            np.asarray(part)
+            for part in train_test_split(
+                train, test_size=settings.validation_size, random_state=seed,
+                stratify=data.labels[train] if settings.stratify else None,
+            )
+        )
+    images, scaling = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
+    rng = np.random.default_rng(seed)
+    monitor = test[np.sort(rng.choice(test.shape[0], size=min(settings.monitor_samples, test.shape[0]), replace=False))]
+    return PreparedRun(seed, train, validation, test, monitor, _with_channel(images), scaling)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` leaves besides the trained weights."""
+
+    history: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    best_epoch: int
+    images_seen: int
+
+
+def fit(
+    trainer: _Trainer,
+    run: PreparedRun,
+    labels: NDArray[np.int32],
+    settings: TrainSettings,
+    clock: Clock,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FitResult:
+    """Train one seed from the trainer's current weights.
+
+    A learning-curve point every ``history_every`` batches and at each epoch
+    end; with early stopping, the loss on ``run.validation`` after each epoch
+    decides when to stop (``patience`` epochs without improvement) and, with
+    ``restore_best_weights``, which epoch's weights are kept. A non-finite
+    loss stops with one line naming the settings to change.
+    """
+    import tensorflow as tf
+
+    n_classes = trainer.n_classes
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((run.images[run.fit], labels[run.fit]))
+        .shuffle(run.fit.shape[0], seed=run.seed, reshuffle_each_iteration=True)
+        .batch(settings.batch_size)
+        .repeat(settings.epochs)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    iterator = iter(dataset)
+    x_monitor, y_monitor = run.images[run.monitor], labels[run.monitor]
+    steps_per_epoch = math.ceil(run.fit.shape[0] / settings.batch_size)
+    result = FitResult([], [], settings.epochs, 0)
+    best_loss, best_weights, stale = math.inf, None, 0
+    for epoch in range(1, settings.epochs + 1):
+        done = 0
+        while done < steps_per_epoch:
+            steps = min(settings.history_every, steps_per_epoch - done)
+            with clock("train"):
+                loss_sum, seen, matrix = trainer.run_steps(iterator, tf.constant(steps))
+            done += steps
+            result.images_seen += int(seen)
+            loss = float(loss_sum) / int(seen)
+            step = (epoch - 1) * steps_per_epoch + done
+            if not math.isfinite(loss):
+                raise PoolupError(
+                    f"seed {run.seed}: the training loss became {loss} at step {step}; lower training.learning_rate "
+                    f"(now {settings.learning_rate}) or use training.scaling: standard"
+                )
+            with clock("monitor"):
+                monitored = _evaluate(trainer.probabilities(x_monitor), y_monitor, n_classes)
+            result.history.append({
+                "epoch": epoch, "step": step, "progress": step / steps_per_epoch, "images_seen": result.images_seen,
+                "train_loss": loss, **{f"train_{k}": v for k, v in macro_scores(matrix.numpy()).items()},
+                **{f"val_{k}": v for k, v in monitored.items()},
+            })
+            if progress is not None:
+                progress(step, steps_per_epoch * settings.epochs, loss)
+        row = result.history[-1]
+        record = {"epoch": epoch, "train_loss": row["train_loss"], "train_f1": row["train_f1"]}
+        if settings.early_stopping:
+            with clock("validation"):
+                record.update({f"validation_{k}": v for k, v in _evaluate(
+                    trainer.probabilities(run.images[run.validation]), labels[run.validation], n_classes).items()})
+            if record["validation_loss"] < best_loss:
+                best_loss, stale, result.best_epoch = record["validation_loss"], 0, epoch
+                best_weights = trainer.model.get_weights() if settings.restore_best_weights else None
+            else:
+                stale += 1
+        result.epochs.append(record)
+        log.info("seed %d epoch %d/%d: %s", run.seed, epoch, settings.epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+        if settings.early_stopping and stale > settings.patience:
+            log.info("seed %d: early stop after epoch %d (best epoch %d)", run.seed, epoch, result.best_epoch)
+            break
+    if best_weights is not None:
+        trainer.model.set_weights(best_weights)
+    if not settings.early_stopping:
+        result.best_epoch = len(result.epochs)
+    return result
+
+
+def write_run_files(
+    paths: RunPaths,
+    trainer: _Trainer,
+    data: TrainingData,
+    run: PreparedRun,
+    result: FitResult,
+    probabilities: NDArray[np.float32],
+    case: str,
+) -> dict[str, str]:
+    """Write a run's predictions, history and model; return their digests for ``test_metrics.json``."""
+    predictions_sha = write_h5(
+        paths.predictions,
+        {
+            "labels": data.labels[run.test].astype(np.uint8),
+            "predicted": probabilities.argmax(axis=1).astype(np.uint8),
+            "probabilities": probabilities.astype(np.float32),
+            "test_indices": run.test.astype(np.int64),
+        },
+        {"stage": "train", "case": case, "seed": run.seed, "source_sha256": data.source_sha256},
+    )
+    _write_history(paths.history, result.history)
+    with atomic_path(paths.model) as tmp:
+        trainer.model.save(tmp)
+    return {
+        Path(paths.predictions).name: predictions_sha,
+        Path(paths.history).name: file_sha256(paths.history),
+        Path(paths.model).name: file_sha256(paths.model),
+    }
+
+
+def train_seeds(
+    upsampled: str | os.PathLike[str],
+    runs: Mapping[int, RunPaths],
+    case: str,
+    settings: TrainSettings,
+    image_shape: tuple[int, ...] | None = None,
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """Train the paper's CNN on one case, once per seed, and write each run's four outputs.
+
+    The fixed costs are paid once per call: TensorFlow's start and graph
+    tracing, reading and checking ``upsampled.h5``. Each seed is its own
+    run, with the same split, initial weights, batch order and results as
+    when it is trained alone (:func:`seed_everything`).
+
+    Parameters
+    ----------
+    upsampled : path-like
+        ``upsampled.h5`` of the case.
+    runs : mapping of int to RunPaths
+        Each seed and its ``model.keras``, ``history.csv``,
+        ``test_metrics.json``, ``predictions.h5``.
+    case : str
+        Case name, recorded in the outputs.
+    settings : TrainSettings
+        Epochs, batch size, learning rate, split, scaling, early stopping.
+    image_shape : tuple of int, optional
+        Expected shape of one image; a mismatch is an error.
+    threads : int
+        TensorFlow's intra-op threads (the job's Snakemake ``threads``).
+
+    Returns
+    -------
+    list of dict
+        The content of each seed's ``test_metrics.json``.
+
+    Notes
+    -----
+    ``history.csv`` has one row every ``history_every`` batches and one at
+    each epoch's end. ``train_*`` columns are over the training batches of
+    that interval; ``val_*`` columns are on a fixed seeded sample of
+    ``monitor_samples`` held-out images, for monitoring only: nothing is
+    selected on them. Inputs are checked before any output is written, and
+    every output is written atomically.
+    """
+    started = time.perf_counter()
+    job_clock = Clock()
+    with job_clock("load"):
+        data = load_training_data(upsampled, image_shape)
+    with job_clock("setup"):
+        configure_tensorflow(threads, settings.precision)
+        import keras
+        import tensorflow as tf
+
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        versions = {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__}
+    trainer: _Trainer | None = None
+    records = []
+    seeds = list(runs)
+    for index, seed in enumerate(seeds):
+        seed_started = time.perf_counter()
+        clock = Clock()
+        with clock("prepare"):
+            run = prepare(data, seed, settings)
+            seed_everything(seed)
+            model = build_model(run.images.shape[1:], data.n_classes)
+            if trainer is None:
+                trainer = _Trainer(model, data.n_classes, settings.learning_rate)
+            else:
+                trainer.start(model.get_weights())
+        fit_started = time.perf_counter()
+
+        def progress(step: int, total: int, loss: float, index: int = index, fit_started: float = fit_started) -> None:
+            elapsed = time.perf_counter() - fit_started
+            remaining = (total - step + (len(seeds) - index - 1) * total) * elapsed / step
+            log.info(
+                "seed %d (%d/%d) step %d/%d: loss %.4f, %.0f images/s, %.0f s elapsed, ETA %.0f s",
+                seed, index + 1, len(seeds), step, total, loss, step * settings.batch_size / elapsed, elapsed, remaining,
+            )
+
+        result = fit(trainer, run, data.labels, settings, clock, progress)
+        with clock("evaluate"):
+            probabilities = trainer.probabilities(run.images[run.test])
+            report = classification_report(data.labels[run.test], probabilities.argmax(axis=1), data.n_classes)
+        with clock("write"):
+            outputs = write_run_files(runs[seed], trainer, data, run, result, probabilities, case)
+        metrics = {
+            "case": case,
+            "seed": seed,
+            **report,
+            "n_train": int(run.fit.shape[0]),
+            "n_validation": int(run.validation.shape[0]),
+            "n_test": int(run.test.shape[0]),
+            "n_classes": data.n_classes,
+            "settings": {**asdict(settings), **run.scaling},
+            "epochs_run": len(result.epochs),
+            "best_epoch": result.best_epoch,
+            "epochs": result.epochs,
+            "threads": threads,
+            "device": device,
+            "precision_used": keras.mixed_precision.global_policy().name,  # after any fallback to float32
+            "seeds_in_job": len(seeds),
+            "images_per_second": result.images_seen / clock.seconds["train_seconds"],
+            **clock.seconds,
+            # The job's fixed costs (loading, TensorFlow's start) are paid once: booked to its first seed.
+            **(job_clock.seconds if index == 0 else {key: 0.0 for key in job_clock.seconds}),
+            "total_seconds": time.perf_counter() - (started if index == 0 else seed_started),
+            "parameters": int(trainer.model.count_params()),
+            "source_sha256": data.source_sha256,
+            "versions": versions,
+            "outputs": outputs,
+        }
+        write_json(runs[seed].metrics, metrics)
+        records.append(metrics)
+        log.info("seed %d: test accuracy %.4f, macro F1 %.4f (%d images); seconds %s", seed, report["accuracy"],
+                 report["macro_f1"], run.test.shape[0], {k: round(v, 2) for k, v in clock.seconds.items()})
+    log.info("%d seeds in %.1f s", len(seeds), time.perf_counter() - started)
+    return records
+
+
 def train_run(
     upsampled: str | os.PathLike[str],
     paths: RunPaths,
@@ -274,165 +660,21 @@ def train_run(
     image_shape: tuple[int, ...] | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Train the paper's CNN on one case with one seed and write its four outputs.
-
-    Parameters
-    ----------
-    upsampled : path-like
-        ``upsampled.h5`` of the case.
-    paths : RunPaths
-        ``model.keras``, ``history.csv``, ``test_metrics.json``, ``predictions.h5``.
-    case : str
-        Case name, recorded in the outputs.
-    seed : int
-        Fixes the split, the weight initialisation and the shuffling.
-    settings : TrainSettings
-        Epochs, batch size, learning rate, split and scaling.
-    image_shape : tuple of int, optional
-        Expected shape of one image; a mismatch is an error.
-    threads : int
-        TensorFlow's intra-op threads (the job's Snakemake ``threads``).
-
-    Returns
-    -------
-    dict
-        The content of ``test_metrics.json``.
-
-    Notes
-    -----
-    ``history.csv`` has one row every ``history_every`` batches and one at
-    each epoch's end. ``train_*`` columns are over the training batches of
-    that interval (what Keras' progress bar reports); ``val_*`` columns are
-    on a fixed seeded sample of ``monitor_samples`` held-out images, for
-    monitoring only: nothing is selected on them. Inputs are checked before
-    any output is written, and every output is written atomically.
-    """
-    started = time.perf_counter()
-    data = read_image_set(upsampled, image_shape=image_shape)
-    labels = data.labels.astype(np.int32)
-    n_classes = int(labels.max()) + 1
-    if n_classes < 2:
-        raise PoolupError(f"{upsampled}: all labels are {labels.max()}; classification needs at least two classes")
-    train, test = split_indices(labels, settings.train_size, seed, settings.stratify)
-    images, scaling = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
-    images = _with_channel(images)
-    phases = {"load_seconds": time.perf_counter() - started}
-
-    tick = time.perf_counter()
-    configure_tensorflow(threads, seed, settings.precision)
-    import keras
-    import tensorflow as tf
-
-    model = build_model(images.shape[1:], n_classes)
-    trainer = _Trainer(model, n_classes, settings.learning_rate)
-    rng = np.random.default_rng(seed)
-    monitor = np.sort(rng.choice(test.shape[0], size=min(settings.monitor_samples, test.shape[0]), replace=False))
-    x_monitor, y_monitor = images[test[monitor]], labels[test[monitor]]
-
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((images[train], labels[train]))
-        .shuffle(train.shape[0], seed=seed, reshuffle_each_iteration=True)
-        .batch(settings.batch_size)
-        .repeat(settings.epochs)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    iterator = iter(dataset)
-    phases["setup_seconds"] = time.perf_counter() - tick
-    steps_per_epoch = math.ceil(train.shape[0] / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
-    progress_bar = keras.utils.Progbar(total_steps, unit_name="batch") if sys.__stderr__.isatty() else None
-    history: list[dict[str, Any]] = []
-    train_seconds = monitor_seconds = 0.0
-    images_seen = 0
-    for epoch in range(settings.epochs):
-        done = 0
-        while done < steps_per_epoch:
-            steps = min(settings.history_every, steps_per_epoch - done)
-            tick = time.perf_counter()
-            loss_sum, seen, matrix = trainer.run_steps(iterator, tf.constant(steps))
-            train_seconds += time.perf_counter() - tick
-            done += steps
-            images_seen += int(seen)
-            tick = time.perf_counter()
-            validation = _evaluate(trainer.probabilities(x_monitor), y_monitor, n_classes)
-            monitor_seconds += time.perf_counter() - tick
-            train_scores = macro_scores(matrix.numpy())
-            step = epoch * steps_per_epoch + done
-            history.append({
-                "epoch": epoch + 1, "step": step, "progress": step / steps_per_epoch, "images_seen": images_seen,
-                "train_loss": float(loss_sum) / int(seen), **{f"train_{k}": v for k, v in train_scores.items()},
-                **{f"val_{k}": v for k, v in validation.items()},
-            })
-            if progress_bar is not None:
-                progress_bar.update(step, values=[("loss", history[-1]["train_loss"]), ("val_f1", validation["f1"])])
-        row = history[-1]
-        log.info(
-            "epoch %d/%d: train loss %.4f f1 %.4f, held-out sample loss %.4f f1 %.4f, %.0f images/s",
-            epoch + 1, settings.epochs, row["train_loss"], row["train_f1"], row["val_loss"], row["val_f1"],
-            images_seen / train_seconds,
-        )
-
-    tick = time.perf_counter()
-    probabilities = trainer.probabilities(images[test])
-    predicted = probabilities.argmax(axis=1)
-    report = classification_report(labels[test], predicted, n_classes)
-    phases["evaluate_seconds"] = time.perf_counter() - tick
-    devices = [device.device_type for device in tf.config.list_logical_devices()]
-    metrics = {
-        "case": case,
-        "seed": seed,
-        **report,
-        "n_train": int(train.shape[0]),
-        "n_test": int(test.shape[0]),
-        "n_classes": n_classes,
-        "settings": {**asdict(settings), **scaling},
-        "threads": threads,
-        "device": "GPU" if "GPU" in devices else "CPU",
-        "train_seconds": train_seconds,
-        "monitor_seconds": monitor_seconds,
-        **phases,
-        "images_per_second": images_seen / train_seconds,
-        "parameters": int(model.count_params()),
-        "source_sha256": data.attrs.get("content_sha256", ""),
-        "versions": {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
-    }
-    tick = time.perf_counter()
-    predictions_sha = write_h5(
-        paths.predictions,
-        {
-            "labels": labels[test].astype(np.uint8),
-            "predicted": predicted.astype(np.uint8),
-            "probabilities": probabilities.astype(np.float32),
-            "test_indices": test.astype(np.int64),
-        },
-        {"stage": "train", "case": case, "seed": seed, "source_sha256": metrics["source_sha256"]},
-    )
-    _write_history(paths.history, history)
-    with atomic_path(paths.model) as tmp:
-        model.save(tmp)
-    metrics["outputs"] = {
-        Path(paths.predictions).name: predictions_sha,
-        Path(paths.history).name: file_sha256(paths.history),
-        Path(paths.model).name: file_sha256(paths.model),
-    }
-    metrics["write_seconds"] = time.perf_counter() - tick
-    metrics["total_seconds"] = time.perf_counter() - started
-    write_json(paths.metrics, metrics)
-    log.info("test: accuracy %.4f, macro F1 %.4f (%d images)", report["accuracy"], report["macro_f1"], test.shape[0])
-    log.info("seconds: %s", {k: round(v, 2) for k, v in metrics.items() if k.endswith("_seconds")})
-    return metrics
+    """One seed: :func:`train_seeds` with a single run."""
+    return train_seeds(upsampled, {seed: paths}, case, settings, image_shape, threads)[0]
 
 
 def reproducible(metrics: dict[str, Any]) -> dict[str, Any]:
     """The part of a ``test_metrics.json`` record that a rerun reproduces exactly.
 
     Dropped, because they vary from run to run by nature: the wall-clock
-    fields (``*_seconds``, ``images_per_second``); the digest of
-    ``model.keras`` (Keras stamps the save date into the archive; the weights
-    inside are identical); and the record's own ``content_sha256``, which
-    covers those.
+    fields (``*_seconds``, ``images_per_second``); ``seeds_in_job`` (how the
+    run was scheduled, not what it computed); the digest of ``model.keras``
+    (Keras stamps the save date into the archive; the weights inside are
+    identical); and the record's own ``content_sha256``, which covers those.
     """
-    kept = {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or k in ("images_per_second", "content_sha256"))}
+    varying = ("images_per_second", "seeds_in_job", "content_sha256")
+    kept = {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or k in varying)}
     if "outputs" in kept:
         kept["outputs"] = {name: digest for name, digest in kept["outputs"].items() if not name.endswith(".keras")}
     return kept
