@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ from poolup.errors import PoolupError
 # The files one training job writes together: any of them without the others
 # is a half-finished job.
 RUN_FILES = frozenset({"model.keras", "history.csv", "test_metrics.json", "predictions.h5"})
+# The folder of one training run (``results/{dataset}/{case}/seed{seed}``).
+RUN_FOLDER = re.compile(r"seed\d+")
 # Each figure is written as a PNG (report) and a PDF (print).
 FIGURE_SUFFIXES = (".png", ".pdf")
 # The upstream artifact of each HDF5 artifact, relative to it.
@@ -241,7 +244,7 @@ class _TreeChecker:
             by_folder.setdefault(path.parent, set()).add(path.name)
         for folder, names in sorted(by_folder.items()):
             present = names & RUN_FILES
-            if present and present != RUN_FILES:
+            if RUN_FOLDER.fullmatch(folder.name) and present != RUN_FILES:
                 missing = ", ".join(sorted(RUN_FILES - present))
                 yield f"{folder}: a half-finished training job (has {', '.join(sorted(present))}, lacks {missing}); rerun the workflow to redo it"
             if folder.name == "figures":
