@@ -531,6 +531,57 @@ def write_run_files(
     }
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """What every run of one training job shares, recorded in each ``test_metrics.json``."""
+
+    case: str
+    threads: int
+    device: str
+    precision_used: str  # after any fallback to float32
+    seeds_in_job: int
+    versions: dict[str, str]
+
+
+def run_record(
+    job: JobInfo,
+    data: TrainingData,
+    run: PreparedRun,
+    settings: TrainSettings,
+    result: FitResult,
+    report: dict[str, Any],
+    seconds: dict[str, float],
+    outputs: dict[str, str],
+) -> dict[str, Any]:
+    """The content of one run's ``test_metrics.json``.
+
+    The job's fixed costs (loading, TensorFlow's start) are in the first
+    seed's ``seconds`` only; the others record them as 0.
+    """
+    return {
+        "case": job.case,
+        "seed": run.seed,
+        **report,
+        "n_train": int(run.fit.shape[0]),
+        "n_validation": int(run.validation.shape[0]),
+        "n_test": int(run.test.shape[0]),
+        "n_classes": data.n_classes,
+        "settings": {**asdict(settings), **run.scaling},
+        "epochs_run": len(result.epochs),
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "threads": job.threads,
+        "device": job.device,
+        "precision_used": job.precision_used,
+        "seeds_in_job": job.seeds_in_job,
+        "images_per_second": result.images_seen / seconds["train_seconds"],
+        **seconds,
+        "source_sha256": data.source_sha256,
+        "versions": job.versions,
+        "outputs": outputs,
+    }
+
+
 def train_seeds(
     upsampled: str | os.PathLike[str],
     runs: Mapping[int, RunPaths],
@@ -585,11 +636,14 @@ def train_seeds(
         import keras
         import tensorflow as tf
 
-        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
-        versions = {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__}
+        seeds = list(runs)
+        job = JobInfo(
+            case=case, threads=threads, device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
+            precision_used=keras.mixed_precision.global_policy().name, seeds_in_job=len(seeds),
+            versions={**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
+        )
     trainer: _Trainer | None = None
     records = []
-    seeds = list(runs)
     for index, seed in enumerate(seeds):
         seed_started = time.perf_counter()
         clock = Clock()
@@ -617,32 +671,10 @@ def train_seeds(
             report = classification_report(data.labels[run.test], probabilities.argmax(axis=1), data.n_classes)
         with clock("write"):
             outputs = write_run_files(runs[seed], trainer, data, run, result, probabilities, case)
-        metrics = {
-            "case": case,
-            "seed": seed,
-            **report,
-            "n_train": int(run.fit.shape[0]),
-            "n_validation": int(run.validation.shape[0]),
-            "n_test": int(run.test.shape[0]),
-            "n_classes": data.n_classes,
-            "settings": {**asdict(settings), **run.scaling},
-            "epochs_run": len(result.epochs),
-            "best_epoch": result.best_epoch,
-            "epochs": result.epochs,
-            "threads": threads,
-            "device": device,
-            "precision_used": keras.mixed_precision.global_policy().name,  # after any fallback to float32
-            "seeds_in_job": len(seeds),
-            "images_per_second": result.images_seen / clock.seconds["train_seconds"],
-            **clock.seconds,
-            # The job's fixed costs (loading, TensorFlow's start) are paid once: booked to its first seed.
-            **(job_clock.seconds if index == 0 else {key: 0.0 for key in job_clock.seconds}),
-            "total_seconds": time.perf_counter() - (started if index == 0 else seed_started),
-            "parameters": int(trainer.model.count_params()),
-            "source_sha256": data.source_sha256,
-            "versions": versions,
-            "outputs": outputs,
-        }
+        report["parameters"] = int(trainer.model.count_params())
+        seconds = {**clock.seconds, **(job_clock.seconds if index == 0 else dict.fromkeys(job_clock.seconds, 0.0))}
+        seconds["total_seconds"] = time.perf_counter() - (started if index == 0 else seed_started)
+        metrics = run_record(job, data, run, settings, result, report, seconds, outputs)
         write_json(runs[seed].metrics, metrics)
         records.append(metrics)
         log.info("seed %d: test accuracy %.4f, macro F1 %.4f (%d images); seconds %s", seed, report["accuracy"],
