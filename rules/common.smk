@@ -27,6 +27,14 @@ from poolup.sources import idx_files
 from poolup.stages import fetch_settings
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds
 
+# Validate before any job: one line naming the key and the fix, then stop.
+try:
+    check_config_files(workflow.configfiles)
+    validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
+except PoolupError as error:
+    sys.stderr.write(f"poolup: config error: {error}\n")
+    sys.exit(1)
+
 # Run at top level (not as a module, whose config comes from its `config:`)
 # in a directory without config.yaml: Snakemake then runs the --configfile
 # files alone over the schema's defaults. Say so, since the workflow's own
@@ -36,14 +44,6 @@ if not workflow.modifier.skip_configfile and not Path("config.yaml").is_file():
         f"poolup: no config.yaml in {Path.cwd()}: running {', '.join(map(str, workflow.configfiles)) or 'no config file'}"
         " over the schema's defaults (workflow/schemas/config.schema.yaml)\n"
     )
-
-# Validate before any job: one line naming the key and the fix, then stop.
-try:
-    check_config_files(workflow.configfiles)
-    validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
-except PoolupError as error:
-    sys.stderr.write(f"poolup: config error: {error}\n")
-    sys.exit(1)
 
 DATASETS = dataset_names(config)
 CASES = list(config["cases"])
@@ -124,6 +124,11 @@ def train_rule_name(group):
     size = config["training"]["seeds_per_job"]
     first = group[0] // size * size
     return f"train_seeds_{first}_{first + size - 1}"
+
+
+def plot_settings(*keys):
+    """The `plots` settings a figure uses (so a new number of examples redraws only the figures that show examples)."""
+    return {key: config["plots"][key] for key in keys}
 
 
 CURVE_METRICS = ["loss", "precision", "recall", "f1"]

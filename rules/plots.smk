@@ -64,7 +64,7 @@ rule plot_curves:
     wildcard_constraints:
         metric="|".join(CURVE_METRICS),
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_curve_{metric}.log",
@@ -91,7 +91,7 @@ rule plot_per_class:
     wildcard_constraints:
         metric="|".join(PER_CLASS_METRICS),
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_per_class_{metric}.log",
@@ -117,7 +117,7 @@ rule plot_tradeoff:
         ),
         pdf="results/{dataset}/figures/tradeoff.pdf",
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_tradeoff.log",
@@ -142,7 +142,7 @@ rule plot_methods:
         ),
         pdf="results/{dataset}/figures/methods.pdf",
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         baseline=config["baseline"],
     log:
         "results/logs/{dataset}/plot_methods.log",
@@ -167,7 +167,7 @@ rule plot_confusion:
         ),
         pdf="results/{dataset}/figures/confusion_vs_baseline.pdf",
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
         baseline=config["baseline"],
     log:
@@ -193,7 +193,7 @@ rule plot_forest:
         ),
         pdf="results/{dataset}/figures/forest.pdf",
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
         baseline=config["baseline"],
         analysis=config["analysis"],
@@ -220,7 +220,7 @@ rule plot_per_class_delta:
         ),
         pdf="results/{dataset}/figures/per_class_delta.pdf",
     params:
-        plots=config["plots"],
+        plots=plot_settings("dpi"),
         labels=case_labels(),
         confidence=config["analysis"]["confidence"],
     log:
