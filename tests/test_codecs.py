@@ -6,13 +6,42 @@ from poolup.stages import fetch, store
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_every_codec_round_trips_real_digits_and_compresses(codec):
+def test_every_codec_round_trips_real_digits_and_compresses(codec, tmp_path):
     from poolup.sources import load_bundled
 
     images = np.asarray(load_bundled()[0][:200]).reshape(200, 28, 28).astype(np.uint8)
     size, encode, decode = measure_codec(images, codec)
     assert 0 < size < images.nbytes  # real digits compress
-    assert encode > 0 and decode > 0
+    assert size == reference_size(images, codec, tmp_path)
+    assert 0 < encode < 60 and 0 < decode < 60
+
+
+def reference_size(images, codec, folder):
+    """Bytes of the same images written the plain way: an HDF5 file on disk, or one Pillow file per image."""
+    import io
+
+    import h5py
+    import hdf5plugin
+    from PIL import Image
+
+    if codec.startswith("hdf5-"):
+        options = {
+            "hdf5-gzip": {"compression": "gzip", "compression_opts": 6, "shuffle": True},
+            "hdf5-lzf": {"compression": "lzf", "shuffle": True},
+            "hdf5-zstd": dict(hdf5plugin.Zstd(clevel=9)),
+            "hdf5-blosc-zstd": dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
+        }[codec]
+        with h5py.File(folder / "reference.h5", "w") as file:
+            file.create_dataset("images", data=images, chunks=(min(len(images), 1024), 28, 28), **options)
+        with h5py.File(folder / "reference.h5") as file:
+            return file["images"].id.get_storage_size()
+    options = {"png": {"format": "PNG", "optimize": True}, "webp": {"format": "WEBP", "lossless": True, "quality": 100}}[codec]
+    total = 0
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, **options)
+        total += len(buffer.getvalue())
+    return total
 
 
 def test_unknown_codec():

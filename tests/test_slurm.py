@@ -64,7 +64,6 @@ def test_workflow_runs_through_sbatch_and_matches_a_local_run(cluster, tmp_path)
     started = time.time()
     # One training thread (rules/train.smk), as locally: the numbers must match the local run bit for bit.
     result = run_snakemake(remote, *SLURM, configfiles=[tiny(remote / "tiny.yaml")], timeout=1200)
-    assert "executor: slurm" in result.stderr.lower() or "slurm" in result.stderr.lower()
     job_ids = sorted({line.split("SLURM jobid ")[1].split()[0].rstrip(")") for line in result.stderr.splitlines() if "SLURM jobid " in line})
     assert len(job_ids) >= 10, result.stderr[-3000:]
     states = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)], capture_output=True, text=True, check=True)
