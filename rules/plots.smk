@@ -196,7 +196,8 @@ rule plot_forest:
         plots=plot_settings("dpi"),
         labels=case_labels(),
         baseline=config["baseline"],
-        analysis=config["analysis"],
+        # only what the figure draws: new bootstrap or power settings do not redraw it
+        analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
     log:
         "results/logs/{dataset}/plot_forest.log",
     benchmark:
