@@ -10,7 +10,8 @@ from pathlib import Path
 WORKFLOW_SRC = Path(str(workflow.current_basedir.get_path_or_uri(secret_free=True))).parent / "src"
 if WORKFLOW_SRC.is_dir():
     sys.path.insert(0, str(WORKFLOW_SRC))
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH"))))
+    # Set, not required from the user, so not an `envvars:` entry; jobs inherit it.
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH")))))
 
 from poolup.config import (
     case_method,
