@@ -246,12 +246,6 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def test_nothing_reruns_without_a_change(tiny_run):
-    workdir, config = tiny_run
-    result = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[config])
-    assert scheduled_jobs(result.stdout) == []
-
-
 def test_every_setting_reruns_only_what_it_changes(tiny_run, tmp_path):
     workdir, config = tiny_run
     table, values = rerun_table(workdir, yaml.safe_load(config.read_text()), tmp_path)

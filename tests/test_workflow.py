@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from conftest import TINY_CASES, TINY_TRAINING, run_snakemake, scheduled_jobs, tiny_config
+from conftest import TINY_CASES, run_snakemake, scheduled_jobs, synthetic_digits, tiny_config, write_config, write_idx
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
@@ -33,12 +33,18 @@ def test_preprocessing_artifacts(preprocessed):
     assert raw.images.shape == (200, 28, 28) and raw.attrs["source"] == "bundled"
     for case, spec in CASES.items():
         side = (28 - spec["window"]) // spec["stride"] + 1
+        pooled = read_image_set(workdir / f"results/tiny/{case}/pooled.h5", image_shape=(side, side), dtype="uint8")
         stored = read_image_set(workdir / f"results/tiny/{case}/stored.h5", image_shape=(side, side), dtype="uint8")
-        assert stored.attrs["source_sha256"] == raw.attrs["content_sha256"]
+        # raw <- pooled <- stored (same pixels, re-encoded) and raw <- pooled <- upsampled
+        assert pooled.attrs["source_sha256"] == raw.attrs["content_sha256"]
+        assert stored.attrs["source_sha256"] == pooled.attrs["content_sha256"]
+        np.testing.assert_array_equal(stored.images, pooled.images)
+        np.testing.assert_array_equal(stored.labels, pooled.labels)
         storage = read_json(workdir / f"results/tiny/{case}/storage.json")
         assert storage["stored_pixels"] == side * side and storage["n_images"] == 200
         up = read_image_set(workdir / f"results/tiny/{case}/upsampled.h5", image_shape=(28, 28), dtype="float32")
         np.testing.assert_array_equal(up.labels, raw.labels)
+        assert up.attrs["source_sha256"] == pooled.attrs["content_sha256"]
         assert (workdir / f"results/logs/tiny/{case}/store.log").read_text().strip()
         assert (workdir / f"results/benchmarks/tiny/{case}/upsample.tsv").is_file()
     baseline = read_image_set(workdir / "results/tiny/baseline/upsampled.h5")
@@ -46,20 +52,21 @@ def test_preprocessing_artifacts(preprocessed):
 
 
 def _dry_run(workdir, config, targets):
+    """(rule, case) of each planned job; the training rules (one per seed group) as "train"."""
     result = run_snakemake(workdir, "-n", "--cores", "1", *targets, configfiles=[config])
-    return {(rule, wildcards.get("case")) for rule, wildcards in scheduled_jobs(result.stdout)}
+    return {("train" if rule.startswith("train_") else rule, wildcards.get("case")) for rule, wildcards in scheduled_jobs(result.stdout)}
 
 
 def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "changed.yaml", cases={**CASES, "w2s2": {"window": 2, "stride": 1}})
-    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("store", "codecs", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")}
 
 
 def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
     added = tiny_config(tmp_path / "added.yaml", cases={**CASES, "w3s2": {"window": 3, "stride": 2}})
-    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("store", "codecs", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")}
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
@@ -87,22 +94,6 @@ def test_training_outputs_exist(preprocessed):
             assert f"seed {seed} epoch 1/1" in log and f"seed {seed} ({seed + 1}/2) step 3/" in log
 
 
-def test_changing_the_learning_rate_reruns_only_training(preprocessed, tmp_path):
-    workdir, _ = preprocessed
-    changed = tiny_config(tmp_path / "lr.yaml", training={**TINY_TRAINING, "learning_rate": 0.01})
-    assert per_case(_dry_run(workdir, changed, [])) == {("train", case) for case in CASES}
-
-
-def test_changing_a_plot_setting_reruns_only_plots(preprocessed, tmp_path):
-    workdir, _ = preprocessed
-    changed = tiny_config(tmp_path / "dpi.yaml", plots={"dpi": 80})
-    scheduled = _dry_run(workdir, changed, [])
-    assert {rule for rule, _ in scheduled} == {
-        "all", "plot_examples", "plot_preprocessing", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_methods", "plot_confusion",
-        "plot_forest", "plot_per_class_delta",
-    }
-
-
 def test_changing_one_case_method_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "method.yaml", cases={**CASES, "w2s2": {**CASES["w2s2"], "method": "cubic"}})
@@ -117,3 +108,25 @@ def test_codec_table(preprocessed):
     assert set(table["case"]) == set(CASES) and len(table) == 6 * len(CASES)
     baseline = table[table["case"] == "baseline"].set_index("codec")
     assert (baseline["ratio_to_raw"] == 1.0).all()  # raw against itself
+
+
+def test_fetch_declares_its_idx_files(tmp_path):
+    """A dry run sees a missing IDX file; a replaced one reruns fetch (and only what follows it)."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for prefix, n, seed in (("train", 60, 1), ("t10k", 20, 2)):
+        images, labels = synthetic_digits(n, seed=seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    config = write_config(tmp_path / "idx.yaml", datasets=[{"name": "digits", "source": "idx", "path": str(folder)}])
+    workdir = tmp_path / "run"
+    run_snakemake(workdir, "--cores", "1", "results/digits/raw.h5", configfiles=[config])
+    assert _dry_run(workdir, config, ["results/digits/raw.h5"]) == set()
+    images, labels = synthetic_digits(20, seed=3)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)  # a replaced data file
+    assert _dry_run(workdir, config, ["results/digits/raw.h5"]) == {("fetch", None)}
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    missing = run_snakemake(workdir, "-n", "--cores", "1", "results/digits/raw.h5", configfiles=[config], check=False)
+    assert missing.returncode != 0
+    said = missing.stdout + missing.stderr  # Snakemake 9 logs its errors to stdout
+    assert "MissingInputException" in said and "t10k-labels-idx1-ubyte.gz" in said
