@@ -53,7 +53,10 @@ def _hdf5_round_trip(images: NDArray, codec: str) -> tuple[int, float, float]:
 
 
 def _pillow_round_trip(images: NDArray, codec: str) -> tuple[int, float, float]:
-    from PIL import Image
+    from PIL import Image, features
+
+    if codec == "webp" and not features.check("webp"):  # a Pillow built from source without libwebp
+        raise PoolupError("this Pillow has no WebP support (built without libwebp); install a Pillow wheel or leave webp out of codecs.names")
 
     options = {"png": {"format": "PNG", "optimize": True}, "webp": {"format": "WEBP", "lossless": True, "quality": 100}}[codec]
     blobs, start = [], time.perf_counter()
