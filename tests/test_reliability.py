@@ -158,6 +158,11 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
     metrics.write_text(json.dumps(record))
     (tree / "tiny/baseline/seed0/history.csv").write_text("edited\n")
     (tree / "tiny/w2s2/seed0/predictions.h5").unlink()
+    codec_table = tree / "tiny/summary/storage_codecs.csv"
+    codec_table.write_text(codec_table.read_text().replace("hdf5-gzip", "hdf5-gzip-edited", 1))
+    figure = tree / "tiny/figures/tradeoff.png"
+    figure.write_bytes(figure.read_bytes()[:100])
+    (tree / "tiny/w2s2/.tmp-a1b2c3-upsampled.h5").write_bytes(b"")
     capsys.readouterr()
     assert cli_main(["verify", str(tree)]) == 1
     out = capsys.readouterr().out
@@ -167,6 +172,10 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
     assert "tiny/baseline/seed0/test_metrics.json: history.csv is not the file this run wrote" in out
     assert "tiny/w2s2/seed0/test_metrics.json: its predictions.h5 is missing" in out
     assert "summary/manifest.json: ../baseline/seed1/test_metrics.json changed since the aggregation" in out
+    assert "tiny/summary/storage_codecs.csv: does not match the storage_codecs.json files it is made from" in out
+    assert "tiny/figures/tradeoff.png: not a readable PNG image" in out
+    assert "tiny/w2s2/.tmp-a1b2c3-upsampled.h5: a temporary file left by an interrupted job" in out
+    assert "tiny/w2s2/seed0: a half-finished training job (has history.csv, model.keras, test_metrics.json, lacks predictions.h5)" in out
 
 
 # --- determinism --------------------------------------------------------------
