@@ -2,10 +2,16 @@ import h5py
 import numpy as np
 import pytest
 
-from poolup.artifacts import bytes_under_filter, content_sha256, read_image_set, stored_bytes, write_h5
+from poolup import stages
+from poolup.artifacts import (
+    bytes_under_filter,
+    content_sha256,
+    read_image_set,
+    stored_bytes,
+    write_h5,
+)
 from poolup.cli import main as cli_main
 from poolup.errors import PoolupError
-from poolup import stages
 from poolup.stages import fetch, store, upsample
 
 

@@ -2,8 +2,8 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake, write_config
+
 from poolup.config import check_config_files, load_schema, seed_list, validate_config
 from poolup.errors import PoolupError
 

@@ -13,11 +13,8 @@ failure message.
 from __future__ import annotations
 
 import collections
-import csv
 import gzip
-import io
 import json
-import shutil
 import signal
 import struct
 import time
@@ -30,10 +27,17 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-
 from conftest import write_idx
+
 from poolup import stages
-from poolup.artifacts import file_sha256, open_h5, read_image_set, read_json, write_h5, write_json
+from poolup.artifacts import (
+    file_sha256,
+    open_h5,
+    read_image_set,
+    read_json,
+    write_h5,
+    write_json,
+)
 from poolup.errors import PoolupError
 from poolup.sources import load_source
 from poolup.verify import verify_tree
@@ -349,7 +353,7 @@ def outcome(target: Target) -> tuple[str, str]:
         return CLEAR, message
     except Hang:
         return "hang", ""
-    except Exception as error:  # the test's point: nothing else may escape
+    except Exception as error:  # noqa: BLE001 - the test's point: nothing else may escape
         return "traceback", f"{type(error).__name__}: {error}"
     finally:
         signal.alarm(0)

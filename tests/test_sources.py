@@ -2,10 +2,17 @@ import gzip
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_MNIST, synthetic_digits, write_idx
+
 from poolup.errors import PoolupError
-from poolup.sources import load_bundled, load_idx, load_npz, load_source, read_idx, subsample
+from poolup.sources import (
+    load_bundled,
+    load_idx,
+    load_npz,
+    load_source,
+    read_idx,
+    subsample,
+)
 
 
 def test_idx_folder_loads_train_then_test(mnist_idx_folder):

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import h5py
 
-from poolup.artifacts import H5_ERRORS, content_sha256, decode_attr, json_content_sha256, open_h5, read_json
+from poolup.artifacts import (
+    H5_ERRORS,
+    content_sha256,
+    decode_attr,
+    json_content_sha256,
+    open_h5,
+    read_json,
+)
 from poolup.errors import PoolupError
 
 OK, PROBLEM, UNUSABLE = 0, 1, 2

@@ -260,7 +260,7 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray, NDArray, str]:
         raise
     # A damaged archive raises from zipfile (BadZipFile), zlib, numpy's format
     # reader (ValueError) or the allocator: whatever the type, it is this file.
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise PoolupError(
             f"{path}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, save it again with numpy.savez"
         ) from None
@@ -301,7 +301,7 @@ def load_openml(name: str = "mnist_784", data_home: str | None = None) -> tuple[
 
     try:
         bunch = fetch_openml(name, version=1, as_frame=False, parser="liac-arff", data_home=data_home)
-    except Exception as exc:  # network errors come in many types
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
         raise PoolupError(
             f"could not fetch '{name}' from OpenML ({type(exc).__name__}: {str(exc)[:100]}); offline, run with"
             " --configfile configs/offline.yaml or set datasets[].source to idx, npz or bundled"

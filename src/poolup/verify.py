@@ -124,7 +124,7 @@ class _TreeChecker:
             yield from check(path)
         except PoolupError as exc:
             yield str(exc)
-        except Exception as exc:  # a hostile file may provoke any library error: report, never crash
+        except Exception as exc:  # noqa: BLE001 - a hostile file may provoke any library error: report, never crash
             yield f"{path}: cannot be checked ({type(exc).__name__}: {str(exc)[:120]}); delete it and rerun the stage that makes it"
 
     # --- one file -----------------------------------------------------------
@@ -289,9 +289,10 @@ def _regular(path: Path) -> bool:
 
 def _same_table(expected: Path, found: Path) -> bool:
     """Same rows, whatever the case order (the rule lists cases in config order)."""
-    read = lambda path: sorted(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))  # noqa: E731
-    rows_expected, rows_found = read(expected), read(found)
-    return rows_expected == rows_found
+    def rows(path: Path) -> list[list[str]]:
+        return sorted(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+    return rows(expected) == rows(found)
 
 
 def _check_png(path: Path) -> Iterator[str]:
@@ -303,7 +304,7 @@ def _check_png(path: Path) -> Iterator[str]:
                 yield f"{path}: not a PNG image ({image.format}); rerun the workflow to redraw it"
                 return
             image.load()  # decodes every chunk and checks their CRCs
-    except Exception:  # Pillow raises many types for damaged images
+    except Exception:  # noqa: BLE001 - Pillow raises many types for damaged images
         yield f"{path}: not a readable PNG image (truncated or corrupt); delete it and rerun the workflow"
 
 
