@@ -150,7 +150,7 @@ def test_same_seed_twice_is_bit_identical(upsampled, trained, tmp_path):
 
 def test_input_without_labels_fails_cleanly(tmp_path):
     bad = tmp_path / "nolabels.h5"
-    write_h5(bad, {"images": np.zeros((40, 28, 28), np.float32)}, {})
+    write_h5(bad, {"images": np.zeros((40, 28, 28), np.float32)}, {"stage": "upsample"})
     out = tmp_path / "run"
     with pytest.raises(PoolupError, match="no 'labels' dataset"):
         train_run(bad, run_paths(out), "x", 0, FAST, image_shape=(28, 28))
@@ -159,10 +159,26 @@ def test_input_without_labels_fails_cleanly(tmp_path):
 
 def test_wrong_image_shape_fails_cleanly(tmp_path):
     bad = tmp_path / "shape.h5"
-    write_h5(bad, {"images": np.zeros((40, 27, 27), np.float32), "labels": np.arange(40) % 10}, {})
+    write_h5(bad, {"images": np.zeros((40, 27, 27), np.float32), "labels": np.arange(40) % 10}, {"stage": "upsample"})
     out = tmp_path / "run"
     with pytest.raises(PoolupError, match=r"images are \(27, 27\), expected \(28, 28\)"):
         train_run(bad, run_paths(out), "x", 0, FAST, image_shape=(28, 28))
+    assert list(out.iterdir()) == []
+
+
+def test_a_file_from_another_stage_or_edited_is_refused(upsampled, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    stored = upsampled.parent / "stored.h5"  # a real poolup file, from the store stage
+    with pytest.raises(PoolupError, match="expected 'upsample'"):
+        train_run(stored, run_paths(out), "w2s2", 0, FAST)
+    edited = tmp_path / "edited.h5"
+    shutil.copy(upsampled, edited)
+    with h5py.File(edited, "r+") as file:
+        file["images"][0, 0, 0] += 1.0
+    with pytest.raises(PoolupError, match="content does not match its recorded sha256"):
+        train_run(edited, run_paths(out), "w2s2", 0, FAST, image_shape=(28, 28))
     assert list(out.iterdir()) == []
 
 

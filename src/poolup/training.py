@@ -365,7 +365,8 @@ class TrainingData:
 
 def load_training_data(upsampled: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None) -> TrainingData:
     """Read ``upsampled.h5`` and check that it can be classified."""
-    data = read_image_set(upsampled, image_shape=image_shape)
+    # Only what the upsample stage wrote, with its digest intact (checked on read).
+    data = read_image_set(upsampled, image_shape=image_shape, stage="upsample")
     labels = data.labels.astype(np.int32)
     n_classes = int(labels.max()) + 1
     if n_classes < 2:
@@ -559,6 +560,7 @@ def run_record(
     seed's ``seconds`` only; the others record them as 0.
     """
     return {
+        "stage": "train",
         "case": job.case,
         "seed": run.seed,
         **report,
