@@ -49,6 +49,7 @@ if not workflow.modifier.skip_configfile and not Path("config.yaml").is_file():
 DATASETS = dataset_names(config)
 CASES = list(config["cases"])
 SEEDS = seed_list(config["seeds"])
+COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 
 
 wildcard_constraints:
@@ -156,16 +157,14 @@ def all_targets():
             dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
+        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods"]),
+        # Figures of the paired comparison need a case besides the baseline.
         *expand(
             figures,
-            dataset=DATASETS,
-            name=["examples", "tradeoff", "methods", "confusion_vs_baseline", "forest", "per_class_delta"],
+            dataset=DATASETS if COMPARED_CASES else [],
+            name=["confusion_vs_baseline", "forest", "per_class_delta"],
         ),
         *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
-        *expand(
-            figures,
-            dataset=DATASETS,
-            name=[f"preprocessing_{case}" for case in CASES if case != config["baseline"]],
-        ),
+        *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
     ]
