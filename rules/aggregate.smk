@@ -21,12 +21,8 @@ rule codec_table:
 
 rule aggregate:
     input:
-        metrics=expand(
-            "results/{{dataset}}/{case}/seed{seed}/test_metrics.json", case=CASES, seed=SEEDS
-        ),
-        history=expand(
-            "results/{{dataset}}/{case}/seed{seed}/history.csv", case=CASES, seed=SEEDS
-        ),
+        metrics=expand("results/{{dataset}}/{case}/seed{seed}/test_metrics.json", case=CASES, seed=SEEDS),
+        history=expand("results/{{dataset}}/{case}/seed{seed}/history.csv", case=CASES, seed=SEEDS),
         storage=expand("results/{{dataset}}/{case}/storage.json", case=CASES),
     output:
         runs="results/{dataset}/summary/runs.csv",
@@ -51,16 +47,16 @@ rule aggregate:
         per_class_delta="results/{dataset}/summary/per_class_delta.csv",
         confusion="results/{dataset}/summary/confusion.json",
         manifest="results/{dataset}/summary/manifest.json",
-    params:
-        baseline=config["baseline"],
-        analysis=config["analysis"],
-        methods=case_methods(),
     log:
         "results/logs/{dataset}/aggregate.log",
     benchmark:
         "results/benchmarks/{dataset}/aggregate.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        baseline=config["baseline"],
+        analysis=config["analysis"],
+        methods=case_methods(),
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -78,14 +74,14 @@ rule compare_datasets:
         ),
         summary_md="results/summary/datasets.md",
         manifest="results/summary/manifest.json",
-    params:
-        datasets=DATASETS,
-        baseline=config["baseline"],
     log:
         "results/logs/compare_datasets.log",
     benchmark:
         "results/benchmarks/compare_datasets.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        datasets=DATASETS,
+        baseline=config["baseline"],
     script:
         "../workflow/scripts/compare_datasets.py"

@@ -10,14 +10,14 @@ rule plot_examples:
             labels={"name": "Fig. 1 example digits"},
         ),
         pdf="results/{dataset}/figures/examples.pdf",
-    params:
-        plots=config["plots"],
     log:
         "results/logs/{dataset}/plot_examples.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_examples.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=config["plots"],
     script:
         "../workflow/scripts/plot.py"
 
@@ -36,15 +36,15 @@ rule plot_preprocessing:
             labels={"name": "Figs. 2-5 preprocessing", "case": "{case}"},
         ),
         pdf="results/{dataset}/figures/preprocessing_{case}.pdf",
-    params:
-        plots=config["plots"],
-        label=case_label,
     log:
         "results/logs/{dataset}/plot_preprocessing_{case}.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_preprocessing_{case}.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=config["plots"],
+        label=case_label,
     script:
         "../workflow/scripts/plot.py"
 
@@ -61,17 +61,17 @@ rule plot_curves:
             labels={"name": "Figs. 6-9 learning curves", "metric": "{metric}"},
         ),
         pdf="results/{dataset}/figures/curve_{metric}.pdf",
-    wildcard_constraints:
-        metric="|".join(CURVE_METRICS),
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_curve_{metric}.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_curve_{metric}.tsv"
+    wildcard_constraints:
+        metric="|".join(CURVE_METRICS),
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
     script:
         "../workflow/scripts/plot.py"
 
@@ -88,17 +88,17 @@ rule plot_per_class:
             labels={"name": "Figs. 10-12 per-class test scores", "metric": "{metric}"},
         ),
         pdf="results/{dataset}/figures/per_class_{metric}.pdf",
-    wildcard_constraints:
-        metric="|".join(PER_CLASS_METRICS),
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_per_class_{metric}.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_per_class_{metric}.tsv"
+    wildcard_constraints:
+        metric="|".join(PER_CLASS_METRICS),
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
     script:
         "../workflow/scripts/plot.py"
 
@@ -116,15 +116,15 @@ rule plot_tradeoff:
             labels={"name": "storage-accuracy trade-off"},
         ),
         pdf="results/{dataset}/figures/tradeoff.pdf",
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
     log:
         "results/logs/{dataset}/plot_tradeoff.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_tradeoff.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
     script:
         "../workflow/scripts/plot.py"
 
@@ -141,15 +141,15 @@ rule plot_methods:
             labels={"name": "interpolation methods"},
         ),
         pdf="results/{dataset}/figures/methods.pdf",
-    params:
-        plots=plot_settings("dpi"),
-        baseline=config["baseline"],
     log:
         "results/logs/{dataset}/plot_methods.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_methods.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        baseline=config["baseline"],
     script:
         "../workflow/scripts/plot.py"
 
@@ -166,16 +166,16 @@ rule plot_confusion:
             labels={"name": "confusion minus baseline"},
         ),
         pdf="results/{dataset}/figures/confusion_vs_baseline.pdf",
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
-        baseline=config["baseline"],
     log:
         "results/logs/{dataset}/plot_confusion.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_confusion.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
+        baseline=config["baseline"],
     script:
         "../workflow/scripts/plot.py"
 
@@ -192,18 +192,18 @@ rule plot_forest:
             labels={"name": "paired ΔF1 against the margin"},
         ),
         pdf="results/{dataset}/figures/forest.pdf",
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
-        baseline=config["baseline"],
-        # only what the figure draws: new bootstrap or power settings do not redraw it
-        analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
     log:
         "results/logs/{dataset}/plot_forest.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_forest.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
+        baseline=config["baseline"],
+        # only what the figure draws: new bootstrap or power settings do not redraw it
+        analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
     script:
         "../workflow/scripts/plot.py"
 
@@ -220,15 +220,15 @@ rule plot_per_class_delta:
             labels={"name": "per-class ΔF1 against the baseline"},
         ),
         pdf="results/{dataset}/figures/per_class_delta.pdf",
-    params:
-        plots=plot_settings("dpi"),
-        labels=case_labels(),
-        confidence=config["analysis"]["confidence"],
     log:
         "results/logs/{dataset}/plot_per_class_delta.log",
     benchmark:
         "results/benchmarks/{dataset}/plot_per_class_delta.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        labels=case_labels(),
+        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/plot.py"

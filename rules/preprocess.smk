@@ -3,14 +3,14 @@ rule fetch:
         unpack(dataset_source_files),
     output:
         raw="results/{dataset}/raw.h5",
-    params:
-        dataset=dataset_spec,
     log:
         "results/logs/{dataset}/fetch.log",
     benchmark:
         "results/benchmarks/{dataset}/fetch.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        dataset=dataset_spec,
     script:
         "../workflow/scripts/fetch.py"
 
@@ -24,16 +24,16 @@ rule pool:
         raw="results/{dataset}/raw.h5",
     output:
         pooled="results/{dataset}/{case}/pooled.h5",
-    params:
-        window=case_window,
-        stride=case_stride,
-        dtype=config["storage"]["dtype"],
     log:
         "results/logs/{dataset}/{case}/pool.log",
     benchmark:
         "results/benchmarks/{dataset}/{case}/pool.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        window=case_window,
+        stride=case_stride,
+        dtype=config["storage"]["dtype"],
     script:
         "../workflow/scripts/pool.py"
 
@@ -45,14 +45,14 @@ rule store:
     output:
         stored="results/{dataset}/{case}/stored.h5",
         storage="results/{dataset}/{case}/storage.json",
-    params:
-        encoding=storage_encoding(),
     log:
         "results/logs/{dataset}/{case}/store.log",
     benchmark:
         "results/benchmarks/{dataset}/{case}/store.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        encoding=storage_encoding(),
     script:
         "../workflow/scripts/store.py"
 
@@ -63,14 +63,14 @@ rule codecs:
         pooled="results/{dataset}/{case}/pooled.h5",
     output:
         codecs="results/{dataset}/{case}/storage_codecs.json",
-    params:
-        codecs=config["codecs"],
     log:
         "results/logs/{dataset}/{case}/codecs.log",
     benchmark:
         "results/benchmarks/{dataset}/{case}/codecs.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        codecs=config["codecs"],
     script:
         "../workflow/scripts/codecs.py"
 
@@ -80,14 +80,14 @@ rule upsample:
         pooled="results/{dataset}/{case}/pooled.h5",
     output:
         upsampled="results/{dataset}/{case}/upsampled.h5",
-    params:
-        method=case_interpolation,
-        grid=case_grid,
     log:
         "results/logs/{dataset}/{case}/upsample.log",
     benchmark:
         "results/benchmarks/{dataset}/{case}/upsample.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        method=case_interpolation,
+        grid=case_grid,
     script:
         "../workflow/scripts/upsample.py"

@@ -15,22 +15,22 @@ for group in seed_groups():
             history=expand("results/{{dataset}}/{{case}}/seed{seed}/history.csv", seed=group),
             metrics=expand("results/{{dataset}}/{{case}}/seed{seed}/test_metrics.json", seed=group),
             predictions=expand("results/{{dataset}}/{{case}}/seed{seed}/predictions.h5", seed=group),
-        params:
-            # Not the group's seeds: they come from the output paths, so that a new
-            # seeds_per_job (new groups, same runs) reruns nothing.
-            training=training_settings(),
-            image_shape=dataset_image_shape,
-        threads: 1
-        resources:
-            # Per-rule settings cannot be listed in a profile for generated rules: here.
-            # Peak RSS of one job on all 70,000 MNIST digits: 1,616 MB (+50 %).
-            mem_mb=2500,
-            runtime=10 + 5 * len(group),  # minutes; about 1 per seed on one CPU thread
         log:
             f"results/logs/{{dataset}}/{{case}}/{train_rule_name(group)}.log",
         benchmark:
             f"results/benchmarks/{{dataset}}/{{case}}/{train_rule_name(group)}.tsv"
         conda:
             "../workflow/envs/poolup.yaml"
+        threads: 1
+        resources:
+            # Per-rule settings cannot be listed in a profile for generated rules: here.
+            # Peak RSS of one job on all 70,000 MNIST digits: 1,616 MB (+50 %).
+            mem_mb=2500,
+            runtime=10 + 5 * len(group),  # minutes; about 1 per seed on one CPU thread
+        params:
+            # Not the group's seeds: they come from the output paths, so that a new
+            # seeds_per_job (new groups, same runs) reruns nothing.
+            training=training_settings(),
+            image_shape=dataset_image_shape,
         script:
             "../workflow/scripts/train.py"

@@ -59,7 +59,9 @@ def write_config(path: Path, **sections) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, configfiles: list[Path] = (), check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, configfiles: list[Path] = (), check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run the real workflow in ``workdir`` with only ``configfiles`` (schema defaults fill the rest).
 
     ``workdir`` has no config.yaml, so the repository's paper config is not merged in.
@@ -70,7 +72,10 @@ def run_snakemake(workdir: Path, *args: str, configfiles: list[Path] = (), check
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -87,7 +92,7 @@ def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
         if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
             jobs.append((rule_family(stripped.split()[1].rstrip(":")), {}))
         elif stripped.startswith("wildcards:") and jobs:
-            for item in stripped[len("wildcards:"):].split(","):
+            for item in stripped[len("wildcards:") :].split(","):
                 key, _, value = item.strip().partition("=")
                 jobs[-1][1][key] = value
     return jobs
@@ -100,8 +105,12 @@ TINY_TRAINING = {"history_every": 3, "monitor_samples": 20}
 def tiny_config(path: Path, cases: dict = TINY_CASES, training: dict = TINY_TRAINING, **extra) -> Path:
     """The tiny end-to-end config: 200 bundled real digits, 2 cases, 2 seeds."""
     return write_config(
-        path, datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}], cases=cases, seeds=2,
-        training=training, **extra,
+        path,
+        datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}],
+        cases=cases,
+        seeds=2,
+        training=training,
+        **extra,
     )
 
 

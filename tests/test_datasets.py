@@ -8,9 +8,9 @@ OpenML's Fashion-MNIST and Kuzushiji-MNIST are read through the real
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO, TINY_TRAINING, run_snakemake, scheduled_jobs, synthetic_digits, write_config
 from openml_cache import write_openml_cache
+
 from poolup.artifacts import read_image_set, read_json
 from poolup.cli import main as cli_main
 from poolup.stages import fetch_from_settings
@@ -61,7 +61,9 @@ def test_unknown_openml_name_is_one_line(tmp_path, no_network):
 
     openml_cache(tmp_path / "sklearn")
     with pytest.raises(PoolupError, match="could not fetch 'EMNIST' from OpenML") as error:
-        fetch_from_settings(tmp_path / "raw.h5", {**dataset_entry("fashion-mnist", tmp_path / "sklearn"), "openml_name": "EMNIST"})
+        fetch_from_settings(
+            tmp_path / "raw.h5", {**dataset_entry("fashion-mnist", tmp_path / "sklearn"), "openml_name": "EMNIST"}
+        )
     assert "\n" not in str(error.value) and not (tmp_path / "raw.h5").exists()
 
 
@@ -94,9 +96,13 @@ def test_the_datasets_table_compares_every_data_set(two_datasets):
     assert list(zip(combined["dataset"], combined["case"])) == [(name, case) for name in OPENML_SETS for case in CASES]
     for name in OPENML_SETS:
         own = pd.read_csv(workdir / f"results/{name}/summary/summary.csv")
-        pd.testing.assert_frame_equal(combined[combined["dataset"] == name].drop(columns="dataset").reset_index(drop=True), own, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            combined[combined["dataset"] == name].drop(columns="dataset").reset_index(drop=True), own, check_dtype=False
+        )
     table = (workdir / "results/summary/datasets.md").read_text().splitlines()
-    assert len(table) == 2 + len(OPENML_SETS) * len(CASES) and table[2].startswith("| fashion-mnist | baseline | 28x28 | 1.00 |")
+    assert len(table) == 2 + len(OPENML_SETS) * len(CASES) and table[2].startswith(
+        "| fashion-mnist | baseline | 28x28 | 1.00 |"
+    )
 
 
 def test_changing_one_data_set_reruns_only_that_data_set(two_datasets, tmp_path):
@@ -121,5 +127,9 @@ def test_reordered_settings_rerun_nothing(two_datasets, tmp_path):
 
 def test_a_config_files_list_replaces_the_data_sets(tmp_path):
     # Snakemake merges config files key by key but replaces lists: the offline config runs only its data set.
-    result = run_snakemake(tmp_path, "-n", "--cores", "1", configfiles=[REPO / "config.yaml", REPO / "configs/offline.yaml"])
-    assert {wildcards["dataset"] for _, wildcards in scheduled_jobs(result.stdout) if "dataset" in wildcards} == {"mnist-bundled"}
+    result = run_snakemake(
+        tmp_path, "-n", "--cores", "1", configfiles=[REPO / "config.yaml", REPO / "configs/offline.yaml"]
+    )
+    assert {wildcards["dataset"] for _, wildcards in scheduled_jobs(result.stdout) if "dataset" in wildcards} == {
+        "mnist-bundled"
+    }

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO, SNAKEMAKE, TINY_CASES, TINY_TRAINING, write_config
 
 
@@ -21,8 +20,13 @@ def test_deployed_as_a_module_runs_end_to_end(tmp_path):
     folder = tmp_path / "my-experiment"
     folder.mkdir()
     write_config(
-        folder / "config.yaml", datasets=[{"name": "tiny", "source": "bundled", "max_images": 100}],
-        cases=TINY_CASES, seeds=1, training=TINY_TRAINING, codecs={"sample": 20}, analysis={"bootstrap_resamples": 200},
+        folder / "config.yaml",
+        datasets=[{"name": "tiny", "source": "bundled", "max_images": 100}],
+        cases=TINY_CASES,
+        seeds=1,
+        training=TINY_TRAINING,
+        codecs={"sample": 20},
+        analysis={"bootstrap_resamples": 200},
     )
     (folder / "Snakefile").write_text(
         'configfile: "config.yaml"\n\n\n'
@@ -45,7 +49,10 @@ def test_a_directory_without_config_yaml_says_what_it_runs(tmp_path):
     result = snakemake_in(REPO, "-n", "--directory", str(tmp_path), "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-4000:]
     notices = [line for line in result.stderr.splitlines() if line.startswith("poolup:")]
-    assert notices == [f"poolup: no config.yaml in {tmp_path}: running {config} over the schema's defaults (workflow/schemas/config.schema.yaml)"]
+    assert notices == [
+        f"poolup: no config.yaml in {tmp_path}: running {config} over the schema's defaults"
+        " (workflow/schemas/config.schema.yaml)"
+    ]
 
 
 def test_no_config_at_all_stops_before_any_job(tmp_path):
@@ -65,7 +72,9 @@ def test_conda_env_does_not_depend_on_the_checkout_location():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     conda_names = {spec.split()[0] for spec in env["dependencies"]}
-    wanted = {dep.split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]} - {"snakemake"}
+    wanted = {dep.split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]} - {
+        "snakemake"
+    }
     wanted = {"matplotlib-base" if name == "matplotlib" else name for name in wanted}
     assert wanted <= conda_names, wanted - conda_names
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import yaml
-
 from conftest import REPO, run_snakemake, scheduled_jobs
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 # The case that per-case keys (cases.*.window, ...) are changed on.
 CHANGED_CASE = "w2s2"
+
 
 # Rule families: the lead's training rules are one per seed group (train_seeds_0_4, ...);
 # the table names them "train" so that it does not depend on the group size.
@@ -57,7 +57,12 @@ EXPECTED: dict[str, set[str]] = {
     "cases.*.stride": PIXELS,
     # The figures that name the cases (plot_methods names methods instead).
     "cases.*.label": {
-        "plot_preprocessing", "plot_tradeoff", "plot_confusion", "plot_curves", "plot_forest", "plot_per_class",
+        "plot_preprocessing",
+        "plot_tradeoff",
+        "plot_confusion",
+        "plot_curves",
+        "plot_forest",
+        "plot_per_class",
         "plot_per_class_delta",
     },
     "cases.*.method": {"upsample", "train", "plot_preprocessing", SUMMARY},
@@ -238,7 +243,19 @@ def rerun_table(workdir: Path, base: dict[str, Any], folder: Path) -> tuple[dict
 
 def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
     """The table as the README shows it."""
-    order = ["fetch", "plot_examples", "pool", "store", "codecs", "codec_table", "upsample", "train", "plot_preprocessing", "plot_tradeoff", SUMMARY]
+    order = [
+        "fetch",
+        "plot_examples",
+        "pool",
+        "store",
+        "codecs",
+        "codec_table",
+        "upsample",
+        "train",
+        "plot_preprocessing",
+        "plot_tradeoff",
+        SUMMARY,
+    ]
     lines = ["| setting (changed to) | reruns |", "|---|---|"]
     for key, rules in table.items():
         named = sorted(rules, key=lambda rule: (order.index(rule) if rule in order else len(order), rule))
@@ -251,9 +268,12 @@ def test_every_setting_reruns_only_what_it_changes(tiny_run, tmp_path):
     table, values = rerun_table(workdir, yaml.safe_load(config.read_text()), tmp_path)
     expected = {key: EXPECTED[key] for key in table}
     wrong = {key: (sorted(table[key]), sorted(expected[key])) for key in table if table[key] != expected[key]}
-    assert not wrong, "planned != expected for:\n" + "\n".join(
-        f"  {key}: planned {planned}, expected {wanted}" for key, (planned, wanted) in wrong.items()
-    ) + "\n\nthe table as planned:\n" + markdown(table, values)
+    assert not wrong, (
+        "planned != expected for:\n"
+        + "\n".join(f"  {key}: planned {planned}, expected {wanted}" for key, (planned, wanted) in wrong.items())
+        + "\n\nthe table as planned:\n"
+        + markdown(table, values)
+    )
 
 
 def test_the_readme_shows_the_table():

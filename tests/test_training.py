@@ -18,13 +18,13 @@ from poolup.training import (
     TrainSettings,
     build_model,
     fit_scaler,
+    group_seeds,
     load_model,
+    reproducible,
     scale_images,
     split_indices,
-    group_seeds,
     train_run,
     train_seeds,
-    reproducible,
 )
 
 FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=50)
@@ -41,7 +41,9 @@ def upsampled(tmp_path_factory):
 
 def run_paths(folder):
     folder.mkdir(parents=True, exist_ok=True)
-    return RunPaths(*(str(folder / name) for name in ("model.keras", "history.csv", "test_metrics.json", "predictions.h5")))
+    return RunPaths(
+        *(str(folder / name) for name in ("model.keras", "history.csv", "test_metrics.json", "predictions.h5"))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,18 @@ def test_model_is_the_papers():
     model = build_model((28, 28, 1), 10)
     assert model.count_params() == 68_522
     expected = [
-        ("Conv2D", (None, 26, 26, 32)), ("Conv2D", (None, 24, 24, 32)), ("MaxPooling2D", (None, 12, 12, 32)),
-        ("Conv2D", (None, 10, 10, 32)), ("Conv2D", (None, 8, 8, 32)), ("MaxPooling2D", (None, 4, 4, 32)),
-        ("Flatten", (None, 512)), ("Dense", (None, 64)), ("Dense", (None, 64)), ("Dense", (None, 32)),
-        ("Dense", (None, 32)), ("Dense", (None, 10)),
+        ("Conv2D", (None, 26, 26, 32)),
+        ("Conv2D", (None, 24, 24, 32)),
+        ("MaxPooling2D", (None, 12, 12, 32)),
+        ("Conv2D", (None, 10, 10, 32)),
+        ("Conv2D", (None, 8, 8, 32)),
+        ("MaxPooling2D", (None, 4, 4, 32)),
+        ("Flatten", (None, 512)),
+        ("Dense", (None, 64)),
+        ("Dense", (None, 64)),
+        ("Dense", (None, 32)),
+        ("Dense", (None, 32)),
+        ("Dense", (None, 10)),
     ]
     assert [(type(layer).__name__, tuple(layer.output.shape)) for layer in model.layers] == expected
     activations = [layer.activation.__name__ for layer in model.layers if hasattr(layer, "activation")]
@@ -103,7 +113,9 @@ def test_metrics_equal_sklearn_recomputed_from_predictions(trained):
         truth, predicted, probabilities = file["labels"][:], file["predicted"][:], file["probabilities"][:]
     np.testing.assert_array_equal(predicted, probabilities.argmax(axis=1))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=range(10), zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=range(10), zero_division=0
+    )
     macro = precision_recall_fscore_support(truth, predicted, labels=range(10), average="macro", zero_division=0)
     saved = read_json(paths.metrics)
     assert saved["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
@@ -117,7 +129,8 @@ def test_metrics_equal_sklearn_recomputed_from_predictions(trained):
 
 def test_history_has_interval_and_epoch_rows(trained):
     paths, _ = trained
-    rows = list(csv.DictReader(open(paths.history)))
+    with open(paths.history) as handle:
+        rows = list(csv.DictReader(handle))
     # 480 images / 32 = 15 batches per epoch, a row every 5: 3 per epoch.
     assert [int(row["step"]) for row in rows] == [5, 10, 15, 20, 25, 30]
     assert [float(row["progress"]) for row in rows][-1] == 2.0
@@ -229,18 +242,28 @@ def test_schema_defaults_equal_the_settings_defaults():
 
     schema = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
     training = schema["properties"]["training"]["properties"]
-    expected = {name: spec["default"] for name, spec in training.items() if name not in ("early_stopping", "seeds_per_job")}
-    expected.update({
-        ("early_stopping" if name == "enabled" else name): spec["default"]
-        for name, spec in training["early_stopping"]["properties"].items()
-    })
+    expected = {
+        name: spec["default"] for name, spec in training.items() if name not in ("early_stopping", "seeds_per_job")
+    }
+    expected.update(
+        {
+            ("early_stopping" if name == "enabled" else name): spec["default"]
+            for name, spec in training["early_stopping"]["properties"].items()
+        }
+    )
     assert {field.name: field.default for field in fields(TrainSettings)} == expected
 
 
 def test_early_stopping_selects_on_a_validation_part_of_the_training_split(upsampled, tmp_path):
     settings = TrainSettings(
-        epochs=6, batch_size=32, history_every=5, monitor_samples=50, learning_rate=0.01,
-        early_stopping=True, validation_size=0.25, patience=0,
+        epochs=6,
+        batch_size=32,
+        history_every=5,
+        monitor_samples=50,
+        learning_rate=0.01,
+        early_stopping=True,
+        validation_size=0.25,
+        patience=0,
     )
     paths = run_paths(tmp_path / "es")
     metrics = train_run(upsampled, paths, "w2s2", 1, settings, image_shape=(28, 28))
@@ -283,7 +306,9 @@ def test_scaling_none_trains_on_raw_values(upsampled, tmp_path):
         images = file["images"][:]
     with h5py.File(paths.predictions) as file:
         test_indices, probabilities = file["test_indices"][:5], file["probabilities"][:5]
-    np.testing.assert_allclose(load_model(paths.model)(images[test_indices][..., None]).numpy(), probabilities, atol=1e-5)
+    np.testing.assert_allclose(
+        load_model(paths.model)(images[test_indices][..., None]).numpy(), probabilities, atol=1e-5
+    )
 
 
 def test_scaling_fit_on_all_uses_every_image(upsampled):
@@ -323,7 +348,9 @@ def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampl
     assert metrics["precision_used"] == "float32"
     assert "no bfloat16 hardware found" in caplog.text and "training in float32" in caplog.text
     # Bit for bit the float32 run.
-    plain = train_run(upsampled, run_paths(tmp_path / "plain"), "w2s2", 0, replace(FAST, epochs=1), image_shape=(28, 28))
+    plain = train_run(
+        upsampled, run_paths(tmp_path / "plain"), "w2s2", 0, replace(FAST, epochs=1), image_shape=(28, 28)
+    )
     assert {k: v for k, v in reproducible(metrics).items() if k != "settings"} == {
         k: v for k, v in reproducible(plain).items() if k != "settings"
     }

@@ -1,15 +1,25 @@
 """Real Snakemake runs of the preprocessing stages on a small real data set."""
 
-
 import numpy as np
 import pytest
-
 from conftest import TINY_CASES, run_snakemake, scheduled_jobs, synthetic_digits, tiny_config, write_config, write_idx
+
 from poolup.artifacts import read_image_set, read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
-SUMMARY_RULES = {"all", "aggregate", "compare_datasets", "plot_methods", "codec_table", "plot_curves", "plot_per_class", "plot_tradeoff", "plot_confusion",
-                 "plot_forest", "plot_per_class_delta"}
+SUMMARY_RULES = {
+    "all",
+    "aggregate",
+    "compare_datasets",
+    "plot_methods",
+    "codec_table",
+    "plot_curves",
+    "plot_per_class",
+    "plot_tradeoff",
+    "plot_confusion",
+    "plot_forest",
+    "plot_per_class_delta",
+}
 
 
 def per_case(scheduled):
@@ -54,19 +64,26 @@ def test_preprocessing_artifacts(preprocessed):
 def _dry_run(workdir, config, targets):
     """(rule, case) of each planned job; the training rules (one per seed group) as "train"."""
     result = run_snakemake(workdir, "-n", "--cores", "1", *targets, configfiles=[config])
-    return {("train" if rule.startswith("train_") else rule, wildcards.get("case")) for rule, wildcards in scheduled_jobs(result.stdout)}
+    return {
+        ("train" if rule.startswith("train_") else rule, wildcards.get("case"))
+        for rule, wildcards in scheduled_jobs(result.stdout)
+    }
 
 
 def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "changed.yaml", cases={**CASES, "w2s2": {"window": 2, "stride": 1}})
-    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, changed, [])) == {
+        (rule, "w2s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")
+    }
 
 
 def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
     added = tiny_config(tmp_path / "added.yaml", cases={**CASES, "w3s2": {"window": 3, "stride": 2}})
-    assert per_case(_dry_run(workdir, added, [])) == {(rule, "w3s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, added, [])) == {
+        (rule, "w3s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")
+    }
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
@@ -87,7 +104,12 @@ def test_training_outputs_exist(preprocessed):
     for case in CASES:
         for seed in (0, 1):
             run = workdir / f"results/tiny/{case}/seed{seed}"
-            assert {p.name for p in run.iterdir()} >= {"model.keras", "history.csv", "test_metrics.json", "predictions.h5"}
+            assert {p.name for p in run.iterdir()} >= {
+                "model.keras",
+                "history.csv",
+                "test_metrics.json",
+                "predictions.h5",
+            }
             assert read_json(run / "test_metrics.json")["n_test"] == 40
             # One job trained both seeds (seeds_per_job 5): its log has a line per seed and progress lines.
             log = (workdir / f"results/logs/tiny/{case}/train_seeds_0_4.log").read_text()
@@ -97,7 +119,9 @@ def test_training_outputs_exist(preprocessed):
 def test_changing_one_case_method_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "method.yaml", cases={**CASES, "w2s2": {**CASES["w2s2"], "method": "cubic"}})
-    assert per_case(_dry_run(workdir, changed, [])) == {(rule, "w2s2") for rule in ("upsample", "train", "plot_preprocessing")}
+    assert per_case(_dry_run(workdir, changed, [])) == {
+        (rule, "w2s2") for rule in ("upsample", "train", "plot_preprocessing")
+    }
 
 
 def test_codec_table(preprocessed):

@@ -20,7 +20,6 @@ from poolup.artifacts import (
     filter_options,
     library_versions,
     open_h5,
-    stored_bytes,
     transform_images,
     write_h5,
     write_json,
@@ -71,7 +70,8 @@ def fetch(
     images, labels, detail = load_source(source, path, openml_name, data_home)
     if expected_shape is not None and tuple(images.shape[1:]) != tuple(expected_shape):
         raise PoolupError(
-            f"{detail}: images are {list(images.shape[1:])} but datasets[].image_shape is {list(expected_shape)}; set datasets[].image_shape to match"
+            f"{detail}: images are {list(images.shape[1:])} but datasets[].image_shape is {list(expected_shape)}; "
+            "set datasets[].image_shape to match"
         )
     images, labels = subsample(images, labels, max_images, subset_seed)
     classes = np.unique(labels)
@@ -90,7 +90,12 @@ def fetch(
         "versions": library_versions(),
     }
     digest = write_h5(output, {"images": images, "labels": labels}, attrs, filter_name, level)
-    return {"n_images": images.shape[0], "image_shape": images.shape[1:], "classes": classes.tolist(), "content_sha256": digest}
+    return {
+        "n_images": images.shape[0],
+        "image_shape": images.shape[1:],
+        "classes": classes.tolist(),
+        "content_sha256": digest,
+    }
 
 
 def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
@@ -101,9 +106,13 @@ def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
                 raise PoolupError(f"{raw}: no '{name}' dataset; rerun the fetch stage")
         images = file["images"]
         if images.ndim not in (3, 4) or images.dtype != np.uint8:
-            raise PoolupError(f"{raw}: images are {images.dtype} {images.shape}, expected uint8 (n, h, w[, c]); rerun the fetch stage")
+            raise PoolupError(
+                f"{raw}: images are {images.dtype} {images.shape}, expected uint8 (n, h, w[, c]); rerun the fetch stage"
+            )
         if file["labels"].shape != (images.shape[0],):
-            raise PoolupError(f"{raw}: {file['labels'].shape} labels for {images.shape[0]} images; rerun the fetch stage")
+            raise PoolupError(
+                f"{raw}: {file['labels'].shape} labels for {images.shape[0]} images; rerun the fetch stage"
+            )
         return tuple(images.shape[1:]), int(images.shape[0]), str(file.attrs.get("content_sha256", ""))
 
 
@@ -186,10 +195,33 @@ def store_pooled(
     _, _, raw_sha = _raw_info(raw)
     if attrs.get("source_sha256") != raw_sha:
         raise PoolupError(f"{pooled}: made from a different raw.h5 than {raw}; rerun the pool stage")
-    attrs.update({"stage": "store", "filter": filter_name, "filter_level": level, "source_sha256": pooled_sha, "versions": library_versions()})
-    return _write_stored(raw, output, summary, attrs, lambda tmp, annotate: transform_images(
-        pooled, tmp, _unchanged, shape, dtype, attrs, filter_name, level, source_stage="pool", annotate=annotate,
-    ))
+    attrs.update(
+        {
+            "stage": "store",
+            "filter": filter_name,
+            "filter_level": level,
+            "source_sha256": pooled_sha,
+            "versions": library_versions(),
+        }
+    )
+    return _write_stored(
+        raw,
+        output,
+        summary,
+        attrs,
+        lambda tmp, annotate: transform_images(
+            pooled,
+            tmp,
+            _unchanged,
+            shape,
+            dtype,
+            attrs,
+            filter_name,
+            level,
+            source_stage="pool",
+            annotate=annotate,
+        ),
+    )
 
 
 def store(
@@ -212,9 +244,20 @@ def store(
     """
     filter_options(filter_name, level)
     attrs = _pooled_attrs(raw, case, window, stride, dtype, filter_name, level, stage="store")
-    return _write_stored(raw, output, summary, attrs, lambda tmp, annotate: _write_pooled(
-        raw, tmp, attrs, filter_name, level, annotate=annotate,
-    ))
+    return _write_stored(
+        raw,
+        output,
+        summary,
+        attrs,
+        lambda tmp, annotate: _write_pooled(
+            raw,
+            tmp,
+            attrs,
+            filter_name,
+            level,
+            annotate=annotate,
+        ),
+    )
 
 
 def _pooled_attrs(
@@ -251,12 +294,22 @@ def _write_pooled(
     """Pool ``raw`` into ``output`` as ``attrs`` say; the one place the pooling is applied."""
     pool_block = partial(_pool_block, window=attrs["window"], stride=attrs["stride"], dtype=attrs["dtype"])
     return transform_images(
-        raw, output, pool_block, tuple(attrs["stored_shape"]), attrs["dtype"], attrs, filter_name, level,
-        source_stage="fetch", annotate=annotate,
+        raw,
+        output,
+        pool_block,
+        tuple(attrs["stored_shape"]),
+        attrs["dtype"],
+        attrs,
+        filter_name,
+        level,
+        source_stage="fetch",
+        annotate=annotate,
     )
 
 
-def _write_stored(raw: PathLike, output: PathLike, summary: PathLike, attrs: dict[str, Any], write: Any) -> dict[str, Any]:
+def _write_stored(
+    raw: PathLike, output: PathLike, summary: PathLike, attrs: dict[str, Any], write: Any
+) -> dict[str, Any]:
     """Write ``stored.h5`` with ``write(path, annotate)``, recording its bytes on disk, then ``storage.json``.
 
     The raw images are measured under the same filter and chunking, so the
@@ -340,7 +393,9 @@ def upsample(
         window, stride = int(attrs["window"]), int(attrs["stride"])
         original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
         stored_sha = str(attrs.get("content_sha256", ""))
-    interpolate = partial(upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method)
+    interpolate = partial(
+        upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method
+    )
     out_attrs = {
         "stage": "upsample",
         "case": str(decode_attr(attrs.get("case", ""))),

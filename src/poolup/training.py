@@ -19,8 +19,8 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +187,10 @@ def configure_tensorflow(threads: int, precision: str) -> None:
         log.info("TensorFlow threads were already set in this process; keeping them")
     tf.config.experimental.enable_op_determinism()
     if precision == "mixed_bfloat16" and not bfloat16_hardware():
-        log.warning("training.precision mixed_bfloat16: no bfloat16 hardware found (CPU flags avx512_bf16/amx_bf16, or a GPU); training in float32")
+        log.warning(
+            "training.precision mixed_bfloat16: no bfloat16 hardware found (CPU flags avx512_bf16/amx_bf16, "
+            "or a GPU); training in float32"
+        )
         precision = "float32"
     keras.mixed_precision.set_global_policy(precision)
 
@@ -291,8 +294,16 @@ class _Trainer:
         beta_2_power = tf.pow(BETA_2, self.iterations)
         for weight, gradient, m, v in zip(self.weights, gradients, self.first_moments, self.second_moments):
             tf.raw_ops.ResourceApplyAdam(
-                var=weight.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power, beta2_power=beta_2_power,
-                lr=self.learning_rate, beta1=BETA_1, beta2=BETA_2, epsilon=EPSILON, grad=gradient,
+                var=weight.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=beta_1_power,
+                beta2_power=beta_2_power,
+                lr=self.learning_rate,
+                beta1=BETA_1,
+                beta2=BETA_2,
+                epsilon=EPSILON,
+                grad=gradient,
             )
         return loss, tf.argmax(probabilities, axis=1, output_type=tf.int32)
 
@@ -331,9 +342,20 @@ def _evaluate(probabilities: NDArray, labels: NDArray, n_classes: int) -> dict[s
 
 
 HISTORY_COLUMNS = (
-    "epoch", "step", "progress", "images_seen",
-    "train_loss", "train_accuracy", "train_precision", "train_recall", "train_f1",
-    "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1",
+    "epoch",
+    "step",
+    "progress",
+    "images_seen",
+    "train_loss",
+    "train_accuracy",
+    "train_precision",
+    "train_recall",
+    "train_f1",
+    "val_loss",
+    "val_accuracy",
+    "val_precision",
+    "val_recall",
+    "val_f1",
 )
 
 
@@ -403,7 +425,9 @@ def prepare(data: TrainingData, seed: int, settings: TrainSettings) -> PreparedR
         train, validation = (
             np.asarray(part)
             for part in train_test_split(
-                train, test_size=settings.validation_size, random_state=seed,
+                train,
+                test_size=settings.validation_size,
+                random_state=seed,
                 stratify=data.labels[train] if settings.stratify else None,
             )
         )
@@ -471,27 +495,44 @@ def fit(
                 )
             with clock("monitor"):
                 monitored = _evaluate(trainer.probabilities(x_monitor), y_monitor, n_classes)
-            result.history.append({
-                "epoch": epoch, "step": step, "progress": step / steps_per_epoch, "images_seen": result.images_seen,
-                "train_loss": loss, **{f"train_{k}": v for k, v in macro_scores(matrix.numpy()).items()},
-                **{f"val_{k}": v for k, v in monitored.items()},
-            })
+            result.history.append(
+                {
+                    "epoch": epoch,
+                    "step": step,
+                    "progress": step / steps_per_epoch,
+                    "images_seen": result.images_seen,
+                    "train_loss": loss,
+                    **{f"train_{k}": v for k, v in macro_scores(matrix.numpy()).items()},
+                    **{f"val_{k}": v for k, v in monitored.items()},
+                }
+            )
             if progress is not None:
                 progress(step, steps_per_epoch * settings.epochs, loss)
         row = result.history[-1]
         record = {"epoch": epoch, "train_loss": row["train_loss"], "train_f1": row["train_f1"]}
         if settings.early_stopping:
             with clock("validation"):
-                record.update({f"validation_{k}": v for k, v in _evaluate(
-                    trainer.probabilities(run.images[run.validation]), labels[run.validation], n_classes).items()})
+                record.update(
+                    {
+                        f"validation_{k}": v
+                        for k, v in _evaluate(
+                            trainer.probabilities(run.images[run.validation]), labels[run.validation], n_classes
+                        ).items()
+                    }
+                )
             if record["validation_loss"] < best_loss:
                 best_loss, stale, result.best_epoch = record["validation_loss"], 0, epoch
                 best_weights = trainer.model.get_weights() if settings.restore_best_weights else None
             else:
                 stale += 1
         result.epochs.append(record)
-        log.info("seed %d epoch %d/%d: %s", run.seed, epoch, settings.epochs,
-                 ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+        log.info(
+            "seed %d epoch %d/%d: %s",
+            run.seed,
+            epoch,
+            settings.epochs,
+            ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
+        )
         if settings.early_stopping and stale > settings.patience:
             log.info("seed %d: early stop after epoch %d (best epoch %d)", run.seed, epoch, result.best_epoch)
             break
@@ -640,8 +681,11 @@ def train_seeds(
 
         seeds = list(runs)
         job = JobInfo(
-            case=case, threads=threads, device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
-            precision_used=keras.mixed_precision.global_policy().name, seeds_in_job=len(seeds),
+            case=case,
+            threads=threads,
+            device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
+            precision_used=keras.mixed_precision.global_policy().name,
+            seeds_in_job=len(seeds),
             versions={**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
         )
     trainer: _Trainer | None = None
@@ -659,12 +703,22 @@ def train_seeds(
                 trainer.start(model.get_weights())
         fit_started = time.perf_counter()
 
-        def progress(step: int, total: int, loss: float, index: int = index, fit_started: float = fit_started) -> None:
+        def progress(
+            step: int, total: int, loss: float, seed: int = seed, index: int = index, fit_started: float = fit_started
+        ) -> None:
             elapsed = time.perf_counter() - fit_started
             remaining = (total - step + (len(seeds) - index - 1) * total) * elapsed / step
             log.info(
                 "seed %d (%d/%d) step %d/%d: loss %.4f, %.0f images/s, %.0f s elapsed, ETA %.0f s",
-                seed, index + 1, len(seeds), step, total, loss, step * settings.batch_size / elapsed, elapsed, remaining,
+                seed,
+                index + 1,
+                len(seeds),
+                step,
+                total,
+                loss,
+                step * settings.batch_size / elapsed,
+                elapsed,
+                remaining,
             )
 
         result = fit(trainer, run, data.labels, settings, clock, progress)
@@ -679,8 +733,14 @@ def train_seeds(
         metrics = run_record(job, data, run, settings, result, report, seconds, outputs)
         write_json(runs[seed].metrics, metrics)
         records.append(metrics)
-        log.info("seed %d: test accuracy %.4f, macro F1 %.4f (%d images); seconds %s", seed, report["accuracy"],
-                 report["macro_f1"], run.test.shape[0], {k: round(v, 2) for k, v in clock.seconds.items()})
+        log.info(
+            "seed %d: test accuracy %.4f, macro F1 %.4f (%d images); seconds %s",
+            seed,
+            report["accuracy"],
+            report["macro_f1"],
+            run.test.shape[0],
+            {k: round(v, 2) for k, v in clock.seconds.items()},
+        )
     log.info("%d seeds in %.1f s", len(seeds), time.perf_counter() - started)
     return records
 
@@ -731,4 +791,6 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad archive
-        raise PoolupError(f"{path}: not a loadable Keras model ({type(exc).__name__}); delete it and rerun the train stage") from None
+        raise PoolupError(
+            f"{path}: not a loadable Keras model ({type(exc).__name__}); delete it and rerun the train stage"
+        ) from None
