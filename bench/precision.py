@@ -37,13 +37,17 @@ def main() -> None:
     for case, values in [*groups, ("all", difference)]:
         keys = values.index
         low, high = t_interval(values.to_numpy(), 0.95)
-        print(f"{case:10} {len(values):5d} {f32[keys].mean():9.4f} ± {f32[keys].std():.4f} {bf16[keys].mean():9.4f} ± "
-              f"{bf16[keys].std():.4f} {values.mean():+9.4f} [{low:+.4f}, {high:+.4f}] {paired_p(values.to_numpy()):6.3f}")
+        print(
+            f"{case:10} {len(values):5d} {f32[keys].mean():9.4f} ± {f32[keys].std():.4f} {bf16[keys].mean():9.4f} ± "
+            f"{bf16[keys].std():.4f} {values.mean():+9.4f} [{low:+.4f}, {high:+.4f}] {paired_p(values.to_numpy()):6.3f}"
+        )
     low, high = t_interval(difference.to_numpy(), 0.95)
     within = low <= 0 <= high and -args.margin < low and high < args.margin
-    print(f"\nverdict: {'within noise' if within else 'NOT within noise'} (95 % CI of the mean paired ΔF1 "
-          f"[{low:+.4f}, {high:+.4f}] {'contains' if low <= 0 <= high else 'excludes'} 0 and "
-          f"{'lies inside' if -args.margin < low and high < args.margin else 'crosses'} ±{args.margin})")
+    print(
+        f"\nverdict: {'within noise' if within else 'NOT within noise'} (95 % CI of the mean paired ΔF1 "
+        f"[{low:+.4f}, {high:+.4f}] {'contains' if low <= 0 <= high else 'excludes'} 0 and "
+        f"{'lies inside' if -args.margin < low and high < args.margin else 'crosses'} ±{args.margin})"
+    )
 
 
 if __name__ == "__main__":

@@ -60,16 +60,28 @@ def best_of(func, repeats: int) -> tuple[float, object]:
 
 
 def speed(images: np.ndarray, loop_images: int) -> None:
-    print(f"== speed: {images.shape[0]:,} real images (best of 5); per-image loop timed on {loop_images:,} and scaled to all")
+    print(
+        f"== speed: {images.shape[0]:,} real images (best of 5); per-image loop timed on {loop_images:,}"
+        " and scaled to all"
+    )
     print(f"{'case':6} {'pool s':>7} {'upsample s':>11} {'total s':>8} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
     for case, (window, stride) in CASES.items():
-        pool_time, stored = best_of(lambda: quantize(average_pool(images, window, stride), "uint8"), 5)
-        up_time, result = best_of(lambda: upsample_images(stored, (28, 28), window, stride), 5)
-        loop_time, reference = best_of(lambda: per_image_loop(images[:loop_images], window, stride), 1)
+        pool_time, stored = best_of(
+            lambda window=window, stride=stride: quantize(average_pool(images, window, stride), "uint8"), 5
+        )
+        up_time, result = best_of(
+            lambda stored=stored, window=window, stride=stride: upsample_images(stored, (28, 28), window, stride), 5
+        )
+        loop_time, reference = best_of(
+            lambda window=window, stride=stride: per_image_loop(images[:loop_images], window, stride), 1
+        )
         loop_full = loop_time * images.shape[0] / loop_images
         total = pool_time + up_time
         diff = float(np.abs(result[:loop_images] - reference).max())
-        print(f"{case:6} {pool_time:7.3f} {up_time:11.3f} {total:8.3f} {loop_full:7.2f} {loop_full / total:5.0f}x {diff:11.2e}")
+        print(
+            f"{case:6} {pool_time:7.3f} {up_time:11.3f} {total:8.3f} {loop_full:7.2f} {loop_full / total:5.0f}x "
+            f"{diff:11.2e}"
+        )
 
 
 def per_image_method(stored: np.ndarray, window: int, stride: int, method: str) -> np.ndarray:
@@ -91,12 +103,18 @@ def per_image_method(stored: np.ndarray, window: int, stride: int, method: str) 
 
 def methods(images: np.ndarray, loop_images: int, window: int = 3, stride: int = 2) -> None:
     stored = quantize(average_pool(images, window, stride), "uint8")
-    print(f"== methods: upsample {images.shape[0]:,} images of the {window}x{window}/{stride} case (best of 3);"
-          f" reference loop timed on {loop_images:,} and scaled to all")
+    print(
+        f"== methods: upsample {images.shape[0]:,} images of the {window}x{window}/{stride} case (best of 3);"
+        f" reference loop timed on {loop_images:,} and scaled to all"
+    )
     print(f"{'method':8} {'ours s':>7} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
     for method in METHODS:
-        ours, result = best_of(lambda: upsample_images(stored, (28, 28), window, stride, method=method), 3)
-        loop_time, reference = best_of(lambda: per_image_method(stored[:loop_images], window, stride, method), 1)
+        ours, result = best_of(
+            lambda method=method: upsample_images(stored, (28, 28), window, stride, method=method), 3
+        )
+        loop_time, reference = best_of(
+            lambda method=method: per_image_method(stored[:loop_images], window, stride, method), 1
+        )
         loop_full = loop_time * images.shape[0] / loop_images
         diff = float(np.abs(result[:loop_images] - reference).max())
         print(f"{method:8} {ours:7.3f} {loop_full:7.2f} {loop_full / ours:5.0f}x {diff:11.2e}")
@@ -104,7 +122,9 @@ def methods(images: np.ndarray, loop_images: int, window: int = 3, stride: int =
 
 def write_big_raw(path: Path, real: np.ndarray, n: int) -> None:
     with h5py.File(path, "w") as file:
-        images = file.create_dataset("images", shape=(n, 28, 28), dtype=np.uint8, chunks=(CHUNK_IMAGES, 28, 28), **filter_options("gzip", 4))
+        images = file.create_dataset(
+            "images", shape=(n, 28, 28), dtype=np.uint8, chunks=(CHUNK_IMAGES, 28, 28), **filter_options("gzip", 4)
+        )
         for start in range(0, n, real.shape[0]):
             stop = min(n, start + real.shape[0])
             images[start:stop] = real[: stop - start]
@@ -125,7 +145,9 @@ print(time.perf_counter() - start, hwm_kb / 1024)
 
 
 def run_stage(call: str) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", STAGE.format(call=call)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", STAGE.format(call=call)], check=True, capture_output=True, text=True
+    ).stdout
     seconds, rss_mb = map(float, out.split()[-2:])
     return seconds, rss_mb
 
@@ -136,13 +158,21 @@ def memory(real: np.ndarray, n: int, workdir: Path) -> None:
     write_big_raw(raw, real, n)
     idle = run_stage("pass")[1]
     print(f"python + poolup imports alone: {idle:.0f} MB")
-    store = f"stages.store({str(raw)!r}, {str(workdir / 'stored.h5')!r}, {str(workdir / 'storage.json')!r}, 'w2s2', 2, 2)"
+    store = (
+        f"stages.store({str(raw)!r}, {str(workdir / 'stored.h5')!r}, {str(workdir / 'storage.json')!r}, 'w2s2', 2, 2)"
+    )
     seconds, rss = run_stage(store)
-    print(f"store    (2x2/2, uint8, gzip): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} 1 GB goal)")
+    print(
+        f"store    (2x2/2, uint8, gzip): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} "
+        "1 GB goal)"
+    )
     upsample = f"stages.upsample({str(workdir / 'stored.h5')!r}, {str(workdir / 'upsampled.h5')!r})"
     seconds, rss = run_stage(upsample)
     size = (workdir / "upsampled.h5").stat().st_size / 2**30
-    print(f"upsample (to float32, {size:.1f} GiB): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} 1 GB goal)")
+    print(
+        f"upsample (to float32, {size:.1f} GiB): {seconds:6.1f} s, peak RSS {rss:6.0f} MB "
+        f"({'OK' if rss < 1024 else 'OVER'} 1 GB goal)"
+    )
     print(json.dumps({"images": n, "raw_MB_uncompressed": n * 784 / 2**20}))
 
 

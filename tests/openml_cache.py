@@ -39,20 +39,54 @@ def write_openml_cache(data_home: Path, name: str, data_id: int, images: np.ndar
     file_id = 10_000 + data_id
     arff_path = f"data/v1/download/{file_id}/{name}.arff"
     _write(root, arff_path, arff)
-    _write(root, f"api/v1/json/data/list/data_name/{name.lower()}/limit/2/data_version/1", _json(
-        {"data": {"dataset": [{"did": data_id, "name": name, "version": 1, "status": "active", "format": "ARFF"}]}}
-    ))
-    _write(root, f"api/v1/json/data/{data_id}", _json({"data_set_description": {
-        "id": str(data_id), "name": name, "version": "1", "description": f"{name} (generated for tests)",
-        "format": "ARFF", "file_id": str(file_id), "url": f"https://api.openml.org/{arff_path}",
-        "default_target_attribute": "class", "status": "active", "md5_checksum": hashlib.md5(arff).hexdigest(),
-    }}))
-    feature = {"data_type": "numeric", "is_target": "false", "is_ignore": "false", "is_row_identifier": "false",
-               "number_of_missing_values": "0"}
+    _write(
+        root,
+        f"api/v1/json/data/list/data_name/{name.lower()}/limit/2/data_version/1",
+        _json(
+            {"data": {"dataset": [{"did": data_id, "name": name, "version": 1, "status": "active", "format": "ARFF"}]}}
+        ),
+    )
+    _write(
+        root,
+        f"api/v1/json/data/{data_id}",
+        _json(
+            {
+                "data_set_description": {
+                    "id": str(data_id),
+                    "name": name,
+                    "version": "1",
+                    "description": f"{name} (generated for tests)",
+                    "format": "ARFF",
+                    "file_id": str(file_id),
+                    "url": f"https://api.openml.org/{arff_path}",
+                    "default_target_attribute": "class",
+                    "status": "active",
+                    "md5_checksum": hashlib.md5(arff).hexdigest(),
+                }
+            }
+        ),
+    )
+    feature = {
+        "data_type": "numeric",
+        "is_target": "false",
+        "is_ignore": "false",
+        "is_row_identifier": "false",
+        "number_of_missing_values": "0",
+    }
     features = [{**feature, "index": str(i), "name": f"pixel{i + 1}"} for i in range(pixels.shape[1])]
-    features.append({**feature, "index": str(pixels.shape[1]), "name": "class", "data_type": "nominal",
-                     "nominal_value": classes, "is_target": "true"})
+    features.append(
+        {
+            **feature,
+            "index": str(pixels.shape[1]),
+            "name": "class",
+            "data_type": "nominal",
+            "nominal_value": classes,
+            "is_target": "true",
+        }
+    )
     _write(root, f"api/v1/json/data/features/{data_id}", _json({"data_features": {"feature": features}}))
-    _write(root, f"api/v1/json/data/qualities/{data_id}", _json(
-        {"data_qualities": {"quality": [{"name": "NumberOfInstances", "value": f"{len(images)}.0"}]}}
-    ))
+    _write(
+        root,
+        f"api/v1/json/data/qualities/{data_id}",
+        _json({"data_qualities": {"quality": [{"name": "NumberOfInstances", "value": f"{len(images)}.0"}]}}),
+    )

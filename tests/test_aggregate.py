@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, welch_p, methods_markdown
+from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, methods_markdown, welch_p
 from poolup.artifacts import write_json
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
@@ -20,10 +20,24 @@ def write_run(folder, case, seed, f1):
     folder.mkdir(parents=True)
     confusion = [[8, 2], [1, 9]] if seed == 0 else [[10, 0], [0, 10]]
     record = {
-        "case": case, "seed": seed, "accuracy": f1 + 0.01, "macro_precision": f1 + 0.02, "macro_recall": f1 - 0.01,
-        "macro_f1": f1, "n_train": 80, "n_test": 20, "train_seconds": 2.0 + seed, "monitor_seconds": 0.1,
-        "total_seconds": 3.0, "images_per_second": 40.0, "threads": 1, "device": "CPU",
-        "precision": [f1, 1.0], "recall": [f1 - 0.1, 0.9], "f1": [f1 - 0.05, 0.95], "support": [10, 10],
+        "case": case,
+        "seed": seed,
+        "accuracy": f1 + 0.01,
+        "macro_precision": f1 + 0.02,
+        "macro_recall": f1 - 0.01,
+        "macro_f1": f1,
+        "n_train": 80,
+        "n_test": 20,
+        "train_seconds": 2.0 + seed,
+        "monitor_seconds": 0.1,
+        "total_seconds": 3.0,
+        "images_per_second": 40.0,
+        "threads": 1,
+        "device": "CPU",
+        "precision": [f1, 1.0],
+        "recall": [f1 - 0.1, 0.9],
+        "f1": [f1 - 0.05, 0.95],
+        "support": [10, 10],
         "confusion_matrix": confusion,
     }
     write_json(folder / "test_metrics.json", record)
@@ -44,9 +58,16 @@ def summary_files(tmp_path):
             m, h = write_run(tmp_path / case / f"seed{seed}", case, seed, f1)
             metrics.append(m)
             history.append(h)
-        record = {"case": case, "window": 1 if case == "baseline" else 2, "stride": 1 if case == "baseline" else 2,
-                  "stored_shape": [28, 28] if case == "baseline" else [14, 14], "stored_pixels": 784 if case == "baseline" else 196,
-                  "pixel_ratio": 1.0 if case == "baseline" else 0.25, "stored_bytes": STORED[case], "bytes_per_image": STORED[case] / 100}
+        record = {
+            "case": case,
+            "window": 1 if case == "baseline" else 2,
+            "stride": 1 if case == "baseline" else 2,
+            "stored_shape": [28, 28] if case == "baseline" else [14, 14],
+            "stored_pixels": 784 if case == "baseline" else 196,
+            "pixel_ratio": 1.0 if case == "baseline" else 0.25,
+            "stored_bytes": STORED[case],
+            "bytes_per_image": STORED[case] / 100,
+        }
         write_json(tmp_path / case / "storage.json", record)
         storage.append(tmp_path / case / "storage.json")
     suffix = {"confusion": "json", "manifest": "json", "summary_md": "md", "methods_md": "md"}
@@ -81,7 +102,9 @@ def test_runs_and_per_class_tables(summary_files):
     runs = pd.read_csv(summary_files["runs"])
     assert len(runs) == 6 and list(runs["case"]) == ["baseline"] * 3 + ["small"] * 3
     per_class = pd.read_csv(summary_files["per_class"])
-    row = per_class[(per_class["case"] == "small") & (per_class["class"] == 0) & (per_class["metric"] == "recall")].iloc[0]
+    row = per_class[
+        (per_class["case"] == "small") & (per_class["class"] == 0) & (per_class["metric"] == "recall")
+    ].iloc[0]
     assert row["mean"] == pytest.approx(0.72) and row["sd"] == pytest.approx(0.02, rel=1e-5)
 
 
@@ -122,16 +145,30 @@ def test_paired_columns_equal_their_references(summary_files):
     small, base = np.array(F1["small"]), np.array(F1["baseline"])
     reference = scipy_stats.ttest_rel(small, base)
     assert row["paired_n"] == 3 and row["delta_f1"] == pytest.approx(-0.10)
-    assert (row["delta_ci_low"], row["delta_ci_high"]) == pytest.approx(tuple(reference.confidence_interval()), rel=1e-5)
-    assert row["paired_p"] == pytest.approx(reference.pvalue, rel=1e-5) and row["holm_p"] == pytest.approx(row["paired_p"])
+    assert (row["delta_ci_low"], row["delta_ci_high"]) == pytest.approx(
+        tuple(reference.confidence_interval()), rel=1e-5
+    )
+    assert row["paired_p"] == pytest.approx(reference.pvalue, rel=1e-5) and row["holm_p"] == pytest.approx(
+        row["paired_p"]
+    )
     assert row["verdict"] == "loss larger than the margin"
     assert row["f1_welch_p"] != pytest.approx(row["paired_p"])  # the unpaired column stays, and differs
     baseline = summary.loc["baseline"]
     assert np.isnan(baseline["paired_p"]) and np.isnan(baseline["verdict"])  # blank cells for the reference
     # The display table of the report's front page: one row per non-baseline case.
     result = pd.read_csv(summary_files["result"])
-    assert list(result["case"]) == ["small"] and result.iloc[0]["verdict (margin 0.005)"] == "loss larger than the margin"
-    assert list(result.columns) == ["case", "bytes saved", "ΔF1 [95% CI]", "Holm p", "verdict (margin 0.005)", "seeds for margin", "seeds paired"]
+    assert (
+        list(result["case"]) == ["small"] and result.iloc[0]["verdict (margin 0.005)"] == "loss larger than the margin"
+    )
+    assert list(result.columns) == [
+        "case",
+        "bytes saved",
+        "ΔF1 [95% CI]",
+        "Holm p",
+        "verdict (margin 0.005)",
+        "seeds for margin",
+        "seeds paired",
+    ]
 
 
 def test_per_class_delta_is_paired_by_seed(summary_files):
@@ -149,13 +186,27 @@ def test_per_class_delta_is_paired_by_seed(summary_files):
 def test_unpaired_seeds_are_left_out_of_the_pairing(tmp_path):
     from poolup.aggregate import summarize
 
-    runs = pd.DataFrame({
-        "case": ["baseline"] * 3 + ["small"] * 2, "seed": [0, 1, 2, 0, 2],
-        "macro_f1": [0.90, 0.92, 0.94, 0.88, 0.93], **{s: 0.0 for s in ("accuracy", "macro_precision", "macro_recall")},
-        "train_seconds": 1.0,
-    })
-    storage = {case: {"window": 1, "stride": 1, "stored_shape": [28, 28], "stored_pixels": 784, "pixel_ratio": 1.0,
-                      "stored_bytes": 100, "bytes_per_image": 1.0} for case in ("baseline", "small")}
+    runs = pd.DataFrame(
+        {
+            "case": ["baseline"] * 3 + ["small"] * 2,
+            "seed": [0, 1, 2, 0, 2],
+            "macro_f1": [0.90, 0.92, 0.94, 0.88, 0.93],
+            **{s: 0.0 for s in ("accuracy", "macro_precision", "macro_recall")},
+            "train_seconds": 1.0,
+        }
+    )
+    storage = {
+        case: {
+            "window": 1,
+            "stride": 1,
+            "stored_shape": [28, 28],
+            "stored_pixels": 784,
+            "pixel_ratio": 1.0,
+            "stored_bytes": 100,
+            "bytes_per_image": 1.0,
+        }
+        for case in ("baseline", "small")
+    }
     row = summarize(runs, storage, "baseline", ["baseline", "small"], ANALYSIS).set_index("case").loc["small"]
     assert row["paired_n"] == 2 and row["delta_f1"] == pytest.approx(((0.88 - 0.90) + (0.93 - 0.94)) / 2)
 
@@ -178,20 +229,34 @@ def test_manifest_records_every_input_and_output(summary_files):
 
 def test_methods_table_puts_each_case_in_its_geometry_and_method():
     def case(name, window, stride, method, f1, sd, p):
-        return {"case": name, "window": window, "stride": stride, "method": method, "stored_side": (28 - window) // stride + 1,
-                "byte_ratio_to_baseline": 1.0 if window == 1 else 0.4, "macro_f1_mean": f1, "macro_f1_sd": sd,
-                "f1_diff_to_baseline": f1 - 0.97, "f1_welch_p": p, "seeds": 3}
+        return {
+            "case": name,
+            "window": window,
+            "stride": stride,
+            "method": method,
+            "stored_side": (28 - window) // stride + 1,
+            "byte_ratio_to_baseline": 1.0 if window == 1 else 0.4,
+            "macro_f1_mean": f1,
+            "macro_f1_sd": sd,
+            "f1_diff_to_baseline": f1 - 0.97,
+            "f1_welch_p": p,
+            "seeds": 3,
+        }
 
-    summary = pd.DataFrame([
-        case("baseline", 1, 1, "linear", 0.97, 0.01, float("nan")),
-        case("w2s2", 2, 2, "linear", 0.96, 0.02, 0.2),
-        case("w2s2-cubic", 2, 2, "cubic", 0.965, 0.01, 0.5),
-        case("w3s2-nearest", 3, 2, "nearest", 0.95, 0.03, 0.01),
-    ])
+    summary = pd.DataFrame(
+        [
+            case("baseline", 1, 1, "linear", 0.97, 0.01, float("nan")),
+            case("w2s2", 2, 2, "linear", 0.96, 0.02, 0.2),
+            case("w2s2-cubic", 2, 2, "cubic", 0.965, 0.01, 0.5),
+            case("w3s2-nearest", 3, 2, "nearest", 0.95, 0.03, 0.01),
+        ]
+    )
     lines = methods_markdown(summary, "baseline").splitlines()
     assert lines[0].startswith("baseline: test macro F1 0.9700 ± 0.0100 over 3 seeds")
     assert lines[2] == "| pooling | stored | bytes vs baseline | nearest | linear | cubic |"
-    assert lines[4] == "| 2x2/2 | 14x14 | 0.40 |  | 0.9600 ± 0.0200 (-0.0100, p 0.2) | 0.9650 ± 0.0100 (-0.0050, p 0.5) |"
+    assert (
+        lines[4] == "| 2x2/2 | 14x14 | 0.40 |  | 0.9600 ± 0.0200 (-0.0100, p 0.2) | 0.9650 ± 0.0100 (-0.0050, p 0.5) |"
+    )
     assert lines[5] == "| 3x3/2 | 13x13 | 0.40 | 0.9500 ± 0.0300 (-0.0200, p 0.01) |  |  |"
     assert len(lines) == 6
 
@@ -216,5 +281,7 @@ def test_methods_table_has_a_paired_table_with_the_verdicts(summary_files):
     half = 4.302652729911275 * 0.02 / math.sqrt(3)
     assert paired_part[2] == "| pooling | stored | bytes vs baseline | linear |"
     p = float(pd.read_csv(summary_files["summary"]).set_index("case").loc["small", "holm_p"])
-    assert paired_part[4] == (f"| 2x2/2 | 14x14 | 0.25 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] (Holm p {p:.2g}),"
-                              " loss larger than the margin |")
+    assert paired_part[4] == (
+        f"| 2x2/2 | 14x14 | 0.25 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] (Holm p {p:.2g}),"
+        " loss larger than the margin |"
+    )

@@ -89,11 +89,32 @@ def test_baseline_upsampled_equals_raw_exactly(tmp_path):
     ("mutate", "message"),
     [
         (lambda f: f.__delitem__("labels"), "no 'labels' dataset"),
-        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 28, 28), np.float32) * np.nan)), "NaN"),
-        (lambda f: (f.__delitem__("labels"), f.create_dataset("labels", data=np.array([0, 1, 2, 300]))), "outside 0..255"),
-        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 27, 27), np.uint8))), "expected (28, 28)"),
-        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.full((4, 28, 28), np.inf, np.float32))), "NaN or infinite"),
-        (lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 28, 28), bool))), "dtype bool"),
+        (
+            lambda f: (
+                f.__delitem__("images"),
+                f.create_dataset("images", data=np.zeros((4, 28, 28), np.float32) * np.nan),
+            ),
+            "NaN",
+        ),
+        (
+            lambda f: (f.__delitem__("labels"), f.create_dataset("labels", data=np.array([0, 1, 2, 300]))),
+            "outside 0..255",
+        ),
+        (
+            lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 27, 27), np.uint8))),
+            "expected (28, 28)",
+        ),
+        (
+            lambda f: (
+                f.__delitem__("images"),
+                f.create_dataset("images", data=np.full((4, 28, 28), np.inf, np.float32)),
+            ),
+            "NaN or infinite",
+        ),
+        (
+            lambda f: (f.__delitem__("images"), f.create_dataset("images", data=np.zeros((4, 28, 28), bool))),
+            "dtype bool",
+        ),
     ],
 )
 def test_bad_hdf5_content_is_one_line_error(tmp_path, mutate, message):
@@ -144,15 +165,24 @@ def reference_digest(path):
             hasher.update(f"{name}|{array.dtype.str}|{array.shape}|".encode() + np.ascontiguousarray(array).tobytes())
         for key in sorted(set(file.attrs) - {"content_sha256"}):
             value = file.attrs[key]
-            value = value.tolist() if isinstance(value, np.ndarray) else value.item() if isinstance(value, np.generic) else value
+            value = (
+                value.tolist()
+                if isinstance(value, np.ndarray)
+                else value.item()
+                if isinstance(value, np.generic)
+                else value
+            )
             hasher.update(f"@{key}|{json.dumps(value, sort_keys=True, separators=(',', ':'))}|".encode())
     return hasher.hexdigest()
 
 
 def test_digest_covers_every_attribute_and_matches_a_hand_computation(tmp_path):
     path = tmp_path / "a.h5"
-    digest = write_h5(path, {"images": np.arange(2 * 6 * 6, dtype=np.uint8).reshape(2, 6, 6), "labels": np.array([0, 1], np.uint8)},
-                      {"stage": "pool", "window": 2, "stride": 2, "original_shape": [6, 6], "pixel_ratio": 0.25, "method": "linear"})
+    digest = write_h5(
+        path,
+        {"images": np.arange(2 * 6 * 6, dtype=np.uint8).reshape(2, 6, 6), "labels": np.array([0, 1], np.uint8)},
+        {"stage": "pool", "window": 2, "stride": 2, "original_shape": [6, 6], "pixel_ratio": 0.25, "method": "linear"},
+    )
     assert digest == reference_digest(path)
     with h5py.File(path, "r+") as file:
         file.attrs["window"] = 3
@@ -164,8 +194,17 @@ def test_digest_covers_every_attribute_and_matches_a_hand_computation(tmp_path):
 
 def test_attributes_are_native_hdf5_types(tmp_path):
     path = tmp_path / "n.h5"
-    attrs = {"image_shape": [28, 28], "ratio": [0.5, 0.25], "classes": ["a", "b"], "window": 2, "settings": {"k": [1, 2]},
-             "empty": [], "mixed": [1, "a"], "none": None, "flag": True}
+    attrs = {
+        "image_shape": [28, 28],
+        "ratio": [0.5, 0.25],
+        "classes": ["a", "b"],
+        "window": 2,
+        "settings": {"k": [1, 2]},
+        "empty": [],
+        "mixed": [1, "a"],
+        "none": None,
+        "flag": True,
+    }
     write_h5(path, {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0, 1], np.uint8)}, attrs)
     with h5py.File(path) as file:
         assert file.attrs["image_shape"].dtype == np.int64 and file.attrs["image_shape"].tolist() == [28, 28]
@@ -179,13 +218,20 @@ def test_attributes_are_native_hdf5_types(tmp_path):
 def test_files_with_json_text_attributes_still_decode(tmp_path):
     from poolup.artifacts import decode_attr
 
-    assert decode_attr("[28, 28]") == [28, 28] and decode_attr(b'{"a": 1}') == {"a": 1} and decode_attr("[not json") == "[not json"
+    assert (
+        decode_attr("[28, 28]") == [28, 28]
+        and decode_attr(b'{"a": 1}') == {"a": 1}
+        and decode_attr("[not json") == "[not json"
+    )
 
 
 def test_reader_checks_the_stage_and_the_upstream_link(tmp_path):
     path = tmp_path / "r.h5"
-    write_h5(path, {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0, 1], np.uint8)},
-             {"stage": "fetch", "source_sha256": "ab" * 32})
+    write_h5(
+        path,
+        {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0, 1], np.uint8)},
+        {"stage": "fetch", "source_sha256": "ab" * 32},
+    )
     assert read_image_set(path, stage="fetch", source_sha256="ab" * 32).images.shape == (2, 4, 4)
     with pytest.raises(PoolupError, match="written by stage 'fetch', expected 'pool'"):
         read_image_set(path, stage="pool")
@@ -276,7 +322,9 @@ def test_temporary_names_are_unpredictable_exclusive_and_cleaned(tmp_path):
     names = []
     for _ in range(2):
         with atomic_path(target) as tmp:
-            assert tmp.is_file() and not tmp.is_symlink() and tmp.name.startswith(".tmp-") and tmp.name.endswith("-out.h5")
+            assert (
+                tmp.is_file() and not tmp.is_symlink() and tmp.name.startswith(".tmp-") and tmp.name.endswith("-out.h5")
+            )
             names.append(tmp.name)
             tmp.write_text("data")
     assert names[0] != names[1] and planted.name not in names

@@ -35,7 +35,10 @@ def reference_size(images, codec, folder):
             file.create_dataset("images", data=images, chunks=(min(len(images), 1024), 28, 28), **options)
         with h5py.File(folder / "reference.h5") as file:
             return file["images"].id.get_storage_size()
-    options = {"png": {"format": "PNG", "optimize": True}, "webp": {"format": "WEBP", "lossless": True, "quality": 100}}[codec]
+    options = {
+        "png": {"format": "PNG", "optimize": True},
+        "webp": {"format": "WEBP", "lossless": True, "quality": 100},
+    }[codec]
     total = 0
     for image in images:
         buffer = io.BytesIO()
@@ -55,10 +58,17 @@ def test_case_measurement_compares_with_raw_under_the_same_codec(tmp_path):
     fetch(tmp_path / "raw.h5", "bundled", max_images=300)
     store(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "s.json", "w2s2", 2, 2)
     store(tmp_path / "raw.h5", tmp_path / "f.h5", tmp_path / "f.json", "w2s2f", 2, 2, dtype="float32")
-    records = {r["codec"]: r for r in measure_case(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "c.json", sample=50)}
+    records = {
+        r["codec"]: r for r in measure_case(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "c.json", sample=50)
+    }
     assert records["png"]["images_measured"] == 50 and records["hdf5-gzip"]["images_measured"] == 300
     for record in records.values():
         assert record["ratio_to_raw"] == pytest.approx(record["bytes_per_image"] / record["raw_bytes_per_image"])
         assert record["ratio_to_raw"] < 1  # a quarter of the pixels costs less under every codec
-    floats = {r["codec"]: r for r in measure_case(tmp_path / "raw.h5", tmp_path / "f.h5", tmp_path / "d.json", ["hdf5-lzf", "png"], sample=20)}
+    floats = {
+        r["codec"]: r
+        for r in measure_case(
+            tmp_path / "raw.h5", tmp_path / "f.h5", tmp_path / "d.json", ["hdf5-lzf", "png"], sample=20
+        )
+    }
     assert "skipped" in floats["png"] and floats["hdf5-lzf"]["bytes_per_image"] > 0

@@ -31,9 +31,25 @@ def test_colour_images_through_every_stage(tmp_path):
     red = up.images[labels == 0][:, 8, 8]
     assert (red[:, 0] > red[:, 1] + 100).all()
     paths = RunPaths(*(str(tmp_path / name) for name in ("m.keras", "h.csv", "t.json", "p.h5")))
-    metrics = train_run(tmp_path / "upsampled.h5", paths, "w2s2", 0, TrainSettings(epochs=2, history_every=5, monitor_samples=20), (32, 32, 3))
+    metrics = train_run(
+        tmp_path / "upsampled.h5",
+        paths,
+        "w2s2",
+        0,
+        TrainSettings(epochs=2, history_every=5, monitor_samples=20),
+        (32, 32, 3),
+    )
     assert metrics["n_classes"] == 4 and metrics["accuracy"] > 0.8
-    plot_preprocessing(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "upsampled.h5", "colour", tmp_path / "f.png", tmp_path / "f.pdf", 4, 60)
+    plot_preprocessing(
+        tmp_path / "raw.h5",
+        tmp_path / "stored.h5",
+        tmp_path / "upsampled.h5",
+        "colour",
+        tmp_path / "f.png",
+        tmp_path / "f.pdf",
+        4,
+        60,
+    )
     # The figure draws the images in colour: strongly red pixels (the class-0 squares) are in it.
     from PIL import Image
 

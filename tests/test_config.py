@@ -45,9 +45,19 @@ def test_defaults_fill_missing_sections():
         ({"cases__tiny": {"window": 20, "stride": 10}}, "'cases.tiny': window 20, stride 10 stores a 1-pixel side"),
         ({"cases__bad/name": {"window": 2, "stride": 2}}, "'cases.bad/name': name 'bad/name' is not safe in a path"),
         ({"cases__w2s1": {"window": 2, "stride": 1, "colour": 1}}, "'cases.w2s1': Additional properties"),
-        ({"interpolation__method": "bicubic"}, "'interpolation.method': 'bicubic' is not allowed; use one of nearest, area, linear, cubic, lanczos"),
-        ({"cases__w9s8": {"window": 9, "stride": 8, "method": "cubic"}}, "'cases.w9s8': window 9, stride 8 stores a 3-pixel side of data set 'mnist'; cubic interpolation needs >= 4"),
-        ({"datasets": [{"name": "small", "image_shape": [4, 4]}]}, "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'"),
+        (
+            {"interpolation__method": "bicubic"},
+            "'interpolation.method': 'bicubic' is not allowed; use one of nearest, area, linear, cubic, lanczos",
+        ),
+        (
+            {"cases__w9s8": {"window": 9, "stride": 8, "method": "cubic"}},
+            "'cases.w9s8': window 9, stride 8 stores a 3-pixel side of data set 'mnist'; cubic interpolation needs "
+            ">= 4",
+        ),
+        (
+            {"datasets": [{"name": "small", "image_shape": [4, 4]}]},
+            "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'",
+        ),
         ({"datasets": [{"name": "a"}, {"name": "a"}]}, "'datasets.1.name': 'a' is used twice"),
         ({"datasets": [{"name": "x y"}]}, "'datasets.0.name': name 'x y' is not safe in a path"),
         ({"datasets": [{"name": "m", "source": "ftp"}]}, "'datasets.0.source': 'ftp' is not allowed"),
@@ -94,9 +104,16 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--cores", "1", configfiles=[bad], check=False)
     assert result.returncode == 1
     # Snakemake's own first line names the profile in use; the rest is our one line.
-    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Using workflow specific profile")]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith("Using workflow specific profile")
+    ]
     assert "Traceback" not in result.stderr
-    assert errors == ["poolup: config error: config key 'cases.w2s1.stride': -3 is less than the minimum of 1; fix the value (see workflow/schemas/config.schema.yaml)"]
+    assert errors == [
+        "poolup: config error: config key 'cases.w2s1.stride': -3 is less than the minimum of 1; fix the value (see "
+        "workflow/schemas/config.schema.yaml)"
+    ]
     assert not (tmp_path / "results").exists()
 
 
@@ -129,7 +146,10 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
         ({"datasets": [{"name": "benchmarks"}]}, "name 'benchmarks' is one the workflow uses"),
         ({"cases__W2S1": {"window": 2, "stride": 2}}, "names 'w2s1' and 'W2S1' differ only in letter case"),
         ({"datasets": [{"name": "a"}, {"name": "A"}]}, "names 'a' and 'A' differ only in letter case"),
-        ({"datasets": [{"name": "m", "source": "npz", "path": "/data/x\0.npz"}]}, "'datasets.0.path': the text holds a NUL character"),
+        (
+            {"datasets": [{"name": "m", "source": "npz", "path": "/data/x\0.npz"}]},
+            "'datasets.0.path': the text holds a NUL character",
+        ),
     ],
 )
 def test_hostile_values_give_one_line_naming_the_key(changes, message):

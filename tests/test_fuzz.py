@@ -122,26 +122,44 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
     probabilities = rng.dirichlet(np.ones(10), size=n_test).astype(np.float32)
     predictions = write_h5(
         run / "predictions.h5",
-        {"labels": upsampled.labels[:n_test], "predicted": probabilities.argmax(1).astype(np.uint8),
-         "probabilities": probabilities, "test_indices": np.arange(n_test, dtype=np.int64)},
+        {
+            "labels": upsampled.labels[:n_test],
+            "predicted": probabilities.argmax(1).astype(np.uint8),
+            "probabilities": probabilities,
+            "test_indices": np.arange(n_test, dtype=np.int64),
+        },
         {"stage": "train", "case": "w2s2", "seed": 0, "source_sha256": upsampled.attrs["content_sha256"]},
     )
     (run / "history.csv").write_text("epoch,step,train_loss\n1,1,2.3\n1,2,2.1\n")
     with zipfile.ZipFile(run / "model.keras", "w") as archive:
         archive.writestr("config.json", "{}")
-    write_json(run / "test_metrics.json", {
-        "case": "w2s2", "seed": 0, "accuracy": 0.5, "macro_f1": 0.4, "n_test": n_test, "n_classes": 10,
-        "f1": [0.4] * 10, "confusion_matrix": np.eye(10, dtype=int).tolist(), "settings": {"epochs": 1, "learning_rate": 0.001},
-        "source_sha256": upsampled.attrs["content_sha256"],
-        "outputs": {"predictions.h5": predictions, "history.csv": file_sha256(run / "history.csv"),
-                    "model.keras": file_sha256(run / "model.keras")},
-    })
+    write_json(
+        run / "test_metrics.json",
+        {
+            "case": "w2s2",
+            "seed": 0,
+            "accuracy": 0.5,
+            "macro_f1": 0.4,
+            "n_test": n_test,
+            "n_classes": 10,
+            "f1": [0.4] * 10,
+            "confusion_matrix": np.eye(10, dtype=int).tolist(),
+            "settings": {"epochs": 1, "learning_rate": 0.001},
+            "source_sha256": upsampled.attrs["content_sha256"],
+            "outputs": {
+                "predictions.h5": predictions,
+                "history.csv": file_sha256(run / "history.csv"),
+                "model.keras": file_sha256(run / "model.keras"),
+            },
+        },
+    )
     assert list(verify_tree(tree)) == [], "the unmutated tree verifies"
 
     def load(source: str) -> Callable[[Path], Any]:
         def consume(path: Path) -> Any:
             images, labels, _ = load_source(source, str(path))
             return images.tobytes(), labels.tobytes()
+
         return consume
 
     def pool_consumer(path: Path) -> Any:
@@ -170,8 +188,10 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
         Target("test_metrics.json -> aggregation reader", run / "test_metrics.json", read_json, "json", in_tree=True),
         Target("storage-like json -> aggregation reader", base / "storage.json", read_json, "json"),
     ]
-    write_json(base / "storage.json", {"case": "w2s2", "stored_bytes": 1234, "byte_ratio": 0.41, "stored_shape": [6, 6],
-                                       "source_sha256": "ab" * 32})
+    write_json(
+        base / "storage.json",
+        {"case": "w2s2", "stored_bytes": 1234, "byte_ratio": 0.41, "stored_shape": [6, 6], "source_sha256": "ab" * 32},
+    )
     for target in found:
         target.reference = target.consume(target.path)
     return found, tree, scratch
@@ -388,7 +408,9 @@ def test_fuzz_every_artifact_and_source(targets):
                 findings = list(verify_tree(tree))
                 if not findings:
                     counts[kind]["verify silent"] += 1
-                    failures.append(f"{target.name} #{index} {kind}: the consumer refused it ({detail}) but verify found nothing")
+                    failures.append(
+                        f"{target.name} #{index} {kind}: the consumer refused it ({detail}) but verify found nothing"
+                    )
             if result not in (CLEAR, CORRECT):
                 failures.append(f"{target.name} #{index} {kind}: {result} {detail[:200]}")
             target.path.write_bytes(original)
@@ -396,7 +418,9 @@ def test_fuzz_every_artifact_and_source(targets):
                 leftover.unlink()
     elapsed = time.perf_counter() - started
     columns = [CLEAR, CORRECT, "wrong result", "traceback", "multi-line error", "hang", "verify silent"]
-    report = table(counts, columns) + f"\n{sum(sum(c[k] for k in (CLEAR, CORRECT, 'wrong result', 'traceback', 'multi-line error', 'hang')) for c in counts.values())} mutations in {elapsed:.1f} s"
+    outcomes = (CLEAR, CORRECT, "wrong result", "traceback", "multi-line error", "hang")
+    mutations = sum(sum(c[k] for k in outcomes) for c in counts.values())
+    report = table(counts, columns) + f"\n{mutations} mutations in {elapsed:.1f} s"
     print("\n" + report)
     total = sum(counts[row][CLEAR] + counts[row][CORRECT] for row in counts)
     assert not failures, report + "\n" + "\n".join(failures[:20])

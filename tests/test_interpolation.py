@@ -76,7 +76,9 @@ def test_other_methods_match_scipy(method, grid, window, stride):
     pooled = np.rint(average_pool(rng.integers(0, 256, size=(5, 28, 28)), window, stride)).astype(np.uint8)
     result = upsample_images(pooled, (28, 28), window, stride, grid=grid, method=method, chunk_size=2)
     for image, upsampled in zip(pooled, result):
-        np.testing.assert_allclose(upsampled, scipy_method_reference(image, grid, window, stride, method), rtol=0, atol=1e-3)
+        np.testing.assert_allclose(
+            upsampled, scipy_method_reference(image, grid, window, stride, method), rtol=0, atol=1e-3
+        )
 
 
 def pillow_reference(image: np.ndarray, method: str) -> np.ndarray:
@@ -100,7 +102,9 @@ def test_pillow_methods_match_pillow(method, window, stride):
 
 def test_area_on_an_exact_doubling_repeats_each_pixel():
     image = np.random.default_rng(8).integers(0, 256, size=(14, 14)).astype(np.float32)
-    np.testing.assert_array_equal(upsample_images(image[None], (28, 28), 2, 2, method="area")[0], np.kron(image, np.ones((2, 2))))
+    np.testing.assert_array_equal(
+        upsample_images(image[None], (28, 28), 2, 2, method="area")[0], np.kron(image, np.ones((2, 2)))
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)

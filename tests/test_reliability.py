@@ -58,7 +58,9 @@ def run_outputs(workdir: Path) -> dict[str, object]:
             import pandas as pd
 
             frame = pd.read_csv(path)
-            timing = [c for c in frame.columns if "seconds" in c or c == "images_per_second" or c.endswith("_us_per_image")]
+            timing = [
+                c for c in frame.columns if "seconds" in c or c == "images_per_second" or c.endswith("_us_per_image")
+            ]
             identity[name] = frame.drop(columns=timing).to_csv()
         elif path.suffix in (".csv", ".png", ".pdf", ".md") or path.name == "storage.json":
             identity[name] = path.read_bytes()
@@ -75,14 +77,28 @@ def test_killed_training_job_is_the_only_one_redone(tiny_run, tmp_path):
     # One seed per training job, so that killing a job interrupts exactly one run (the
     # reference run trained both seeds of a case in one job: the results must not differ).
     config = tiny_config(workdir / "tiny.yaml", training={**TINY_TRAINING, "seeds_per_job": 1})
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1", "--configfile", str(config)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    command = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "1",
+        "--configfile",
+        str(config),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     # Wait until one training run has finished and another is running, then kill that job's process.
     victim = None
     deadline = time.time() + 300
     while time.time() < deadline and victim is None:
         done = list((workdir / "results/tiny").glob("*/seed*/test_metrics.json"))
-        jobs = subprocess.run(["pgrep", "-f", f"{workdir}/.snakemake/scripts/.*train.py"], capture_output=True, text=True).stdout.split()
+        jobs = subprocess.run(
+            ["pgrep", "-f", f"{workdir}/.snakemake/scripts/.*train.py"], capture_output=True, text=True
+        ).stdout.split()
         if done and jobs:
             victim = int(jobs[0])
         time.sleep(0.2)
@@ -120,7 +136,9 @@ def test_kill_during_store_never_leaves_a_complete_looking_file(tmp_path):
 
     fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "big.npz"), filter_name="none")
     stored = tmp_path / "stored.h5"
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "raw.h5"), str(stored), str(tmp_path / "storage.json")])
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path / "raw.h5"), str(stored), str(tmp_path / "storage.json")]
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".tmp-*stored.h5")):
         time.sleep(0.05)
@@ -135,7 +153,17 @@ def test_kill_during_store_never_leaves_a_complete_looking_file(tmp_path):
 
 def test_second_snakemake_on_the_same_directory_is_refused(tmp_path):
     config = tiny_config(tmp_path / "tiny.yaml", cases={"baseline": {"window": 1, "stride": 1}})
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "--configfile", str(config)]
+    command = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(config),
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / ".snakemake/locks").glob("*")):
@@ -181,7 +209,10 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
     assert "tiny/summary/storage_codecs.csv: does not match the storage_codecs.json files it is made from" in out
     assert "tiny/figures/tradeoff.png: not a readable PNG image" in out
     assert "tiny/w2s2/.tmp-a1b2c3-upsampled.h5: a temporary file left by an interrupted job" in out
-    assert "tiny/w2s2/seed0: a half-finished training job (has history.csv, model.keras, test_metrics.json, lacks predictions.h5)" in out
+    assert (
+        "tiny/w2s2/seed0: a half-finished training job (has history.csv, model.keras, test_metrics.json, lacks "
+        "predictions.h5)" in out
+    )
 
 
 # --- determinism --------------------------------------------------------------
@@ -203,7 +234,17 @@ def test_kill_9_of_the_whole_run_then_a_rerun_leaves_no_temporary_file(tiny_run,
     workdir = tmp_path / "group"
     workdir.mkdir()
     config = tiny_config(workdir / "tiny.yaml")
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile", str(config)]
+    command = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(config),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list((workdir / "results/tiny").glob("*/seed*/test_metrics.json")):
@@ -240,7 +281,10 @@ def small_tree(tmp_path_factory) -> Path:
     summary = tree / "tiny/summary"
     summary.mkdir()
     (summary / "runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.5\n")
-    write_json(summary / "manifest.json", {"stage": "aggregate", "inputs": {}, "outputs": {"runs.csv": file_sha256(summary / "runs.csv")}})
+    write_json(
+        summary / "manifest.json",
+        {"stage": "aggregate", "inputs": {}, "outputs": {"runs.csv": file_sha256(summary / "runs.csv")}},
+    )
     figures = tree / "tiny/figures"
     figures.mkdir()
     from PIL import Image
@@ -264,32 +308,78 @@ def _flip(path: Path, offset: int = -200) -> None:
 
 
 HOSTILE = {
-    "byte-flipped HDF5 data": (lambda t: _flip(t / "tiny/w2s2/upsampled.h5", _first_chunk(t / "tiny/w2s2/upsampled.h5") + 5),
-                               "upsampled.h5: content does not match its recorded sha256"),
-    "byte-flipped HDF5 metadata": (lambda t: _flip(t / "tiny/w2s2/upsampled.h5", 100), "upsampled.h5: not a readable HDF5 file"),
-    "truncated HDF5": (lambda t: (t / "tiny/raw.h5").write_bytes((t / "tiny/raw.h5").read_bytes()[:300]), "raw.h5: not a readable HDF5 file"),
-    "JSON of the wrong type": (lambda t: (t / "tiny/w2s2/storage.json").write_text("[1, 2]"), "storage.json: holds a JSON list, not an object"),
-    "invalid UTF-8": (lambda t: (t / "tiny/w2s2/storage.json").write_bytes(b'{"a": "\xff"}'), "storage.json: not valid JSON"),
+    "byte-flipped HDF5 data": (
+        lambda t: _flip(t / "tiny/w2s2/upsampled.h5", _first_chunk(t / "tiny/w2s2/upsampled.h5") + 5),
+        "upsampled.h5: content does not match its recorded sha256",
+    ),
+    "byte-flipped HDF5 metadata": (
+        lambda t: _flip(t / "tiny/w2s2/upsampled.h5", 100),
+        "upsampled.h5: not a readable HDF5 file",
+    ),
+    "truncated HDF5": (
+        lambda t: (t / "tiny/raw.h5").write_bytes((t / "tiny/raw.h5").read_bytes()[:300]),
+        "raw.h5: not a readable HDF5 file",
+    ),
+    "JSON of the wrong type": (
+        lambda t: (t / "tiny/w2s2/storage.json").write_text("[1, 2]"),
+        "storage.json: holds a JSON list, not an object",
+    ),
+    "invalid UTF-8": (
+        lambda t: (t / "tiny/w2s2/storage.json").write_bytes(b'{"a": "\xff"}'),
+        "storage.json: not valid JSON",
+    ),
     "NaN in JSON": (lambda t: (t / "tiny/w2s2/storage.json").write_text('{"a": NaN}'), "NaN is not strict JSON"),
-    "edited manifest output": (lambda t: (t / "tiny/summary/runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.9\n"), "runs.csv changed since the aggregation"),
-    "summary file no stage wrote": (lambda t: (t / "tiny/summary/extra.csv").write_text("a\n1\n"), "extra.csv: not recorded in manifest.json"),
-    "leftover temporary file": (lambda t: (t / "tiny/w2s2/.tmp-x1y2z3-upsampled.h5").write_bytes(b"half"), "a temporary file left by an interrupted job"),
-    "leftover temporary folder": (lambda t: (t / "tiny/.tmp-abc-summary").mkdir(), "a temporary file left by an interrupted job"),
-    "symbolic link out of the tree": (lambda t: (t / "tiny/w2s2/evil.json").symlink_to("/etc/passwd"), "evil.json: a symbolic link (to /etc/passwd)"),
-    "half-finished run": (lambda t: (t / "tiny/w2s2/seed0").mkdir() or (t / "tiny/w2s2/seed0/history.csv").write_text("a\n1\n"),
-                          "a half-finished training job (has history.csv, lacks model.keras, predictions.h5, test_metrics.json)"),
-    "half-finished figure": (lambda t: (t / "tiny/figures/tradeoff.pdf").unlink(), "tradeoff.png: a half-finished figure (no tradeoff.pdf)"),
+    "edited manifest output": (
+        lambda t: (t / "tiny/summary/runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.9\n"),
+        "runs.csv changed since the aggregation",
+    ),
+    "summary file no stage wrote": (
+        lambda t: (t / "tiny/summary/extra.csv").write_text("a\n1\n"),
+        "extra.csv: not recorded in manifest.json",
+    ),
+    "leftover temporary file": (
+        lambda t: (t / "tiny/w2s2/.tmp-x1y2z3-upsampled.h5").write_bytes(b"half"),
+        "a temporary file left by an interrupted job",
+    ),
+    "leftover temporary folder": (
+        lambda t: (t / "tiny/.tmp-abc-summary").mkdir(),
+        "a temporary file left by an interrupted job",
+    ),
+    "symbolic link out of the tree": (
+        lambda t: (t / "tiny/w2s2/evil.json").symlink_to("/etc/passwd"),
+        "evil.json: a symbolic link (to /etc/passwd)",
+    ),
+    "half-finished run": (
+        lambda t: (t / "tiny/w2s2/seed0").mkdir() or (t / "tiny/w2s2/seed0/history.csv").write_text("a\n1\n"),
+        "a half-finished training job (has history.csv, lacks model.keras, predictions.h5, test_metrics.json)",
+    ),
+    "half-finished figure": (
+        lambda t: (t / "tiny/figures/tradeoff.pdf").unlink(),
+        "tradeoff.png: a half-finished figure (no tradeoff.pdf)",
+    ),
     "corrupt PNG": (lambda t: _flip(t / "tiny/figures/tradeoff.png", 40), "tradeoff.png: not a readable PNG image"),
-    "truncated PDF": (lambda t: (t / "tiny/figures/tradeoff.pdf").write_bytes(b"%PDF-1.4\n"), "tradeoff.pdf: not a complete PDF file"),
-    "ragged CSV": (lambda t: (t / "tiny/summary/runs.csv").write_text("a,b\n1\n"), "runs.csv: not a well-formed CSV table"),
+    "truncated PDF": (
+        lambda t: (t / "tiny/figures/tradeoff.pdf").write_bytes(b"%PDF-1.4\n"),
+        "tradeoff.pdf: not a complete PDF file",
+    ),
+    "ragged CSV": (
+        lambda t: (t / "tiny/summary/runs.csv").write_text("a,b\n1\n"),
+        "runs.csv: not a well-formed CSV table",
+    ),
     "manifest naming a path outside": (
-        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": {"../../../../../../etc/passwd": "00"}, "outputs": {}}),
-        "names ../../../../../../etc/passwd, outside the results tree"),
+        lambda t: write_json(
+            t / "tiny/summary/manifest.json", {"inputs": {"../../../../../../etc/passwd": "00"}, "outputs": {}}
+        ),
+        "names ../../../../../../etc/passwd, outside the results tree",
+    ),
     "manifest naming an absolute path": (
         lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": {"/etc/passwd": "00"}, "outputs": {}}),
-        "names the absolute path /etc/passwd"),
+        "names the absolute path /etc/passwd",
+    ),
     "record of the wrong shape": (
-        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": [1], "outputs": "x"}), "'inputs' and 'outputs' must be mappings"),
+        lambda t: write_json(t / "tiny/summary/manifest.json", {"inputs": [1], "outputs": "x"}),
+        "'inputs' and 'outputs' must be mappings",
+    ),
 }
 
 
@@ -357,7 +447,13 @@ def test_the_job_log_holds_what_went_wrong(tmp_path, kind):
     log, output = tmp_path / "job.log", tmp_path / "out" / "result.csv"
     output.parent.mkdir()
     (output.parent / ".tmp-stale1-result.csv").write_text("left by a killed attempt")
-    result = subprocess.run([sys.executable, "-c", JOB, str(log), str(output), kind], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", JOB, str(log), str(output), kind],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     text = log.read_text()
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr

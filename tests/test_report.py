@@ -7,7 +7,13 @@ import pytest
 from PIL import Image
 
 FIGURES = [
-    "examples", "preprocessing_w2s2", "tradeoff", "methods", "confusion_vs_baseline", "forest", "per_class_delta",
+    "examples",
+    "preprocessing_w2s2",
+    "tradeoff",
+    "methods",
+    "confusion_vs_baseline",
+    "forest",
+    "per_class_delta",
     *(f"curve_{m}" for m in ("loss", "precision", "recall", "f1")),
     *(f"per_class_{m}" for m in ("precision", "recall", "f1")),
 ]
@@ -53,10 +59,14 @@ def test_report_front_page_states_the_result(tiny_run):
     row = result.iloc[0]
     assert row["verdict (margin 0.005)"] in ("loss smaller than the margin", "loss larger than the margin", "undecided")
     assert "tiny: every case against the baseline" in html, "no result table on the front page"
-    for cell in (row["verdict (margin 0.005)"], row["bytes saved"], row["ΔF1 [95% CI]"], "<th class=\"head\">Holm p</th>"):
+    for cell in (
+        row["verdict (margin 0.005)"],
+        row["bytes saved"],
+        row["ΔF1 [95% CI]"],
+        '<th class="head">Holm p</th>',
+    ):
         # The report may hold the rendered page as a JavaScript string: accept it escaped too.
         assert cell in html or json.dumps(cell)[1:-1] in html, cell
-
 
 
 def test_a_new_margin_reruns_only_the_aggregation_and_what_follows(tiny_run, tmp_path):
@@ -85,8 +95,16 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                  "--no-first-run", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -7,8 +7,8 @@ import time
 
 import h5py
 import pytest
-
 from conftest import REPO, run_snakemake, write_config
+
 from poolup.training import reproducible
 
 pytestmark = pytest.mark.slurm
@@ -37,7 +37,10 @@ def cluster():
 
 def tiny(path):
     return write_config(
-        path, datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}], cases=CASES, seeds=2,
+        path,
+        datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}],
+        cases=CASES,
+        seeds=2,
         training={"history_every": 3, "monitor_samples": 20},
     )
 
@@ -64,9 +67,20 @@ def test_workflow_runs_through_sbatch_and_matches_a_local_run(cluster, tmp_path)
     started = time.time()
     # One training thread (rules/train.smk), as locally: the numbers must match the local run bit for bit.
     result = run_snakemake(remote, *SLURM, configfiles=[tiny(remote / "tiny.yaml")], timeout=1200)
-    job_ids = sorted({line.split("SLURM jobid ")[1].split()[0].rstrip(")") for line in result.stderr.splitlines() if "SLURM jobid " in line})
+    job_ids = sorted(
+        {
+            line.split("SLURM jobid ")[1].split()[0].rstrip(")")
+            for line in result.stderr.splitlines()
+            if "SLURM jobid " in line
+        }
+    )
     assert len(job_ids) >= 10, result.stderr[-3000:]
-    states = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)], capture_output=True, text=True, check=True)
+    states = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert {line.split("|")[1] for line in states.stdout.split()} == {"COMPLETED"}, states.stdout
     logs = list((remote / ".snakemake/slurm_logs").rglob("*.log"))
     assert len(logs) >= len(job_ids)
@@ -77,7 +91,12 @@ def test_workflow_runs_through_sbatch_and_matches_a_local_run(cluster, tmp_path)
 def test_failing_job_stops_snakemake_in_bounded_time(cluster, tmp_path):
     bad = tmp_path / "not-an-archive.npz"
     bad.write_text("this is not an npz archive")
-    config = write_config(tmp_path / "bad.yaml", datasets=[{"name": "bad", "source": "npz", "path": str(bad)}], cases={"baseline": {"window": 1, "stride": 1}}, seeds=1)
+    config = write_config(
+        tmp_path / "bad.yaml",
+        datasets=[{"name": "bad", "source": "npz", "path": str(bad)}],
+        cases={"baseline": {"window": 1, "stride": 1}},
+        seeds=1,
+    )
     started = time.time()
     result = run_snakemake(tmp_path, *SLURM, "--retries", "0", configfiles=[config], check=False, timeout=300)
     assert result.returncode != 0

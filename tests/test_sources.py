@@ -78,7 +78,13 @@ def test_npz_keys(tmp_path, keys):
 def test_npz_keras_layout_and_flat_images(tmp_path):
     train, train_labels = synthetic_digits(40)
     test, test_labels = synthetic_digits(40, seed=3)
-    np.savez(tmp_path / "k.npz", x_train=train.reshape(40, -1), y_train=train_labels, x_test=test.reshape(40, -1), y_test=test_labels)
+    np.savez(
+        tmp_path / "k.npz",
+        x_train=train.reshape(40, -1),
+        y_train=train_labels,
+        x_test=test.reshape(40, -1),
+        y_test=test_labels,
+    )
     images, labels, _ = load_source("npz", str(tmp_path / "k.npz"))
     np.testing.assert_array_equal(images, np.concatenate([train, test]))
     np.testing.assert_array_equal(labels, np.concatenate([train_labels, test_labels]))
@@ -130,7 +136,10 @@ def test_openml_offline_error_names_the_offline_sources(monkeypatch):
         raise OSError("Network is unreachable")  # what urllib raises with no network
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", unreachable)
-    with pytest.raises(PoolupError, match=r"offline, run with --configfile configs/offline.yaml or set datasets\[\].source to idx, npz or bundled"):
+    with pytest.raises(
+        PoolupError,
+        match=r"offline, run with --configfile configs/offline.yaml or set datasets\[\].source to idx, npz or bundled",
+    ):
         load_source("openml")
 
 
@@ -146,7 +155,11 @@ def idx_folder(folder, train=None, test=None):
     """An IDX folder of 40 + 20 small images whose labels cycle through ten classes; parts replaceable."""
     folder.mkdir(exist_ok=True)
     for prefix, n, part in (("train", 40, train), ("t10k", 20, test)):
-        images, labels = part if part is not None else (np.random.default_rng(n).integers(0, 256, (n, 12, 12), dtype=np.uint8), np.arange(n) % 10)
+        images, labels = (
+            part
+            if part is not None
+            else (np.random.default_rng(n).integers(0, 256, (n, 12, 12), dtype=np.uint8), np.arange(n) % 10)
+        )
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.asarray(labels, np.uint8))
     return folder
@@ -206,10 +219,19 @@ def test_corrupt_byte_inside_an_npz_member(tmp_path):
 def test_train_and_test_images_of_different_shapes(tmp_path):
     rng = np.random.default_rng(0)
     folder = idx_folder(tmp_path / "idx", test=(rng.integers(0, 256, (20, 14, 14), dtype=np.uint8), np.arange(20) % 10))
-    fetch_refuses(tmp_path, "idx", folder, r"t10k-images-idx3-ubyte.gz: images are \(14, 14\) but those of .* are \(12, 12\)")
-    np.savez(tmp_path / "k.npz", x_train=rng.integers(0, 256, (40, 12, 12), dtype=np.uint8), y_train=np.arange(40) % 10,
-             x_test=rng.integers(0, 256, (20, 12, 13), dtype=np.uint8), y_test=np.arange(20) % 10)
-    fetch_refuses(tmp_path, "npz", tmp_path / "k.npz", r"x_train images are \(12, 12\) and x_test images are \(12, 13\)")
+    fetch_refuses(
+        tmp_path, "idx", folder, r"t10k-images-idx3-ubyte.gz: images are \(14, 14\) but those of .* are \(12, 12\)"
+    )
+    np.savez(
+        tmp_path / "k.npz",
+        x_train=rng.integers(0, 256, (40, 12, 12), dtype=np.uint8),
+        y_train=np.arange(40) % 10,
+        x_test=rng.integers(0, 256, (20, 12, 13), dtype=np.uint8),
+        y_test=np.arange(20) % 10,
+    )
+    fetch_refuses(
+        tmp_path, "npz", tmp_path / "k.npz", r"x_train images are \(12, 12\) and x_test images are \(12, 13\)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -218,7 +240,11 @@ def test_train_and_test_images_of_different_shapes(tmp_path):
         (np.r_[np.arange(39) % 10, 200], None, "labels run up to 200 but class 10, 11, 12, 13, 14, ... has no image"),
         (np.r_[np.arange(39) % 10, 10], None, "class 10 has only 1 image; every class needs at least 2"),
         (np.zeros(40), np.zeros(20), "every label is \\[0\\]; classification needs at least two classes"),
-        (None, np.where(np.arange(20) % 10 == 7, 6, np.arange(20) % 10), "class 7 has no image in t10k-labels-idx1-ubyte.gz"),
+        (
+            None,
+            np.where(np.arange(20) % 10 == 7, 6, np.arange(20) % 10),
+            "class 7 has no image in t10k-labels-idx1-ubyte.gz",
+        ),
     ],
 )
 def test_labels_that_are_not_the_classes_0_to_k(tmp_path, train_labels, test_labels, message):
@@ -239,10 +265,23 @@ def test_a_subset_that_loses_a_class(tmp_path):
     [
         ({"images": np.zeros((20, 0, 12), np.uint8), "labels": np.arange(20) % 10}, "none of them 0"),
         ({"images": np.zeros((20, 12, 12), np.complex64), "labels": np.arange(20) % 10}, "dtype complex64"),
-        ({"images": np.zeros((20, 12, 12), np.uint8), "labels": (np.arange(20) % 10).astype(str)}, "not whole class numbers"),
-        ({"images": np.zeros((20, 12, 12), np.uint8), "labels": np.arange(19) % 10}, r"'labels' has shape \(19,\) for 'images' of shape \(20, 12, 12\)"),
-        ({"x_train": np.zeros((20, 12, 12), bool), "y_train": np.arange(20) % 10,
-          "x_test": np.zeros((20, 12, 12), np.uint8), "y_test": np.arange(20) % 10}, "x_train\\): images have dtype bool"),
+        (
+            {"images": np.zeros((20, 12, 12), np.uint8), "labels": (np.arange(20) % 10).astype(str)},
+            "not whole class numbers",
+        ),
+        (
+            {"images": np.zeros((20, 12, 12), np.uint8), "labels": np.arange(19) % 10},
+            r"'labels' has shape \(19,\) for 'images' of shape \(20, 12, 12\)",
+        ),
+        (
+            {
+                "x_train": np.zeros((20, 12, 12), bool),
+                "y_train": np.arange(20) % 10,
+                "x_test": np.zeros((20, 12, 12), np.uint8),
+                "y_test": np.arange(20) % 10,
+            },
+            "x_train\\): images have dtype bool",
+        ),
     ],
 )
 def test_npz_arrays_of_the_wrong_kind(tmp_path, arrays, message):

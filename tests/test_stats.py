@@ -56,8 +56,15 @@ def test_bootstrap_interval_is_bca_with_a_fixed_seed_and_close_to_a_hand_bootstr
 
 def test_degenerate_samples_give_defined_values_or_nan_never_an_error():
     one = np.array([-0.01])
-    assert all(math.isnan(v) for v in (*stats.t_interval(one, 0.95), *stats.bootstrap_interval(one, 0.95, 999),
-                                         stats.paired_p(one), stats.noninferiority_p(one, 0.005)))
+    assert all(
+        math.isnan(v)
+        for v in (
+            *stats.t_interval(one, 0.95),
+            *stats.bootstrap_interval(one, 0.95, 999),
+            stats.paired_p(one),
+            stats.noninferiority_p(one, 0.005),
+        )
+    )
     same = np.array([-0.002, -0.002, -0.002])
     assert stats.t_interval(same, 0.95) == (pytest.approx(-0.002), pytest.approx(-0.002))
     assert stats.bootstrap_interval(same, 0.95, 999) == (-0.002, -0.002)
@@ -69,13 +76,16 @@ def test_degenerate_samples_give_defined_values_or_nan_never_an_error():
     assert row["verdict"] == stats.SMALLER and row["mde"] == 0.0 and row["seeds_for_margin"] == 2
 
 
-@pytest.mark.parametrize("pvalues", [
-    [0.01, 0.04, 0.03, 0.005],
-    [0.04, 0.04, 0.01, 0.04],          # ties
-    [0.5, 0.2, 0.3, 0.01, 0.011],      # step-down stops and the monotone max carries over
-    [0.9, 0.95],                       # capped at 1
-    [0.02],
-])
+@pytest.mark.parametrize(
+    "pvalues",
+    [
+        [0.01, 0.04, 0.03, 0.005],
+        [0.04, 0.04, 0.01, 0.04],  # ties
+        [0.5, 0.2, 0.3, 0.01, 0.011],  # step-down stops and the monotone max carries over
+        [0.9, 0.95],  # capped at 1
+        [0.02],
+    ],
+)
 def test_holm_equals_statsmodels(pvalues):
     expected = multipletests(pvalues, method="holm")[1]
     np.testing.assert_allclose(stats.holm(pvalues), expected, rtol=1e-12)
@@ -94,12 +104,15 @@ def test_noninferiority_p_is_the_lower_test_of_statsmodels_tost():
     assert p == pytest.approx(lower[1])
 
 
-@pytest.mark.parametrize("shift, expected", [
-    (-0.0005, stats.SMALLER),   # clearly within the margin
-    (-0.02, stats.LARGER),      # clearly a larger loss
-    (-0.005, stats.UNDECIDED),  # centred on the margin
-    (+0.02, stats.SMALLER),     # a gain is no loss: one-sided on purpose
-])
+@pytest.mark.parametrize(
+    "shift, expected",
+    [
+        (-0.0005, stats.SMALLER),  # clearly within the margin
+        (-0.02, stats.LARGER),  # clearly a larger loss
+        (-0.005, stats.UNDECIDED),  # centred on the margin
+        (+0.02, stats.SMALLER),  # a gain is no loss: one-sided on purpose
+    ],
+)
 def test_verdicts_on_constructed_data(shift, expected):
     noise = np.array([-0.0010, 0.0004, 0.0008, -0.0002, 0.0000, -0.0006, 0.0011, -0.0005])
     diffs = shift + noise
@@ -117,7 +130,9 @@ def test_power_figures_equal_statsmodels():
         d = solver.solve_power(nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
         assert stats.minimum_detectable(0.004, n, 0.05, 0.8) == pytest.approx(d * 0.004, rel=1e-5)
         assert stats.power(0.7, n, 0.05) == pytest.approx(solver.power(0.7, n, 0.05), rel=1e-9)
-        assert stats.power(0.7, n, 0.05, "larger") == pytest.approx(solver.power(0.7, n, 0.05, alternative="larger"), rel=1e-9)
+        assert stats.power(0.7, n, 0.05, "larger") == pytest.approx(
+            solver.power(0.7, n, 0.05, alternative="larger"), rel=1e-9
+        )
     for sd, margin in ((0.004, 0.005), (0.01, 0.002), (0.001, 0.005)):
         n = solver.solve_power(effect_size=margin / sd, alpha=0.05, power=0.8, alternative="larger")
         assert stats.seeds_for_margin(sd, margin, 0.05, 0.8) == max(2, math.ceil(n - 1e-6))
@@ -138,7 +153,9 @@ def _summary_rows():
     rows = [{"case": "baseline", "method": "linear", "paired_n": np.nan, "verdict": np.nan}]
     for case, shift in (("w2s2", -0.0005), ("w3s2", -0.02)):
         diffs = shift + np.array([-0.0010, 0.0004, 0.0008, -0.0002, 0.0000, -0.0006, 0.0011, -0.0005])
-        rows.append({"case": case, "method": "linear", **stats.compare_paired(diffs, 0.005, 0.95, 999, 0.8), "holm_p": 0.01})
+        rows.append(
+            {"case": case, "method": "linear", **stats.compare_paired(diffs, 0.005, 0.95, 999, 0.8), "holm_p": 0.01}
+        )
     return pd.DataFrame(rows)
 
 
@@ -152,7 +169,9 @@ def test_forest_plot_draws_each_case_interval_margin_and_verdict():
     axis, verdicts = figure.axes[:2]
     assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 2", "Case 4"]  # top to bottom = config order
     assert [t.get_text() for t in verdicts.get_yticklabels()] == [
-        f"{stats.SMALLER}, Holm p 0.01", f"{stats.LARGER}, Holm p 0.01"]
+        f"{stats.SMALLER}, Holm p 0.01",
+        f"{stats.LARGER}, Holm p 0.01",
+    ]
     # The 95 % t-interval of each case is an error bar: its line ends are the interval.
     bars = [c for c in axis.containers if len(c.lines[0].get_xdata())]
     for container, row in zip(bars, summary.iloc[1:].itertuples()):
@@ -160,7 +179,9 @@ def test_forest_plot_draws_each_case_interval_margin_and_verdict():
         assert segment[:, 0] == pytest.approx([row.delta_ci_low, row.delta_ci_high])
         assert container.lines[0].get_xdata()[0] == pytest.approx(row.delta_f1)
     # The margin: a dashed line at -margin and the region left of it shaded.
-    assert any(len(line.get_xdata()) and line.get_xdata()[0] == -0.005 and line.get_linestyle() == "--" for line in axis.lines)
+    assert any(
+        len(line.get_xdata()) and line.get_xdata()[0] == -0.005 and line.get_linestyle() == "--" for line in axis.lines
+    )
     shaded = [p for p in axis.patches if p.get_label().startswith("loss larger")]
     assert len(shaded) == 1 and shaded[0].get_x() + shaded[0].get_width() == pytest.approx(-0.005)
     # The bootstrap intervals, each just below its case's row; the verdict's 90 % intervals on the rows.
@@ -168,7 +189,9 @@ def test_forest_plot_draws_each_case_interval_margin_and_verdict():
     boot = collections["95% bootstrap interval (BCa)"]
     verdict = collections["90% t-interval (decides the verdict)"]
     for segment, band, row, y in zip(boot, verdict, summary.iloc[1:].itertuples(), (1, 0)):
-        assert segment[:, 0] == pytest.approx([row.delta_boot_low, row.delta_boot_high]) and segment[0, 1] == pytest.approx(y - 0.28)
+        assert segment[:, 0] == pytest.approx([row.delta_boot_low, row.delta_boot_high]) and segment[
+            0, 1
+        ] == pytest.approx(y - 0.28)
         assert band[:, 0] == pytest.approx([row.margin_ci_low, row.margin_ci_high]) and band[0, 1] == y
     low, high = axis.get_xlim()
     assert low < summary.iloc[2]["delta_boot_low"] and high > summary.iloc[1]["delta_ci_high"]
@@ -192,12 +215,14 @@ def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_ze
 
     from poolup.plots import per_class_delta_figure
 
-    deltas = pd.DataFrame([
-        {"case": "w2s2", "class": 0, "delta_f1": -0.004, "delta_ci_low": -0.006, "delta_ci_high": -0.002},
-        {"case": "w2s2", "class": 1, "delta_f1": 0.001, "delta_ci_low": -0.003, "delta_ci_high": 0.005},
-        {"case": "w3s2", "class": 0, "delta_f1": -0.010, "delta_ci_low": -0.02, "delta_ci_high": 0.0001},
-        {"case": "w3s2", "class": 1, "delta_f1": 0.002, "delta_ci_low": 0.001, "delta_ci_high": 0.003},
-    ])
+    deltas = pd.DataFrame(
+        [
+            {"case": "w2s2", "class": 0, "delta_f1": -0.004, "delta_ci_low": -0.006, "delta_ci_high": -0.002},
+            {"case": "w2s2", "class": 1, "delta_f1": 0.001, "delta_ci_low": -0.003, "delta_ci_high": 0.005},
+            {"case": "w3s2", "class": 0, "delta_f1": -0.010, "delta_ci_low": -0.02, "delta_ci_high": 0.0001},
+            {"case": "w3s2", "class": 1, "delta_f1": 0.002, "delta_ci_low": 0.001, "delta_ci_high": 0.003},
+        ]
+    )
     figure = per_class_delta_figure(deltas, {"w3s2": "Case 4", "w2s2": "Case 2"}, 0.95)
     axis = figure.axes[0]
     assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 4", "Case 2"]  # label (config) order
@@ -211,10 +236,15 @@ def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_ze
 
 
 def test_figures_are_byte_identical_when_drawn_again(tmp_path):
-    from poolup.plots import forest_figure, _save
+    from poolup.plots import _save, forest_figure
 
     for name in ("a", "b"):
-        _save(forest_figure(_summary_rows(), "baseline", {}, 0.005, 0.95), tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", 60)
+        _save(
+            forest_figure(_summary_rows(), "baseline", {}, 0.005, 0.95),
+            tmp_path / f"{name}.png",
+            tmp_path / f"{name}.pdf",
+            60,
+        )
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert b"CreationDate" not in (tmp_path / "a.pdf").read_bytes()

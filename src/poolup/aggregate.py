@@ -20,8 +20,17 @@ from poolup.interpolation import method_order
 PathLike = str | os.PathLike[str]
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 RUN_COLUMNS: tuple[str, ...] = (
-    "case", "seed", *SCORES, "n_train", "n_test", "train_seconds", "monitor_seconds", "total_seconds",
-    "images_per_second", "threads", "device",
+    "case",
+    "seed",
+    *SCORES,
+    "n_train",
+    "n_test",
+    "train_seconds",
+    "monitor_seconds",
+    "total_seconds",
+    "images_per_second",
+    "threads",
+    "device",
 )
 CURVE_METRICS: tuple[str, ...] = tuple(
     f"{side}_{name}" for side in ("train", "val") for name in ("loss", "accuracy", "precision", "recall", "f1")
@@ -114,20 +123,22 @@ def summarize(
             mean, sd, low, high = mean_sd_ci(group[score].to_numpy())
             row.update({f"{score}_mean": mean, f"{score}_sd": sd, f"{score}_ci_low": low, f"{score}_ci_high": high})
         record = storage[case]
-        row.update({
-            "window": record["window"],
-            "stride": record["stride"],
-            "method": methods.get(case, "linear"),
-            "stored_side": record["stored_shape"][0],
-            "stored_pixels": record["stored_pixels"],
-            "pixel_ratio": record["pixel_ratio"],
-            "stored_bytes": record["stored_bytes"],
-            "bytes_per_image": record["bytes_per_image"],
-            "byte_ratio_to_baseline": record["stored_bytes"] / reference_bytes,
-            "f1_diff_to_baseline": row["macro_f1_mean"] - float(reference_f1.mean()),
-            "f1_welch_p": float("nan") if case == baseline else welch_p(group["macro_f1"].to_numpy(), reference_f1),
-            "train_seconds_mean": float(group["train_seconds"].mean()),
-        })
+        row.update(
+            {
+                "window": record["window"],
+                "stride": record["stride"],
+                "method": methods.get(case, "linear"),
+                "stored_side": record["stored_shape"][0],
+                "stored_pixels": record["stored_pixels"],
+                "pixel_ratio": record["pixel_ratio"],
+                "stored_bytes": record["stored_bytes"],
+                "bytes_per_image": record["bytes_per_image"],
+                "byte_ratio_to_baseline": record["stored_bytes"] / reference_bytes,
+                "f1_diff_to_baseline": row["macro_f1_mean"] - float(reference_f1.mean()),
+                "f1_welch_p": float("nan") if case == baseline else welch_p(group["macro_f1"].to_numpy(), reference_f1),
+                "train_seconds_mean": float(group["train_seconds"].mean()),
+            }
+        )
         row.update(_paired_row(runs, case, baseline, analysis))
         rows.append(row)
     summary = pd.DataFrame(rows)
@@ -158,10 +169,15 @@ def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.Dat
         for metric in ("precision", "recall", "f1"):
             values = np.array([record[metric] for record in group], dtype=np.float64)
             for label in range(values.shape[1]):
-                rows.append({
-                    "case": case, "class": label, "metric": metric, "mean": float(values[:, label].mean()),
-                    "sd": float(values[:, label].std(ddof=1)) if len(group) > 1 else float("nan"),
-                })
+                rows.append(
+                    {
+                        "case": case,
+                        "class": label,
+                        "metric": metric,
+                        "mean": float(values[:, label].mean()),
+                        "sd": float(values[:, label].std(ddof=1)) if len(group) > 1 else float("nan"),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -174,6 +190,7 @@ def per_class_delta(
     across the classes of one case (which digits lose, without ten chances
     of a false alarm per case).
     """
+
     def by_seed(case: str) -> dict[int, np.ndarray]:
         return {int(r["seed"]): np.asarray(r["f1"], np.float64) for r in records if r["case"] == case}
 
@@ -187,15 +204,32 @@ def per_class_delta(
         for label in range(differences.shape[1] if differences.ndim == 2 else 0):
             values = differences[:, label]
             low, high = paired.t_interval(values, confidence)
-            block.append({
-                "case": case, "class": label, "paired_n": int(values.size), "delta_f1": float(values.mean()),
-                "delta_sd": float(values.std(ddof=1)) if values.size > 1 else np.nan,
-                "delta_ci_low": low, "delta_ci_high": high, "paired_p": paired.paired_p(values),
-            })
+            block.append(
+                {
+                    "case": case,
+                    "class": label,
+                    "paired_n": int(values.size),
+                    "delta_f1": float(values.mean()),
+                    "delta_sd": float(values.std(ddof=1)) if values.size > 1 else np.nan,
+                    "delta_ci_low": low,
+                    "delta_ci_high": high,
+                    "paired_p": paired.paired_p(values),
+                }
+            )
         for entry, adjusted in zip(block, paired.holm([entry["paired_p"] for entry in block])):
             entry["holm_p"] = adjusted
         rows.extend(block)
-    columns = ["case", "class", "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "paired_p", "holm_p"]
+    columns = [
+        "case",
+        "class",
+        "paired_n",
+        "delta_f1",
+        "delta_sd",
+        "delta_ci_low",
+        "delta_ci_high",
+        "paired_p",
+        "holm_p",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -203,7 +237,9 @@ def mean_confusion(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> d
     """Per case: the row-normalised confusion matrix (share of each true class), averaged over seeds."""
     result = {}
     for case in cases:
-        matrices = [np.asarray(record["confusion_matrix"], dtype=np.float64) for record in records if record["case"] == case]
+        matrices = [
+            np.asarray(record["confusion_matrix"], dtype=np.float64) for record in records if record["case"] == case
+        ]
         normalised = [m / np.maximum(m.sum(axis=1, keepdims=True), 1) for m in matrices]
         result[case] = np.mean(normalised, axis=0).tolist()
     return result
@@ -216,7 +252,9 @@ def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFram
         runs = [pd.read_csv(path) for path in files]
         steps = {tuple(run["step"]) for run in runs}
         if len(steps) != 1:
-            raise PoolupError(f"case {case}: the seeds' history.csv files have different steps; rerun its train jobs with one config")
+            raise PoolupError(
+                f"case {case}: the seeds' history.csv files have different steps; rerun its train jobs with one config"
+            )
         stacked = pd.concat(runs, keys=range(len(runs)), names=["run", "row"])
         grouped = stacked.groupby(level="row")
         frame = runs[0][["epoch", "step", "progress", "images_seen"]].copy()
@@ -239,14 +277,16 @@ def summary_markdown(
     """The result for the README and the report: the unpaired table (as the paper), the paired
     comparison with its verdict (:func:`paired_table`), and the per-class ΔF1 (``deltas``)."""
     lines = [
-        f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs {baseline} | Welch p | seeds |",
+        f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs "
+        f"{baseline} | Welch p | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary.itertuples():
         side = f"{row.stored_side}x{row.stored_side}"
         ci = "" if np.isnan(row.macro_f1_ci_low) else f"[{row.macro_f1_ci_low:.4f}, {row.macro_f1_ci_high:.4f}]"
         lines.append(
-            f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | {row.byte_ratio_to_baseline:.2f} |"
+            f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | "
+            f"{row.byte_ratio_to_baseline:.2f} |"
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {ci} | {row.f1_diff_to_baseline:+.4f} |"
             f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
         )
@@ -282,20 +322,22 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
     level = f"{analysis['confidence']:.0%}"
     rows = []
     for row in summary[summary["case"] != baseline].itertuples():
-        rows.append({
-            "case": row.case,
-            "stored": f"{row.stored_side}x{row.stored_side}",
-            "bytes saved": f"{1 - row.byte_ratio_to_baseline:.0%}",
-            "test macro F1": _f1_text(row.macro_f1_mean, row.macro_f1_sd),
-            f"ΔF1 [{level} CI]": f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}",
-            f"bootstrap {level} CI": _interval(row.delta_boot_low, row.delta_boot_high),
-            "paired p": _number(row.paired_p, ".3g"),
-            "Holm p": _number(row.holm_p, ".3g"),
-            f"verdict (margin {analysis['margin']:g})": row.verdict,
-            "detectable ΔF1": _number(row.mde, ".4f"),
-            "seeds for margin": _number(row.seeds_for_margin, ".0f"),
-            "seeds paired": _number(row.paired_n, ".0f"),
-        })
+        rows.append(
+            {
+                "case": row.case,
+                "stored": f"{row.stored_side}x{row.stored_side}",
+                "bytes saved": f"{1 - row.byte_ratio_to_baseline:.0%}",
+                "test macro F1": _f1_text(row.macro_f1_mean, row.macro_f1_sd),
+                f"ΔF1 [{level} CI]": f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}",
+                f"bootstrap {level} CI": _interval(row.delta_boot_low, row.delta_boot_high),
+                "paired p": _number(row.paired_p, ".3g"),
+                "Holm p": _number(row.holm_p, ".3g"),
+                f"verdict (margin {analysis['margin']:g})": row.verdict,
+                "detectable ΔF1": _number(row.mde, ".4f"),
+                "seeds for margin": _number(row.seeds_for_margin, ".0f"),
+                "seeds paired": _number(row.paired_n, ".0f"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -303,8 +345,12 @@ def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
     """The answer in six columns (``result.csv``, the report's front page, which is narrow):
     bytes saved, ΔF1 with its t-interval, Holm p, the verdict, seeds paired and seeds the margin needs."""
     table = paired_table(summary, baseline, analysis)
-    keep = [c for c in table.columns if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin")
-            or c.startswith(("ΔF1", "verdict"))]
+    keep = [
+        c
+        for c in table.columns
+        if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin")
+        or c.startswith(("ΔF1", "verdict"))
+    ]
     return table[keep]
 
 
@@ -325,12 +371,20 @@ def per_class_markdown(deltas: pd.DataFrame, confidence: float) -> list[str]:
     ]
     for case, group in deltas.groupby("case", sort=False):
         cells = group.set_index("class").reindex(classes)
-        lines.append(f"| {case} | " + " | ".join(
-            f"{r.delta_f1:+.4f}" + ("*" if r.delta_ci_low > 0 or r.delta_ci_high < 0 else "")
-            for r in cells.itertuples()
-        ) + " |")
-    return [f"Paired ΔF1 per class (mean over seeds; * where the {confidence:.0%} t-interval excludes 0;"
-            " intervals in per_class_delta.csv):", "", *lines]
+        lines.append(
+            f"| {case} | "
+            + " | ".join(
+                f"{r.delta_f1:+.4f}" + ("*" if r.delta_ci_low > 0 or r.delta_ci_high < 0 else "")
+                for r in cells.itertuples()
+            )
+            + " |"
+        )
+    return [
+        f"Paired ΔF1 per class (mean over seeds; * where the {confidence:.0%} t-interval excludes 0;"
+        " intervals in per_class_delta.csv):",
+        "",
+        *lines,
+    ]
 
 
 def _f1_text(mean: float, sd: float) -> str:
@@ -354,22 +408,31 @@ def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
     reference = summary[summary["case"] == baseline].iloc[0]
     others = summary[summary["case"] != baseline]
     lines = [
-        f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over {reference['seeds']} seeds;"
+        f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over "
+        f"{reference['seeds']} seeds;"
         " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
         "",
-        *_geometry_table(others, lambda row: (
-            f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p {_p_text(row.f1_welch_p, '.2g')})"
-        )),
+        *_geometry_table(
+            others,
+            lambda row: (
+                f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p "
+                f"{_p_text(row.f1_welch_p, '.2g')})"
+            ),
+        ),
     ]
     if "delta_f1" in others:
         lines += [
             "",
             "Paired by seed: each cell: ΔF1 vs baseline [t-interval] (Holm p), verdict against the margin",
             "",
-            *_geometry_table(others, lambda row: (
-                f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)} (Holm p {_number(row.holm_p, '.2g')}),"
-                f" {row.verdict}"
-            )),
+            *_geometry_table(
+                others,
+                lambda row: (
+                    f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)} (Holm p "
+                    f"{_number(row.holm_p, '.2g')}),"
+                    f" {row.verdict}"
+                ),
+            ),
         ]
     return "\n".join(lines) + "\n"
 
@@ -437,13 +500,24 @@ def aggregate(
     write_csv(per_class(records, cases), outputs["per_class"])
     write_csv(deltas, outputs["per_class_delta"])
     write_json(outputs["confusion"], {"row_normalised_mean": mean_confusion(records, cases)})
-    write_manifest(outputs["manifest"], [*metrics_files, *history_files, *storage_files],
-                   [outputs[name] for name in OUTPUT_NAMES if name != "manifest"])
+    write_manifest(
+        outputs["manifest"],
+        [*metrics_files, *history_files, *storage_files],
+        [outputs[name] for name in OUTPUT_NAMES if name != "manifest"],
+    )
     return summary
 
 
 OUTPUT_NAMES: tuple[str, ...] = (
-    "runs", "summary", "summary_md", "result", "methods_md", "history", "per_class", "per_class_delta", "confusion",
+    "runs",
+    "summary",
+    "summary_md",
+    "result",
+    "methods_md",
+    "history",
+    "per_class",
+    "per_class_delta",
+    "confusion",
     "manifest",
 )
 
@@ -490,7 +564,9 @@ def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in combined.itertuples():
-        paired_text = "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
+        paired_text = (
+            "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
+        )
         lines.append(
             f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
@@ -507,8 +583,11 @@ def write_manifest(path: PathLike, inputs: Sequence[PathLike], outputs: Sequence
     def relative(target: PathLike) -> str:
         return os.path.relpath(Path(target).resolve(), folder.resolve())
 
-    write_json(path, {
-        "stage": "aggregate",
-        "inputs": {relative(p): file_sha256(p) for p in inputs},
-        "outputs": {relative(p): file_sha256(p) for p in outputs},
-    })
+    write_json(
+        path,
+        {
+            "stage": "aggregate",
+            "inputs": {relative(p): file_sha256(p) for p in inputs},
+            "outputs": {relative(p): file_sha256(p) for p in outputs},
+        },
+    )

@@ -149,7 +149,10 @@ def json_content_sha256(record: Mapping[str, Any]) -> str:
     """sha256 of a record's canonical JSON, its own ``content_sha256`` key left out."""
     canonical = json.dumps(
         {k: v for k, v in record.items() if k != "content_sha256"},
-        sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=_json_default,
+        allow_nan=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -184,7 +187,10 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> str:
     """
     bad = _non_finite_key(data)
     if bad is not None:
-        raise PoolupError(f"{path}: key '{bad}' is NaN or infinite, which strict JSON cannot hold; nothing was written (a result that is not a number points at the settings that made it)")
+        raise PoolupError(
+            f"{path}: key '{bad}' is NaN or infinite, which strict JSON cannot hold; nothing was written (a result "
+            "that is not a number points at the settings that made it)"
+        )
     # A round trip first, so the digest is of exactly what a reader will parse.
     record = json.loads(json.dumps(dict(data), default=_json_default, allow_nan=False))
     record["content_sha256"] = json_content_sha256(record)
@@ -235,13 +241,21 @@ def read_json(
     except OSError as exc:
         raise PoolupError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
     if not isinstance(record, dict):
-        raise PoolupError(f"{path}: holds a JSON {type(record).__name__}, not an object; delete it and rerun the stage that makes it")
+        raise PoolupError(
+            f"{path}: holds a JSON {type(record).__name__}, not an object; delete it and rerun the stage that makes it"
+        )
     if verify:
         recorded = record.get("content_sha256")
         if not isinstance(recorded, str) or not recorded:
-            raise PoolupError(f"{path}: no content_sha256 recorded, so it was not written by poolup or was edited; delete it and rerun the stage that makes it")
+            raise PoolupError(
+                f"{path}: no content_sha256 recorded, so it was not written by poolup or was edited; delete it and "
+                "rerun the stage that makes it"
+            )
         if recorded != json_content_sha256(record):
-            raise PoolupError(f"{path}: content does not match its recorded sha256 (changed or corrupt); delete it and rerun the stage that makes it")
+            raise PoolupError(
+                f"{path}: content does not match its recorded sha256 (changed or corrupt); delete it and rerun the "
+                "stage that makes it"
+            )
     check_provenance(path, record, stage, source_sha256)
     return record
 
@@ -257,10 +271,16 @@ def check_provenance(
         allowed = (stage,) if isinstance(stage, str) else tuple(stage)
         found = attrs.get("stage")
         if found not in allowed:
-            raise PoolupError(f"{path}: written by stage {found!r}, expected {' or '.join(map(repr, allowed))}; the wrong file is in its place, rerun the stage that makes it")
+            raise PoolupError(
+                f"{path}: written by stage {found!r}, expected {' or '.join(map(repr, allowed))}; the wrong file is "
+                "in its place, rerun the stage that makes it"
+            )
     if source_sha256 is not None and attrs.get("source_sha256") != source_sha256:
         recorded = str(attrs.get("source_sha256", ""))[:12] or "nothing"
-        raise PoolupError(f"{path}: made from a different input (records {recorded}, expected {source_sha256[:12]}); rerun the stage that makes it")
+        raise PoolupError(
+            f"{path}: made from a different input (records {recorded}, expected {source_sha256[:12]}); rerun the "
+            "stage that makes it"
+        )
 
 
 def _json_default(value: Any) -> Any:
@@ -297,7 +317,9 @@ def content_sha256(file: h5py.File) -> str:
         dataset_digest(hasher, name, file[name])
     for key in sorted(file.attrs):
         if key != "content_sha256":
-            value = json.dumps(decode_attr(file.attrs[key]), sort_keys=True, separators=(",", ":"), default=_json_default)
+            value = json.dumps(
+                decode_attr(file.attrs[key]), sort_keys=True, separators=(",", ":"), default=_json_default
+            )
             hasher.update(f"@{key}|{value}|".encode())
     return hasher.hexdigest()
 
@@ -308,11 +330,19 @@ def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
         recorded = decode_attr(file.attrs["content_sha256"]) if "content_sha256" in file.attrs else ""
         actual = content_sha256(file)
     except H5_ERRORS:
-        raise PoolupError(f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it") from None
+        raise PoolupError(
+            f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it"
+        ) from None
     if not isinstance(recorded, str) or not recorded:
-        raise PoolupError(f"{path}: no content_sha256 recorded, so it was not written by poolup; delete it and rerun the stage that makes it")
+        raise PoolupError(
+            f"{path}: no content_sha256 recorded, so it was not written by poolup; delete it and rerun the stage "
+            "that makes it"
+        )
     if recorded != actual:
-        raise PoolupError(f"{path}: content does not match its recorded sha256 (changed, corrupt, or written by an older poolup); delete it and rerun the stage that makes it")
+        raise PoolupError(
+            f"{path}: content does not match its recorded sha256 (changed, corrupt, or written by an older poolup); "
+            "delete it and rerun the stage that makes it"
+        )
     return recorded
 
 
@@ -345,18 +375,17 @@ def write_h5(
         The ``content_sha256`` recorded in the file.
     """
     options = filter_options(filter_name, level)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", libver=LIBVER) as file:
-            for name, array in datasets.items():
-                array = np.asarray(array)
-                if name in image_datasets and array.ndim >= 2 and array.shape[0] > 0:
-                    file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options)
-                else:
-                    file.create_dataset(name, data=array)
-            for key, value in attrs.items():
-                file.attrs[key] = encode_attr(value)
-            digest = content_sha256(file)
-            file.attrs["content_sha256"] = digest
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as file:
+        for name, array in datasets.items():
+            array = np.asarray(array)
+            if name in image_datasets and array.ndim >= 2 and array.shape[0] > 0:
+                file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options)
+            else:
+                file.create_dataset(name, data=array)
+        for key, value in attrs.items():
+            file.attrs[key] = encode_attr(value)
+        digest = content_sha256(file)
+        file.attrs["content_sha256"] = digest
     return digest
 
 
@@ -422,7 +451,10 @@ def bytes_under_filter(
     """
     with h5py.File(f"poolup-measure-{id(source)}", "w", driver="core", backing_store=False) as file:
         dataset = file.create_dataset(
-            "images", shape=source.shape, dtype=source.dtype, chunks=image_chunks(source.shape),
+            "images",
+            shape=source.shape,
+            dtype=source.dtype,
+            chunks=image_chunks(source.shape),
             **filter_options(filter_name, level),
         )
         for start in range(0, source.shape[0], block):
@@ -468,8 +500,11 @@ def transform_images(
         n = images.shape[0]
         with h5py.File(tmp, "w", libver=LIBVER) as target:
             out = target.create_dataset(
-                "images", shape=(n,) + tuple(image_shape), dtype=dtype,
-                chunks=image_chunks((n,) + tuple(image_shape)), **filter_options(filter_name, level),
+                "images",
+                shape=(n,) + tuple(image_shape),
+                dtype=dtype,
+                chunks=image_chunks((n,) + tuple(image_shape)),
+                **filter_options(filter_name, level),
             )
             for start in range(0, n, block):
                 out[start : start + block] = transform(images[start : start + block])
@@ -523,7 +558,8 @@ def open_h5(
         file = h5py.File(path, "r")
     except H5_ERRORS:
         raise PoolupError(
-            f"{path}: not a readable HDF5 file (truncated or another format); delete it and rerun the stage that makes it"
+            f"{path}: not a readable HDF5 file (truncated or another format); delete it and rerun the stage that "
+            "makes it"
         ) from None
     try:
         if verify:
@@ -532,7 +568,9 @@ def open_h5(
             try:
                 attrs = {key: decode_attr(file.attrs[key]) for key in ("stage", "source_sha256") if key in file.attrs}
             except H5_ERRORS:
-                raise PoolupError(f"{path}: its attributes cannot be read (corrupt); delete it and rerun the stage that makes it") from None
+                raise PoolupError(
+                    f"{path}: its attributes cannot be read (corrupt); delete it and rerun the stage that makes it"
+                ) from None
             check_provenance(path, attrs, stage, source_sha256)
     except BaseException:
         file.close()
@@ -571,20 +609,30 @@ def read_image_set(
         try:
             for name in ("images", "labels"):
                 if name not in file or not isinstance(file[name], h5py.Dataset):
-                    raise PoolupError(f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it")
+                    raise PoolupError(
+                        f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it"
+                    )
             images, labels = file["images"], file["labels"]
             if images.ndim not in (3, 4):
                 raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
             if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
-                raise PoolupError(f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset and case settings")
+                raise PoolupError(
+                    f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset "
+                    "and case settings"
+                )
             if dtype is not None and images.dtype != np.dtype(dtype):
                 raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
             if labels.shape != (images.shape[0],):
-                raise PoolupError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file is inconsistent")
+                raise PoolupError(
+                    f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file "
+                    "is inconsistent"
+                )
             image_array, label_array = images[()], labels[()]
             attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
         except H5_ERRORS:
-            raise PoolupError(f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it") from None
+            raise PoolupError(
+                f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it"
+            ) from None
     check_images(image_array, str(path))
     return ImageSet(image_array, check_labels(label_array, str(path)), attrs)
 
@@ -604,9 +652,16 @@ def check_labels(labels: NDArray, where: str, n_classes: int = 256) -> NDArray[n
         raise PoolupError(f"{where}: labels have shape {labels.shape}, expected one label per image")
     if labels.size == 0:
         raise PoolupError(f"{where}: no labels; the dataset is empty")
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.issubdtype(labels.dtype, np.floating) or not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise PoolupError(f"{where}: labels are not whole class numbers (dtype {labels.dtype}); store integer labels 0..9")
+    if not np.issubdtype(labels.dtype, np.integer) and (
+        not np.issubdtype(labels.dtype, np.floating)
+        or not np.all(np.isfinite(labels))
+        or np.any(labels != np.round(labels))
+    ):
+        raise PoolupError(
+            f"{where}: labels are not whole class numbers (dtype {labels.dtype}); store integer labels 0..9"
+        )
     if labels.min() < 0 or labels.max() >= n_classes:
-        raise PoolupError(f"{where}: labels range {labels.min()}..{labels.max()}, outside 0..{n_classes - 1}; fix the labels")
+        raise PoolupError(
+            f"{where}: labels range {labels.min()}..{labels.max()}, outside 0..{n_classes - 1}; fix the labels"
+        )
     return labels.astype(np.uint8)

@@ -119,7 +119,11 @@ def _verify(args: argparse.Namespace) -> int:
         except PoolupError as exc:
             print(f"poolup: error: {exc}", file=sys.stderr)
             status = UNUSABLE
-    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else ("OK: every checksum and link holds" if status == OK else "nothing verified"))
+    print(
+        f"{problems} problem{'s' if problems != 1 else ''} found"
+        if problems
+        else ("OK: every checksum and link holds" if status == OK else "nothing verified")
+    )
     return max(status, PROBLEM if problems else OK)
 
 
@@ -140,8 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"poolup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    inspect = commands.add_parser("inspect", help="show an artifact's datasets (or keys) and attributes and check its checksum")
-    inspect.add_argument("files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5) or JSON records")
+    inspect = commands.add_parser(
+        "inspect", help="show an artifact's datasets (or keys) and attributes and check its checksum"
+    )
+    inspect.add_argument(
+        "files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5) or JSON records"
+    )
     inspect.set_defaults(run=_inspect)
     verify = commands.add_parser("verify", help="check every recorded checksum and link under a results folder")
     verify.add_argument("roots", nargs="+", help="results folders (e.g. results/)")

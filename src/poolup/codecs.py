@@ -56,9 +56,15 @@ def _pillow_round_trip(images: NDArray, codec: str) -> tuple[int, float, float]:
     from PIL import Image, features
 
     if codec == "webp" and not features.check("webp"):  # a Pillow built from source without libwebp
-        raise PoolupError("this Pillow has no WebP support (built without libwebp); install a Pillow wheel or leave webp out of codecs.names")
+        raise PoolupError(
+            "this Pillow has no WebP support (built without libwebp); install a Pillow wheel or leave webp out of "
+            "codecs.names"
+        )
 
-    options = {"png": {"format": "PNG", "optimize": True}, "webp": {"format": "WEBP", "lossless": True, "quality": 100}}[codec]
+    options = {
+        "png": {"format": "PNG", "optimize": True},
+        "webp": {"format": "WEBP", "lossless": True, "quality": 100},
+    }[codec]
     blobs, start = [], time.perf_counter()
     for image in images:
         buffer = io.BytesIO()
@@ -123,11 +129,17 @@ def measure_case(
         stored_bytes, encode, decode = measure_codec(subset(stored_images), codec)
         raw_bytes, _, _ = measure_codec(subset(raw_images), codec)
         count = len(chosen) if per_image else n
-        records.append({
-            "codec": codec, "images_measured": count, "bytes_per_image": stored_bytes / count,
-            "raw_bytes_per_image": raw_bytes / count, "ratio_to_raw": stored_bytes / raw_bytes,
-            "encode_us_per_image": 1e6 * encode / count, "decode_us_per_image": 1e6 * decode / count,
-        })
+        records.append(
+            {
+                "codec": codec,
+                "images_measured": count,
+                "bytes_per_image": stored_bytes / count,
+                "raw_bytes_per_image": raw_bytes / count,
+                "ratio_to_raw": stored_bytes / raw_bytes,
+                "encode_us_per_image": 1e6 * encode / count,
+                "decode_us_per_image": 1e6 * decode / count,
+            }
+        )
     write_json(output, {"case": case, "source_sha256": source, "codecs": records})
     return records
 

@@ -113,7 +113,9 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     for name in (config.get("cases") or {}) if isinstance(config.get("cases"), dict) else ():
         _check_name(f"cases.{name}", name)
     _check_unique_names("cases", list(config["cases"]) if isinstance(config.get("cases"), dict) else [])
-    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        _Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if errors:
         raise PoolupError(_describe(errors[0]))
     _check_datasets(config)
@@ -122,7 +124,8 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     _sort_settings(config)
     if config["baseline"] not in config["cases"]:
         raise PoolupError(
-            f"config key 'baseline': case {config['baseline']!r} is not among cases ({', '.join(config['cases'])}); name an existing case"
+            f"config key 'baseline': case {config['baseline']!r} is not among cases ({', '.join(config['cases'])}); "
+            "name an existing case"
         )
     return config
 
@@ -169,13 +172,17 @@ def _check_name(key: str, name: Any) -> None:
     """A case or data set name must be a safe, short folder name the workflow does not use itself."""
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise PoolupError(
-            f"config key '{key}': name {name!r} is not safe in a path; use letters, digits, '_', '-' or '.', starting with a letter or digit"
+            f"config key '{key}': name {name!r} is not safe in a path; use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
         )
     if len(name) > MAX_NAME_LENGTH:
-        raise PoolupError(f"config key '{key}': name {name[:20]!r}... is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
+        raise PoolupError(
+            f"config key '{key}': name {name[:20]!r}... is {len(name)} characters long; use at most {MAX_NAME_LENGTH}"
+        )
     if name.lower() in RESERVED_FOLDERS or RESERVED_PATTERN.fullmatch(name):
         raise PoolupError(
-            f"config key '{key}': name {name!r} is one the workflow uses for its own folders or files under results/; choose another name"
+            f"config key '{key}': name {name!r} is one the workflow uses for its own folders or files under "
+            "results/; choose another name"
         )
 
 
@@ -185,7 +192,8 @@ def _check_unique_names(key: str, names: list[str]) -> None:
     for name in names:
         if isinstance(name, str) and name.lower() in seen and seen[name.lower()] != name:
             raise PoolupError(
-                f"config key '{key}': names {seen[name.lower()]!r} and {name!r} differ only in letter case, which is one folder on some file systems; rename one"
+                f"config key '{key}': names {seen[name.lower()]!r} and {name!r} differ only in letter case, which is "
+                "one folder on some file systems; rename one"
             )
         if isinstance(name, str):
             seen[name.lower()] = name
@@ -197,7 +205,8 @@ def _check_datasets(config: dict[str, Any]) -> None:
         _check_name(f"datasets.{index}.name", dataset["name"])
         if dataset["name"] in seen:
             raise PoolupError(
-                f"config key 'datasets.{index}.name': {dataset['name']!r} is used twice; give each data set its own name"
+                f"config key 'datasets.{index}.name': {dataset['name']!r} is used twice; "
+                "give each data set its own name"
             )
         seen.add(dataset["name"])
     _check_unique_names("datasets", [dataset["name"] for dataset in config["datasets"]])
@@ -210,13 +219,15 @@ def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
         method = case_method(config, name)
         if window > min(height, width):
             raise PoolupError(
-                f"config key 'cases.{name}.window': {window} is larger than the {height}x{width} images of data set {dataset['name']!r}; use a window <= {min(height, width)}"
+                f"config key 'cases.{name}.window': {window} is larger than the {height}x{width} images of data set "
+                f"{dataset['name']!r}; use a window <= {min(height, width)}"
             )
         side = min(pooled_side(height, window, stride), pooled_side(width, window, stride))
         needed = max(MIN_STORED_SIDE, MIN_POINTS[method])
         if side < needed and not (window == 1 and stride == 1):
             raise PoolupError(
-                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side of data set {dataset['name']!r}; {method} interpolation needs >= {needed}, use a smaller window or stride"
+                f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side of data set "
+                f"{dataset['name']!r}; {method} interpolation needs >= {needed}, use a smaller window or stride"
             )
 
 
@@ -242,11 +253,20 @@ def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     if error.validator == "oneOf" and key == "seeds":
         shown = repr(error.instance) if len(repr(error.instance)) <= 60 else repr(error.instance)[:57] + "..."
-        return f"config key 'seeds': {shown} is not a count 1..10000 or a list of 1..10000 distinct seeds in 0..4294967295 (what train_test_split accepts); fix it"
+        return (
+            f"config key 'seeds': {shown} is not a count 1..10000 or a list of 1..10000 distinct seeds in "
+            "0..4294967295 (what train_test_split accepts); fix it"
+        )
     if error.validator == "additionalProperties":
-        return f"config key '{key}': {error.message}; remove it or fix its spelling (see workflow/schemas/config.schema.yaml)"
+        return (
+            f"config key '{key}': {error.message}; remove it or fix its spelling (see "
+            "workflow/schemas/config.schema.yaml)"
+        )
     if error.validator == "enum":
-        return f"config key '{key}': {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
+        return (
+            f"config key '{key}': {error.instance!r} is not allowed; use one of "
+            f"{', '.join(map(str, error.validator_value))}"
+        )
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it"
     return f"config key '{key}': {error.message}; fix the value (see workflow/schemas/config.schema.yaml)"
@@ -262,7 +282,8 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise PoolupError(
-                f"{loader.name}: line {key_node.start_mark.line + 1}: key {key!r} appears twice; case and setting names must be unique"
+                f"{loader.name}: line {key_node.start_mark.line + 1}: key {key!r} appears twice; case and setting "
+                "names must be unique"
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)

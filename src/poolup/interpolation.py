@@ -175,7 +175,9 @@ def effective_grid(method: str, grid: str) -> str:
     return "pillow" if method in PILLOW_FILTERS else grid
 
 
-def axis_matrix(method: str, grid: str, original_side: int, stored_side: int, window: int, stride: int) -> NDArray[np.float64]:
+def axis_matrix(
+    method: str, grid: str, original_side: int, stored_side: int, window: int, stride: int
+) -> NDArray[np.float64]:
     """The (original_side, stored_side) weights of one axis for any method (see :data:`METHODS`)."""
     if method in PILLOW_FILTERS:
         return pillow_matrix(stored_side, original_side, method)

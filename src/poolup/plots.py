@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from itertools import islice
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 import matplotlib
@@ -21,8 +21,13 @@ from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
 
 PathLike = str | os.PathLike[str]
-METRIC_TITLES = {"loss": "Objective (categorical cross-entropy)", "precision": "Macro precision",
-                 "recall": "Macro recall", "f1": "Macro F1 score", "accuracy": "Accuracy"}
+METRIC_TITLES = {
+    "loss": "Objective (categorical cross-entropy)",
+    "precision": "Macro precision",
+    "recall": "Macro recall",
+    "f1": "Macro F1 score",
+    "accuracy": "Accuracy",
+}
 
 
 def case_colours(cases: Sequence[str]) -> dict[str, Any]:
@@ -81,13 +86,23 @@ def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dp
 
 
 def plot_preprocessing(
-    raw: PathLike, stored: PathLike, upsampled: PathLike, label: str, png: PathLike, pdf: PathLike, examples: int, dpi: int
+    raw: PathLike,
+    stored: PathLike,
+    upsampled: PathLike,
+    label: str,
+    png: PathLike,
+    pdf: PathLike,
+    examples: int,
+    dpi: int,
 ) -> None:
     """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled."""
     with open_h5(raw) as r, open_h5(stored) as s, open_h5(upsampled) as u:
         chosen = np.sort(example_indices(r["labels"][()], examples))
-        rows = [("original", r["images"][chosen]), (f"stored {s['images'].shape[1]}x{s['images'].shape[2]}", s["images"][chosen]),
-                ("up-sampled to 28x28", u["images"][chosen])]
+        rows = [
+            ("original", r["images"][chosen]),
+            (f"stored {s['images'].shape[1]}x{s['images'].shape[2]}", s["images"][chosen]),
+            ("up-sampled to 28x28", u["images"][chosen]),
+        ]
         full = r["images"].shape[1]
     figure, axes = plt.subplots(3, len(chosen), figsize=(1.4 * len(chosen), 4.6), squeeze=False)
     for row, (name, images) in enumerate(rows):
@@ -111,14 +126,22 @@ def plot_curves(
     frame = pd.read_csv(history)
     colours = case_colours(list(labels))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for axis, side, title in ((axes[0], "train", "on the training batches of each interval"),
-                              (axes[1], "val", "on a fixed held-out sample")):
+    for axis, side, title in (
+        (axes[0], "train", "on the training batches of each interval"),
+        (axes[1], "val", "on a fixed held-out sample"),
+    ):
         for case in labels:
             rows = frame[frame["case"] == case]
             if rows.empty:
                 continue
-            _band(axis, rows["progress"].to_numpy(), rows[f"{side}_{metric}_mean"].to_numpy(),
-                  rows[f"{side}_{metric}_sd"].to_numpy(), colours[case], labels[case])
+            _band(
+                axis,
+                rows["progress"].to_numpy(),
+                rows[f"{side}_{metric}_mean"].to_numpy(),
+                rows[f"{side}_{metric}_sd"].to_numpy(),
+                colours[case],
+                labels[case],
+            )
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("training progress (epochs)")
         axis.grid(alpha=0.3)
@@ -128,7 +151,9 @@ def plot_curves(
     _save(figure, png, pdf, dpi)
 
 
-def plot_per_class(per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int) -> None:
+def plot_per_class(
+    per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
     """Figs. 10-12: per-class test precision, recall or F1 for every case (mean ± SD over seeds)."""
     frame = pd.read_csv(per_class)
     frame = frame[frame["metric"] == metric]
@@ -139,8 +164,16 @@ def plot_per_class(per_class: PathLike, metric: str, labels: Mapping[str, str], 
     for i, case in enumerate(labels):
         rows = frame[frame["case"] == case].set_index("class").reindex(classes)
         sd = rows["sd"].fillna(0).to_numpy()
-        axis.bar(np.arange(len(classes)) + (i - (len(labels) - 1) / 2) * width, rows["mean"], width,
-                 yerr=sd, color=colours[case], label=labels[case], capsize=1.5, error_kw={"linewidth": 0.8})
+        axis.bar(
+            np.arange(len(classes)) + (i - (len(labels) - 1) / 2) * width,
+            rows["mean"],
+            width,
+            yerr=sd,
+            color=colours[case],
+            label=labels[case],
+            capsize=1.5,
+            error_kw={"linewidth": 0.8},
+        )
     low = float((frame["mean"] - frame["sd"].fillna(0)).min())
     axis.set_ylim(max(0.0, low - 0.02), 1.0)
     axis.set_xticks(range(len(classes)), [str(c) for c in classes])
@@ -157,7 +190,9 @@ CODEC_MARKERS = {"hdf5-gzip": "o", "hdf5-lzf": "s", "hdf5-zstd": "^", "hdf5-blos
 
 def _ci_errors(rows: pd.DataFrame) -> np.ndarray | None:
     """Error bars from the mean F1 down and up to its 95% CI; None without an interval (one seed)."""
-    errors = np.vstack([rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]])
+    errors = np.vstack(
+        [rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]]
+    )
     return None if np.isnan(errors).all() else errors
 
 
@@ -173,8 +208,16 @@ def plot_tradeoff(
     figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
     for case in labels:
         row = frame.loc[case]
-        axis.errorbar(row["bytes_per_image"], row["macro_f1_mean"], yerr=_ci_errors(frame.loc[[case]]), fmt="o", color=colours[case],
-                      capsize=4, markersize=7, label=f"{labels[case]} ({row['pixel_ratio']:.0%} of pixels)")
+        axis.errorbar(
+            row["bytes_per_image"],
+            row["macro_f1_mean"],
+            yerr=_ci_errors(frame.loc[[case]]),
+            fmt="o",
+            color=colours[case],
+            capsize=4,
+            markersize=7,
+            label=f"{labels[case]} ({row['pixel_ratio']:.0%} of pixels)",
+        )
     axis.set_xlabel("bytes on disk per image (stored, after the HDF5 filter)")
     axis.set_ylabel("test macro F1")
     axis.grid(alpha=0.3)
@@ -182,8 +225,13 @@ def plot_tradeoff(
     axis.set_title("What is lost against what is saved (mean, 95% CI over seeds)", fontsize=11)
     for row in table.itertuples():
         if row.case in labels:
-            by_codec.scatter(row.ratio_to_raw, frame.loc[row.case, "macro_f1_mean"], color=colours[row.case],
-                             marker=CODEC_MARKERS.get(row.codec, "o"), s=45)
+            by_codec.scatter(
+                row.ratio_to_raw,
+                frame.loc[row.case, "macro_f1_mean"],
+                color=colours[row.case],
+                marker=CODEC_MARKERS.get(row.codec, "o"),
+                s=45,
+            )
     by_codec.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
     for codec, marker in CODEC_MARKERS.items():
         if codec in set(table["codec"]):
@@ -196,7 +244,13 @@ def plot_tradeoff(
 
 
 # One colour per interpolation method (figure of methods), apart from the case colours.
-METHOD_COLOURS = {"nearest": "tab:orange", "area": "tab:purple", "linear": "tab:blue", "cubic": "tab:green", "lanczos": "tab:red"}
+METHOD_COLOURS = {
+    "nearest": "tab:orange",
+    "area": "tab:purple",
+    "linear": "tab:blue",
+    "cubic": "tab:green",
+    "lanczos": "tab:red",
+}
 
 
 def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike, dpi: int) -> None:
@@ -217,21 +271,42 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     width = 0.7 / max(len(methods), 1)
     for m, method in enumerate(methods):
         rows = others[others["method"] == method]
-        x = np.array([geometries.index((w, s)) for w, s in zip(rows["window"], rows["stride"])]) + (m - (len(methods) - 1) / 2) * width
-        axis.errorbar(x, rows["macro_f1_mean"], yerr=_ci_errors(rows), fmt="o", capsize=4,
-                      color=METHOD_COLOURS.get(method), label=method, markersize=7)
+        x = (
+            np.array([geometries.index((w, s)) for w, s in zip(rows["window"], rows["stride"])])
+            + (m - (len(methods) - 1) / 2) * width
+        )
+        axis.errorbar(
+            x,
+            rows["macro_f1_mean"],
+            yerr=_ci_errors(rows),
+            fmt="o",
+            capsize=4,
+            color=METHOD_COLOURS.get(method),
+            label=method,
+            markersize=7,
+        )
     ratios = others.drop_duplicates(["window", "stride"]).set_index(["window", "stride"])
     axis.set_xticks(range(len(geometries)))
-    axis.set_xticklabels([
-        f"{w}x{w}/{s}\n{ratios.loc[(w, s), 'stored_side']}x{ratios.loc[(w, s), 'stored_side']},"
-        f" {ratios.loc[(w, s), 'byte_ratio_to_baseline']:.2f}x bytes" for w, s in geometries
-    ], fontsize=9)
+    axis.set_xticklabels(
+        [
+            f"{w}x{w}/{s}\n{ratios.loc[(w, s), 'stored_side']}x{ratios.loc[(w, s), 'stored_side']},"
+            f" {ratios.loc[(w, s), 'byte_ratio_to_baseline']:.2f}x bytes"
+            for w, s in geometries
+        ],
+        fontsize=9,
+    )
     axis.set_xlabel("pooling window/stride, stored size, bytes on disk vs the baseline")
     axis.set_ylabel("test macro F1")
     axis.grid(alpha=0.3, axis="y")
     # Below the axes: with five methods, a legend inside covers error bars.
-    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(methods) + 1,
-                title="interpolation back to full size", title_fontsize=8)
+    axis.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        ncol=len(methods) + 1,
+        title="interpolation back to full size",
+        title_fontsize=8,
+    )
     axis.set_title("Interpolation method by pooling case (mean, 95% CI over seeds)", fontsize=11)
     _save(figure, png, pdf, dpi)
 
@@ -259,7 +334,9 @@ def plot_confusion_diff(
         axis.set_yticks(range(diff.shape[0]))
         axis.tick_params(labelsize=7)
     axes[0, 0].set_ylabel("true class")
-    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"percentage points vs {labels.get(baseline, baseline)}")
+    figure.colorbar(
+        image, ax=axes[0].tolist(), shrink=0.85, label=f"percentage points vs {labels.get(baseline, baseline)}"
+    )
     figure.suptitle("Confusion matrix minus the baseline's (share of each true class, mean over seeds)", fontsize=11)
     _save(figure, png, pdf, dpi)
 
@@ -289,15 +366,41 @@ def forest_figure(
     y = np.arange(len(rows))[::-1].astype(float)
     figure, axis = plt.subplots(figsize=(10, 1.8 + 0.55 * len(rows)), layout="constrained")
     level, verdict_level = f"{confidence:.0%}", f"{1 - 2 * (1 - confidence):.0%}"
-    axis.hlines(y, rows["margin_ci_low"], rows["margin_ci_high"], colors="tab:blue", alpha=0.25, linewidth=9,
-                label=f"{verdict_level} t-interval (decides the verdict)")
+    axis.hlines(
+        y,
+        rows["margin_ci_low"],
+        rows["margin_ci_high"],
+        colors="tab:blue",
+        alpha=0.25,
+        linewidth=9,
+        label=f"{verdict_level} t-interval (decides the verdict)",
+    )
     for row, position in zip(rows.itertuples(), y):
-        errors = None if np.isnan(row.delta_ci_low) else [[row.delta_f1 - row.delta_ci_low], [row.delta_ci_high - row.delta_f1]]
-        axis.errorbar(row.delta_f1, position, xerr=errors, fmt="o", color=VERDICT_COLOURS.get(row.verdict, "black"),
-                      ecolor="black", capsize=4, markersize=7, zorder=3)
+        errors = (
+            None
+            if np.isnan(row.delta_ci_low)
+            else [[row.delta_f1 - row.delta_ci_low], [row.delta_ci_high - row.delta_f1]]
+        )
+        axis.errorbar(
+            row.delta_f1,
+            position,
+            xerr=errors,
+            fmt="o",
+            color=VERDICT_COLOURS.get(row.verdict, "black"),
+            ecolor="black",
+            capsize=4,
+            markersize=7,
+            zorder=3,
+        )
     axis.errorbar([], [], xerr=[], fmt="o", color="black", capsize=4, label=f"mean ΔF1, {level} t-interval")
-    axis.hlines(y - 0.28, rows["delta_boot_low"], rows["delta_boot_high"], colors="dimgrey", linewidth=1.2,
-                label=f"{level} bootstrap interval (BCa)")
+    axis.hlines(
+        y - 0.28,
+        rows["delta_boot_low"],
+        rows["delta_boot_high"],
+        colors="dimgrey",
+        linewidth=1.2,
+        label=f"{level} bootstrap interval (BCa)",
+    )
     axis.axvline(0.0, color="black", linewidth=0.8)
     axis.axvline(-margin, color="tab:red", linewidth=0.8, linestyle="--")
     ends = rows[["margin_ci_low", "delta_ci_low", "delta_boot_low", "delta_f1"]].to_numpy(float)
@@ -306,7 +409,9 @@ def forest_figure(
     right = max(float(np.nanmax(highs)), margin / 2) if np.isfinite(highs).any() else margin / 2
     pad = 0.08 * (right - left)
     axis.set_xlim(left - pad, right + pad)
-    axis.axvspan(left - pad, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than the margin ({margin:g})")
+    axis.axvspan(
+        left - pad, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than the margin ({margin:g})"
+    )
     axis.set_ylim(-0.8, len(rows) - 0.4)
     axis.set_yticks(y, _row_labels(rows, labels))
     verdicts = axis.twinx()
@@ -329,7 +434,12 @@ def _seeds(rows: pd.DataFrame) -> str:
 
 
 def plot_forest(
-    summary: PathLike, baseline: str, labels: Mapping[str, str], analysis: Mapping[str, Any], png: PathLike, pdf: PathLike,
+    summary: PathLike,
+    baseline: str,
+    labels: Mapping[str, str],
+    analysis: Mapping[str, Any],
+    png: PathLike,
+    pdf: PathLike,
     dpi: int,
 ) -> None:
     """Forest plot of the paired ΔF1 (:func:`forest_figure`) from ``summary.csv``."""
@@ -348,8 +458,9 @@ def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], conf
     """
     if deltas.empty:
         raise PoolupError("no per-class differences to draw: the run has no case besides the baseline")
-    cases = [case for case in labels if case in set(deltas["case"])] + \
-        [case for case in dict.fromkeys(deltas["case"]) if case not in labels]
+    cases = [case for case in labels if case in set(deltas["case"])] + [
+        case for case in dict.fromkeys(deltas["case"]) if case not in labels
+    ]
     classes = sorted(deltas["class"].unique())
     table = deltas.set_index(["case", "class"])
     index = pd.MultiIndex.from_product([cases, classes])
@@ -363,13 +474,22 @@ def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], conf
         for j in range(len(classes)):
             half = (high[i, j] - low[i, j]) / 2
             text = f"{mean[i, j]:+.3f}" + ("" if np.isnan(half) else f"\n±{half:.3f}")
-            axis.text(j, i, text, ha="center", va="center", fontsize=7,
-                      color="white" if abs(mean[i, j]) > 0.6 * limit else "black")
+            axis.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(mean[i, j]) > 0.6 * limit else "black",
+            )
             if low[i, j] > 0 or high[i, j] < 0:
                 axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
     axis.set_xticks(range(len(classes)), [str(c) for c in classes])
     axis.set_yticks(range(len(cases)), [labels.get(case, case) for case in cases])
-    axis.set_xlabel(f"class (cell: mean ΔF1 ± half-width of its {confidence:.0%} t-interval; framed: the interval excludes 0)")
+    axis.set_xlabel(
+        f"class (cell: mean ΔF1 ± half-width of its {confidence:.0%} t-interval; framed: the interval excludes 0)"
+    )
     figure.colorbar(image, ax=axis, label="ΔF1 vs baseline (paired by seed)")
     axis.set_title("Per-class F1 lost against the baseline", fontsize=11)
     return figure
@@ -383,22 +503,35 @@ def plot_per_class_delta(
     _save(per_class_delta_figure(frame, labels, confidence), png, pdf, dpi)
 
 
-def draw(rule: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any], params: Mapping[str, Any], wildcards: Mapping[str, str]) -> None:
+def draw(
+    rule: str,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    wildcards: Mapping[str, str],
+) -> None:
     """Draw the figure of a workflow rule (the one place that maps rules to figures)."""
     common = {"png": outputs["png"], "pdf": outputs["pdf"], "dpi": params["plots"]["dpi"]}
     labels = params.get("labels", {})
     figures: dict[str, Callable[[], None]] = {
         "plot_examples": lambda: plot_examples(inputs["raw"], examples=params["plots"]["examples"], **common),
         "plot_preprocessing": lambda: plot_preprocessing(
-            inputs["raw"], inputs["stored"], inputs["upsampled"], params["label"],
-            examples=params["plots"]["examples"], **common),
+            inputs["raw"],
+            inputs["stored"],
+            inputs["upsampled"],
+            params["label"],
+            examples=params["plots"]["examples"],
+            **common,
+        ),
         "plot_curves": lambda: plot_curves(inputs["history"], wildcards["metric"], labels, **common),
         "plot_per_class": lambda: plot_per_class(inputs["per_class"], wildcards["metric"], labels, **common),
         "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], inputs["codecs"], labels, **common),
         "plot_methods": lambda: plot_methods(inputs["summary"], params["baseline"], **common),
         "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
         "plot_forest": lambda: plot_forest(inputs["summary"], params["baseline"], labels, params["analysis"], **common),
-        "plot_per_class_delta": lambda: plot_per_class_delta(inputs["per_class_delta"], labels, params["confidence"], **common),
+        "plot_per_class_delta": lambda: plot_per_class_delta(
+            inputs["per_class_delta"], labels, params["confidence"], **common
+        ),
     }
     if rule not in figures:
         raise PoolupError(f"no figure for rule {rule!r}")

@@ -27,7 +27,8 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     naming the exception and that log.
     """
     log_path = snakemake.log[0] if snakemake.log else None
-    handle = open(log_path, "w") if log_path else sys.stderr
+    # Not a `with`: the handle is sys.stderr when there is no log; the log is closed in `finally`.
+    handle = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
     terminal = sys.stderr
     saved = [os.dup(1), os.dup(2)] if log_path else []
     if log_path:

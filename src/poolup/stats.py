@@ -41,8 +41,20 @@ BOOTSTRAP_METHOD = "BCa"  # bias-corrected and accelerated: scipy's default, bet
 BOOTSTRAP_SEED = 0  # fixed: the same runs give the same bootstrap interval
 # What compare_paired returns, in this order (the summary.csv columns; README, "Statistics").
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "paired_n", "delta_f1", "delta_sd", "delta_ci_low", "delta_ci_high", "delta_boot_low", "delta_boot_high",
-    "paired_p", "margin_ci_low", "margin_ci_high", "noninferiority_p", "verdict", "mde", "seeds_for_margin",
+    "paired_n",
+    "delta_f1",
+    "delta_sd",
+    "delta_ci_low",
+    "delta_ci_high",
+    "delta_boot_low",
+    "delta_boot_high",
+    "paired_p",
+    "margin_ci_low",
+    "margin_ci_high",
+    "noninferiority_p",
+    "verdict",
+    "mde",
+    "seeds_for_margin",
 )
 
 
@@ -96,8 +108,13 @@ def bootstrap_interval(differences: np.ndarray, confidence: float, resamples: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DegenerateDataWarning on tiny samples: NaN says it
         result = stats.bootstrap(
-            (values,), np.mean, n_resamples=resamples, confidence_level=confidence, method=BOOTSTRAP_METHOD,
-            vectorized=True, rng=np.random.default_rng(BOOTSTRAP_SEED),
+            (values,),
+            np.mean,
+            n_resamples=resamples,
+            confidence_level=confidence,
+            method=BOOTSTRAP_METHOD,
+            vectorized=True,
+            rng=np.random.default_rng(BOOTSTRAP_SEED),
         )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 

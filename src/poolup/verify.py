@@ -49,7 +49,10 @@ RUN_FOLDER = re.compile(r"seed\d+")
 FIGURE_SUFFIXES = (".png", ".pdf")
 # The upstream artifact of each HDF5 artifact, relative to it.
 H5_PARENTS: dict[str, str] = {
-    "pooled.h5": "../raw.h5", "stored.h5": "pooled.h5", "upsampled.h5": "pooled.h5", "predictions.h5": "../upsampled.h5",
+    "pooled.h5": "../raw.h5",
+    "stored.h5": "pooled.h5",
+    "upsampled.h5": "pooled.h5",
+    "predictions.h5": "../upsampled.h5",
 }
 # Files in a summary folder that the aggregation's manifest does not list:
 # the codec table has its own rule (checked by recomputing it from its inputs).
@@ -76,7 +79,9 @@ def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise PoolupError(f"{root}: {'not a folder' if root.exists() else 'not found'}; give the results/ folder of a run")
+        raise PoolupError(
+            f"{root}: {'not a folder' if root.exists() else 'not found'}; give the results/ folder of a run"
+        )
     checker = _TreeChecker(root)
     yield from checker.run()
 
@@ -98,7 +103,9 @@ class _TreeChecker:
             for name in sorted(subfolders):
                 if name.startswith(TMP_PREFIX) or (here / name).is_symlink():
                     yield from self._odd_entry(here / name)
-            subfolders[:] = sorted(n for n in subfolders if not n.startswith(TMP_PREFIX) and not (here / n).is_symlink())
+            subfolders[:] = sorted(
+                n for n in subfolders if not n.startswith(TMP_PREFIX) and not (here / n).is_symlink()
+            )
             in_logs = bool(LOG_FOLDERS & set(here.relative_to(self.root).parts))
             for name in sorted(names):
                 path = here / name
@@ -114,7 +121,10 @@ class _TreeChecker:
         if path.name.startswith(TMP_PREFIX):
             yield f"{path}: a temporary file left by an interrupted job; delete it"
         elif path.is_symlink():
-            yield f"{path}: a symbolic link (to {os.readlink(path)}); a results tree holds only regular files, replace it by the file or delete it"
+            yield (
+                f"{path}: a symbolic link (to {os.readlink(path)}); a results tree holds only regular files, replace "
+                "it by the file or delete it"
+            )
         else:
             yield f"{path}: not a regular file; delete it"
 
@@ -125,7 +135,10 @@ class _TreeChecker:
         except PoolupError as exc:
             yield str(exc)
         except Exception as exc:  # noqa: BLE001 - a hostile file may provoke any library error: report, never crash
-            yield f"{path}: cannot be checked ({type(exc).__name__}: {str(exc)[:120]}); delete it and rerun the stage that makes it"
+            yield (
+                f"{path}: cannot be checked ({type(exc).__name__}: {str(exc)[:120]}); delete it and rerun the stage "
+                "that makes it"
+            )
 
     # --- one file -----------------------------------------------------------
 
@@ -148,7 +161,9 @@ class _TreeChecker:
         try:
             recorded, actual, source = _h5_digests(path)
         except H5_ERRORS:
-            yield f"{path}: not a readable HDF5 file (truncated or corrupt); delete it and rerun the stage that makes it"
+            yield (
+                f"{path}: not a readable HDF5 file (truncated or corrupt); delete it and rerun the stage that makes it"
+            )
             return
         if not recorded:
             yield f"{path}: no content_sha256 recorded"
@@ -170,9 +185,16 @@ class _TreeChecker:
     def _inside(self, record_path: Path, name: Any) -> tuple[Path | None, str | None]:
         """The file a record names (relative to the record's folder), if it stays inside the tree."""
         if not isinstance(name, str) or not name or "\0" in name:
-            return None, f"{record_path}: names {name!r}, not a relative path; delete it and rerun the stage that makes it"
+            return (
+                None,
+                f"{record_path}: names {name!r}, not a relative path; delete it and rerun the stage that makes it",
+            )
         if PurePosixPath(name).is_absolute() or Path(name).is_absolute():
-            return None, f"{record_path}: names the absolute path {name}; records name files relative to themselves, delete it and rerun"
+            return (
+                None,
+                f"{record_path}: names the absolute path {name}; records name files relative to themselves, delete "
+                "it and rerun",
+            )
         target = record_path.parent / name
         try:
             resolved = target.resolve()
@@ -188,7 +210,10 @@ class _TreeChecker:
             yield f"{child}: made from {parent}, which is missing"
         elif recorded != self.content[parent]:
             found = self.content[parent][:12]
-            yield f"{child}: made from a different {parent.name} than the one at {parent} (recorded {str(recorded)[:12]}, found {found})"
+            yield (
+                f"{child}: made from a different {parent.name} than the one at {parent} (recorded "
+                f"{str(recorded)[:12]}, found {found})"
+            )
 
     def _check_links(self) -> Iterator[str]:
         for path, source in self.sources.items():
@@ -216,7 +241,11 @@ class _TreeChecker:
             if problem:
                 yield problem
                 continue
-            actual = self.content.get(sibling) if sibling.suffix == ".h5" else (file_sha256(sibling) if _regular(sibling) else None)
+            actual = (
+                self.content.get(sibling)
+                if sibling.suffix == ".h5"
+                else (file_sha256(sibling) if _regular(sibling) else None)
+            )
             if actual is None:
                 yield f"{path}: its {name} is missing"
             elif actual != digest:
@@ -246,13 +275,19 @@ class _TreeChecker:
             present = names & RUN_FILES
             if RUN_FOLDER.fullmatch(folder.name) and present != RUN_FILES:
                 missing = ", ".join(sorted(RUN_FILES - present))
-                yield f"{folder}: a half-finished training job (has {', '.join(sorted(present))}, lacks {missing}); rerun the workflow to redo it"
+                yield (
+                    f"{folder}: a half-finished training job (has {', '.join(sorted(present))}, lacks {missing}); "
+                    "rerun the workflow to redo it"
+                )
             if folder.name == "figures":
                 for name in sorted(names):
                     stem, suffix = os.path.splitext(name)
                     for other in FIGURE_SUFFIXES:
                         if suffix in FIGURE_SUFFIXES and other != suffix and stem + other not in names:
-                            yield f"{folder / name}: a half-finished figure (no {stem + other}); rerun the workflow to redo it"
+                            yield (
+                                f"{folder / name}: a half-finished figure (no {stem + other}); rerun the workflow to "
+                                "redo it"
+                            )
             if folder.name == "summary":
                 yield from self._check_summary(folder, names)
 
@@ -275,12 +310,17 @@ class _TreeChecker:
         """Recompute the codec table from the cases' ``storage_codecs.json`` and compare bytes."""
         from poolup.codecs import codec_table
 
-        inputs = sorted(p for p in self.records if p.name == "storage_codecs.json" and p.parent.parent == table.parent.parent)
+        inputs = sorted(
+            p for p in self.records if p.name == "storage_codecs.json" and p.parent.parent == table.parent.parent
+        )
         with tempfile.TemporaryDirectory(prefix="poolup-verify-") as scratch:
             expected = Path(scratch) / CODEC_TABLE
             codec_table(inputs, expected)
             if not _same_table(expected, table):
-                yield f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was added); rerun the workflow"
+                yield (
+                    f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was "
+                    "added); rerun the workflow"
+                )
 
 
 def _regular(path: Path) -> bool:
@@ -289,6 +329,7 @@ def _regular(path: Path) -> bool:
 
 def _same_table(expected: Path, found: Path) -> bool:
     """Same rows, whatever the case order (the rule lists cases in config order)."""
+
     def rows(path: Path) -> list[list[str]]:
         return sorted(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
 
@@ -323,4 +364,7 @@ def _check_text(path: Path, parse_csv: bool) -> Iterator[str]:
     if parse_csv:
         rows = list(csv.reader(io.StringIO(text)))
         if not rows or any(len(row) != len(rows[0]) for row in rows if row):
-            yield f"{path}: not a well-formed CSV table (rows of different lengths); delete it and rerun the stage that makes it"
+            yield (
+                f"{path}: not a well-formed CSV table (rows of different lengths); delete it and rerun the stage "
+                "that makes it"
+            )
