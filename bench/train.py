@@ -53,19 +53,37 @@ def worker(args: argparse.Namespace) -> None:
         from poolup.training import RunPaths, TrainSettings, train_seeds
 
         out = Path(args.out)
-        runs = {seed: RunPaths(*(str(out / f"seed{seed}" / n) for n in ("m.keras", "h.csv", "t.json", "p.h5"))) for seed in seeds}
+        runs = {
+            seed: RunPaths(*(str(out / f"seed{seed}" / n) for n in ("m.keras", "h.csv", "t.json", "p.h5")))
+            for seed in seeds
+        }
         for paths in runs.values():
             Path(paths.model).parent.mkdir(parents=True, exist_ok=True)
-        records = train_seeds(args.upsampled, runs, "baseline", TrainSettings(precision=args.precision), (28, 28), threads=args.threads)
-        print(json.dumps({
-            "train_seconds": sum(r["train_seconds"] for r in records), "images": sum(r["n_train"] for r in records),
-            "f1": [r["macro_f1"] for r in records], "precision_used": records[0]["precision_used"],
-        }))
+        records = train_seeds(
+            args.upsampled, runs, "baseline", TrainSettings(precision=args.precision), (28, 28), threads=args.threads
+        )
+        print(
+            json.dumps(
+                {
+                    "train_seconds": sum(r["train_seconds"] for r in records),
+                    "images": sum(r["n_train"] for r in records),
+                    "f1": [r["macro_f1"] for r in records],
+                    "precision_used": records[0]["precision_used"],
+                }
+            )
+        )
         return
     import numpy as np
 
     from poolup.metrics import classification_report
-    from poolup.training import build_model, configure_tensorflow, load_training_data, prepare, seed_everything, TrainSettings
+    from poolup.training import (
+        TrainSettings,
+        build_model,
+        configure_tensorflow,
+        load_training_data,
+        prepare,
+        seed_everything,
+    )
 
     settings = TrainSettings(precision=args.precision)
     data = load_training_data(args.upsampled, (28, 28))
@@ -82,15 +100,40 @@ def worker(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     predicted = model.predict(run.images[run.test], batch_size=1024, verbose=0).argmax(axis=1)
     report = classification_report(data.labels[run.test], predicted, 10)
-    print(json.dumps({"train_seconds": seconds, "images": int(len(x)), "f1": [report["macro_f1"]],
-                      "precision_used": keras.mixed_precision.global_policy().name}))
+    print(
+        json.dumps(
+            {
+                "train_seconds": seconds,
+                "images": int(len(x)),
+                "f1": [report["macro_f1"]],
+                "precision_used": keras.mixed_precision.global_policy().name,
+            }
+        )
+    )
     del np
 
 
-def launch(upsampled: Path, workdir: Path, mode: str, threads: int, precision: str, k: int = 1, tag: str = "") -> subprocess.Popen:
+def launch(
+    upsampled: Path, workdir: Path, mode: str, threads: int, precision: str, k: int = 1, tag: str = ""
+) -> subprocess.Popen:
     out = workdir / f"{mode}-{threads}-{precision}-{k}{tag}"
-    command = [sys.executable, __file__, "worker", "--mode", mode, "--threads", str(threads), "--precision", precision,
-               "--upsampled", str(upsampled), "--out", str(out), "--k", str(k)]
+    command = [
+        sys.executable,
+        __file__,
+        "worker",
+        "--mode",
+        mode,
+        "--threads",
+        str(threads),
+        "--precision",
+        precision,
+        "--upsampled",
+        str(upsampled),
+        "--out",
+        str(out),
+        "--k",
+        str(k),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
@@ -114,15 +157,19 @@ def line(name: str, record: dict, reference: dict | None) -> str:
     end = record["images"] / record["wall"]
     text = f"{name:34} {steps:6.0f} img/s steps {end:6.0f} end to end  F1 {sum(record['f1']) / len(record['f1']):.4f}"
     if reference is not None:
-        text += (f"  {steps / (reference['images'] / reference['train_seconds']):4.2f}x steps"
-                 f" {end / (reference['images'] / reference['wall']):4.2f}x end to end")
+        text += (
+            f"  {steps / (reference['images'] / reference['train_seconds']):4.2f}x steps"
+            f" {end / (reference['images'] / reference['wall']):4.2f}x end to end"
+        )
     return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
-    parser.add_argument("--images", type=int, default=14_000, help="digits used (a seeded subset; 80 %% trained per seed)")
+    parser.add_argument(
+        "--images", type=int, default=14_000, help="digits used (a seeded subset; 80 %% trained per seed)"
+    )
     parser.add_argument("--ks", default="1,2,5,10", help="seeds per job to measure")
     args = parser.parse_args()
     if not args.mnist.is_dir():
@@ -133,12 +180,17 @@ def main() -> None:
     print(cpu_description(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        stages.fetch(workdir / "raw.h5", "idx", str(args.mnist), max_images=args.images if args.images < 70_000 else None)
+        stages.fetch(
+            workdir / "raw.h5", "idx", str(args.mnist), max_images=args.images if args.images < 70_000 else None
+        )
         stages.pool(workdir / "raw.h5", workdir / "pooled.h5", "baseline", 1, 1)
         stages.upsample(workdir / "pooled.h5", workdir / "upsampled.h5")
         upsampled = workdir / "upsampled.h5"
-        print(f"\n{args.images:,} digits, {int(args.images * 0.8):,} trained per seed, batch 32, 1 epoch;"
-              " each row one process (K seeds one after the other); ratios to the first row\n", flush=True)
+        print(
+            f"\n{args.images:,} digits, {int(args.images * 0.8):,} trained per seed, batch 32, 1 epoch;"
+            " each row one process (K seeds one after the other); ratios to the first row\n",
+            flush=True,
+        )
         reference = measure(upsampled, workdir, mode="fit", threads=2, precision="float32")
         print(line("plain fit, 2 threads, float32", reference, reference), flush=True)
         for threads, precision in ((1, "float32"), (1, "mixed_bfloat16")):
@@ -149,7 +201,9 @@ def main() -> None:
             for threads in (1, 2):
                 for k in ks:
                     record = measure(upsampled, workdir, mode="ours", threads=threads, precision=precision, k=k)
-                    print(line(f"ours K={k:<2} {threads} thr {record['precision_used']}", record, reference), flush=True)
+                    print(
+                        line(f"ours K={k:<2} {threads} thr {record['precision_used']}", record, reference), flush=True
+                    )
         # What the workflow does on 2 cores: two 1-thread jobs at once (K = the largest measured).
         k = max(ks)
         for precision in ("float32", "mixed_bfloat16"):
@@ -158,14 +212,20 @@ def main() -> None:
             records = [finish(p, started) for p in pair]
             wall = max(r["wall"] for r in records)
             images = sum(r["images"] for r in records)
-            together = {"images": images, "wall": wall, "train_seconds": max(r["train_seconds"] for r in records),
-                        "f1": [f for r in records for f in r["f1"]]}
+            together = {
+                "images": images,
+                "wall": wall,
+                "train_seconds": max(r["train_seconds"] for r in records),
+                "f1": [f for r in records for f in r["f1"]],
+            }
             print(line(f"two K={k} jobs x 1 thr {precision}", together, reference), flush=True)
             best[precision] = (images / wall, k, 2)
         reference_end = reference["images"] / reference["wall"]
         print("\ngoal: >= 4x plain fit (2 threads, end to end) on the fastest path, >= 2x in float32:")
-        for precision, (rate, k, jobs) in best.items():
-            print(f"  {precision:15} two 1-thread K={k} jobs: {rate:6.0f} img/s end to end = {rate / reference_end:4.2f}x")
+        for precision, (rate, k, _jobs) in best.items():
+            print(
+                f"  {precision:15} two 1-thread K={k} jobs: {rate:6.0f} img/s end to end = {rate / reference_end:4.2f}x"
+            )
 
 
 if __name__ == "__main__":
