@@ -27,7 +27,8 @@ from poolup.training import (
     train_seeds,
 )
 
-FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=50)
+# float32: the same arithmetic on every CPU, so these tests see the same numbers everywhere.
+FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=50, precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +265,7 @@ def test_early_stopping_selects_on_a_validation_part_of_the_training_split(upsam
         early_stopping=True,
         validation_size=0.25,
         patience=0,
+        precision="float32",
     )
     paths = run_paths(tmp_path / "es")
     metrics = train_run(upsampled, paths, "w2s2", 1, settings, image_shape=(28, 28))
@@ -298,7 +300,7 @@ def test_non_finite_loss_stops_with_one_line_and_writes_nothing(upsampled, tmp_p
 
 def test_scaling_none_trains_on_raw_values(upsampled, tmp_path):
     """The authors' code: the scaler is fitted but never applied."""
-    settings = TrainSettings(epochs=1, history_every=5, monitor_samples=50, scaling="none")
+    settings = TrainSettings(epochs=1, history_every=5, monitor_samples=50, scaling="none", precision="float32")
     paths = run_paths(tmp_path / "none")
     metrics = train_run(upsampled, paths, "w2s2", 2, settings, image_shape=(28, 28))
     assert metrics["settings"]["scaling"] == "none"
