@@ -44,19 +44,29 @@ def mnist_idx_folder(tmp_path: Path) -> Path:
     """A folder of the four MNIST IDX files: the real ones when ../shared has them, else small written ones."""
     if SHARED_MNIST.is_dir():
         return SHARED_MNIST
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    for prefix, n, seed in (("train", 120, 1), ("t10k", 30, 2)):
-        images, labels = synthetic_digits(n, seed=seed)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return folder
+    return write_idx_folder(tmp_path / "idx", 120, 30)
 
 
 def write_config(path: Path, **sections) -> Path:
     """A YAML config file built from keyword sections."""
     path.write_text(yaml.safe_dump(sections, sort_keys=False))
     return path
+
+
+def snakemake_command(workdir: Path, *args: str, configfiles: list[Path] = ()) -> list[str]:
+    """The command line that runs the repository's workflow in ``workdir`` with ``configfiles``."""
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    return command + ["--configfile", *map(str, configfiles)] if configfiles else command
+
+
+def write_idx_folder(folder: Path, train: int, test: int) -> Path:
+    """The four MNIST IDX files of ``train`` + ``test`` learnable synthetic digits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", train, 1), ("t10k", test, 2)):
+        images, labels = synthetic_digits(n, seed=seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
 
 
 def run_snakemake(
@@ -66,9 +76,7 @@ def run_snakemake(
 
     ``workdir`` has no config.yaml, so the repository's paper config is not merged in.
     """
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
-    if configfiles:
-        command += ["--configfile", *map(str, configfiles)]
+    command = snakemake_command(workdir, *args, configfiles=configfiles)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:

@@ -15,11 +15,10 @@ import h5py
 import numpy as np
 import pytest
 from conftest import (
-    REPO,
-    SNAKEMAKE,
     TINY_CASES,
     TINY_TRAINING,
     run_snakemake,
+    snakemake_command,
     tiny_config,
 )
 
@@ -77,17 +76,7 @@ def test_killed_training_job_is_the_only_one_redone(tiny_run, tmp_path):
     # One seed per training job, so that killing a job interrupts exactly one run (the
     # reference run trained both seeds of a case in one job: the results must not differ).
     config = tiny_config(workdir / "tiny.yaml", training={**TINY_TRAINING, "seeds_per_job": 1})
-    command = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--cores",
-        "1",
-        "--configfile",
-        str(config),
-    ]
+    command = snakemake_command(workdir, "--cores", "1", configfiles=[config])
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -153,17 +142,7 @@ def test_kill_during_store_never_leaves_a_complete_looking_file(tmp_path):
 
 def test_second_snakemake_on_the_same_directory_is_refused(tmp_path):
     config = tiny_config(tmp_path / "tiny.yaml", cases={"baseline": {"window": 1, "stride": 1}})
-    command = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(tmp_path),
-        "--cores",
-        "1",
-        "--configfile",
-        str(config),
-    ]
+    command = snakemake_command(tmp_path, "--cores", "1", configfiles=[config])
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / ".snakemake/locks").glob("*")):
@@ -234,17 +213,7 @@ def test_kill_9_of_the_whole_run_then_a_rerun_leaves_no_temporary_file(tiny_run,
     workdir = tmp_path / "group"
     workdir.mkdir()
     config = tiny_config(workdir / "tiny.yaml")
-    command = [
-        *SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--cores",
-        "2",
-        "--configfile",
-        str(config),
-    ]
+    command = snakemake_command(workdir, "--cores", "2", configfiles=[config])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list((workdir / "results/tiny").glob("*/seed*/test_metrics.json")):

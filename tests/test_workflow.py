@@ -2,7 +2,16 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_CASES, run_snakemake, scheduled_jobs, synthetic_digits, tiny_config, write_config, write_idx
+from conftest import (
+    TINY_CASES,
+    run_snakemake,
+    scheduled_jobs,
+    synthetic_digits,
+    tiny_config,
+    write_config,
+    write_idx,
+    write_idx_folder,
+)
 
 from poolup.artifacts import read_image_set, read_json
 
@@ -136,12 +145,7 @@ def test_codec_table(preprocessed):
 
 def test_fetch_declares_its_idx_files(tmp_path):
     """A dry run sees a missing IDX file; a replaced one reruns fetch (and only what follows it)."""
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    for prefix, n, seed in (("train", 60, 1), ("t10k", 20, 2)):
-        images, labels = synthetic_digits(n, seed=seed)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    folder = write_idx_folder(tmp_path / "idx", 60, 20)
     config = write_config(tmp_path / "idx.yaml", datasets=[{"name": "digits", "source": "idx", "path": str(folder)}])
     workdir = tmp_path / "run"
     run_snakemake(workdir, "--cores", "1", "results/digits/raw.h5", configfiles=[config])
