@@ -574,6 +574,23 @@ def write_run_files(
     }
 
 
+class Progress:
+    """A log line per learning-curve point: loss, images/s, elapsed, and the job's ETA (for ``tail -f``)."""
+
+    def __init__(self, seed: int, index: int, seeds_in_job: int, batch_size: int) -> None:
+        self.seed, self.index, self.seeds_in_job, self.batch_size = seed, index, seeds_in_job, batch_size
+        self.started = time.perf_counter()
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        elapsed = time.perf_counter() - self.started
+        remaining = (total - step + (self.seeds_in_job - self.index - 1) * total) * elapsed / step
+        log.info(
+            "seed %d (%d/%d) step %d/%d: loss %.4f, %.0f images/s, %.0f s elapsed, ETA %.0f s",
+            *(self.seed, self.index + 1, self.seeds_in_job, step, total, loss),
+            *(step * self.batch_size / elapsed, elapsed, remaining),
+        )
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """What every run of one training job shares, recorded in each ``test_metrics.json``."""
@@ -702,27 +719,7 @@ def train_seeds(
                 trainer = _Trainer(model, data.n_classes, settings.learning_rate)
             else:
                 trainer.start(model.get_weights())
-        fit_started = time.perf_counter()
-
-        def progress(
-            step: int, total: int, loss: float, seed: int = seed, index: int = index, fit_started: float = fit_started
-        ) -> None:
-            elapsed = time.perf_counter() - fit_started
-            remaining = (total - step + (len(seeds) - index - 1) * total) * elapsed / step
-            log.info(
-                "seed %d (%d/%d) step %d/%d: loss %.4f, %.0f images/s, %.0f s elapsed, ETA %.0f s",
-                seed,
-                index + 1,
-                len(seeds),
-                step,
-                total,
-                loss,
-                step * settings.batch_size / elapsed,
-                elapsed,
-                remaining,
-            )
-
-        result = fit(trainer, run, data.labels, settings, clock, progress)
+        result = fit(trainer, run, data.labels, settings, clock, Progress(seed, index, len(seeds), settings.batch_size))
         with clock("evaluate"):
             probabilities = trainer.probabilities(run.images[run.test])
             report = classification_report(data.labels[run.test], probabilities.argmax(axis=1), data.n_classes)
