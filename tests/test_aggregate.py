@@ -285,3 +285,31 @@ def test_methods_table_has_a_paired_table_with_the_verdicts(summary_files):
         f"| 2x2/2 | 14x14 | 0.25 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] (Holm p {p:.2g}),"
         " loss larger than the margin |"
     )
+
+
+def test_history_of_early_stopped_seeds_is_averaged_over_the_seeds_that_reached_each_step(tmp_path):
+    """With early stopping, seeds run different numbers of epochs: a step's mean is over the seeds that reached it."""
+    from poolup.aggregate import CURVE_METRICS, average_history
+    from poolup.errors import PoolupError
+
+    def history(path, epochs, offset):
+        rows = [
+            {"epoch": e, "step": 10 * e, "progress": float(e), "images_seen": 320 * e}
+            | {metric: offset + e for metric in CURVE_METRICS}
+            for e in range(1, epochs + 1)
+        ]
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return path
+
+    files = [history(tmp_path / "a.csv", 3, 0.0), history(tmp_path / "b.csv", 5, 1.0)]
+    frame = average_history({"w2s2": files})
+    assert frame["step"].tolist() == [10, 20, 30, 40, 50] and frame["seeds"].tolist() == [2, 2, 2, 1, 1]
+    metric = CURVE_METRICS[0]
+    np.testing.assert_allclose(frame[f"{metric}_mean"], [1.5, 2.5, 3.5, 5.0, 6.0])
+    np.testing.assert_allclose(frame[f"{metric}_sd"][:3], [math.sqrt(0.5)] * 3)
+    assert frame[f"{metric}_sd"][3:].isna().all()  # one seed: no spread
+    # Runs that disagree on the steps they share are from different configs: refused.
+    history(tmp_path / "c.csv", 2, 0.0)
+    pd.read_csv(tmp_path / "c.csv").assign(step=[7, 14]).to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(PoolupError, match="different steps"):
+        average_history({"w2s2": [files[1], tmp_path / "c.csv"]})

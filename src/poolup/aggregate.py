@@ -246,21 +246,26 @@ def mean_confusion(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> d
 
 
 def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFrame:
-    """Learning curves averaged over seeds: mean and SD of every metric per case and step."""
+    """Learning curves averaged over seeds: mean and SD of every metric per case and step.
+
+    With early stopping, seeds stop after different epochs: each step is averaged over the
+    seeds that reached it (column ``seeds``); the runs must agree on the steps they share.
+    """
     frames = []
     for case, files in history_files.items():
         runs = [pd.read_csv(path) for path in files]
-        steps = {tuple(run["step"]) for run in runs}
-        if len(steps) != 1:
+        longest = max(runs, key=len)
+        if any(tuple(run["step"]) != tuple(longest["step"][: len(run)]) for run in runs):
             raise PoolupError(
                 f"case {case}: the seeds' history.csv files have different steps; rerun its train jobs with one config"
             )
         stacked = pd.concat(runs, keys=range(len(runs)), names=["run", "row"])
         grouped = stacked.groupby(level="row")
-        frame = runs[0][["epoch", "step", "progress", "images_seen"]].copy()
+        frame = longest[["epoch", "step", "progress", "images_seen"]].copy()
+        frame.insert(len(frame.columns), "seeds", grouped.size().to_numpy())
         for metric in CURVE_METRICS:
             frame[f"{metric}_mean"] = grouped[metric].mean().to_numpy()
-            frame[f"{metric}_sd"] = grouped[metric].std(ddof=1).to_numpy() if len(runs) > 1 else np.nan
+            frame[f"{metric}_sd"] = grouped[metric].std(ddof=1).to_numpy()
         frame.insert(0, "case", case)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
