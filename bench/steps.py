@@ -1,0 +1,39 @@
+"""Images/s of the training steps alone, for one precision, thread count and batch size.
+
+The steady-state speed of ``poolup.training``'s step loop (after 50 warm-up steps),
+without start-up, evaluation or learning curves: the numbers behind the README's
+"what did not help" (larger batches as a proxy for stacking seeds in one graph).
+Needs an ``upsampled.h5`` (any case of a finished run).
+
+Usage: python bench/steps.py UPSAMPLED_H5 PRECISION THREADS BATCH
+  e.g. for b in 32 64 320; do python bench/steps.py results/mnist/baseline/upsampled.h5 mixed_bfloat16 1 $b; done
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from poolup.training import TrainSettings, _Trainer, build_model, configure_tensorflow, load_training_data, prepare
+
+
+def main() -> None:
+    upsampled, precision, threads, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    data = load_training_data(upsampled)
+    run = prepare(data, 0, TrainSettings(precision=precision))
+    configure_tensorflow(threads, precision)
+    import tensorflow as tf
+
+    trainer = _Trainer(build_model(run.images.shape[1:], data.n_classes), data.n_classes, 1e-3)
+    dataset = tf.data.Dataset.from_tensor_slices((run.images[run.fit], data.labels[run.fit]))
+    iterator = iter(dataset.shuffle(len(run.fit), seed=0).batch(batch).repeat().prefetch(tf.data.AUTOTUNE))
+    trainer.run_steps(iterator, tf.constant(50))
+    steps = 600 * 32 // batch
+    start = time.perf_counter()
+    trainer.run_steps(iterator, tf.constant(steps))
+    print(f"{precision} {threads} thread(s) batch {batch}: {steps * batch / (time.perf_counter() - start):.0f} img/s")
+
+
+if __name__ == "__main__":
+    main()
