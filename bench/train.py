@@ -73,8 +73,6 @@ def worker(args: argparse.Namespace) -> None:
             )
         )
         return
-    import numpy as np
-
     from poolup.metrics import classification_report
     from poolup.training import (
         TrainSettings,
@@ -110,7 +108,6 @@ def worker(args: argparse.Namespace) -> None:
             }
         )
     )
-    del np
 
 
 def launch(

@@ -26,7 +26,7 @@ from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
 from poolup.sources import idx_files
 from poolup.stages import fetch_settings
-from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds
+from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
@@ -123,9 +123,8 @@ def seed_groups():
 
 def train_rule_name(group):
     """Name of the rule that trains one block of seeds, after the block's bounds."""
-    size = config["training"]["seeds_per_job"]
-    first = group[0] // size * size
-    return f"train_seeds_{first}_{first + size - 1}"
+    first, last = seed_block(group[0], config["training"]["seeds_per_job"])
+    return f"train_seeds_{first}_{last}"
 
 
 def plot_settings(*keys):

@@ -43,15 +43,21 @@ EVAL_BATCH = 1024
 TRAINING_EXECUTION_KEYS = ("seeds_per_job",)
 
 
+def seed_block(seed: int, size: int) -> tuple[int, int]:
+    """First and last seed number of the fixed block of ``size`` seeds that holds ``seed``."""
+    first = seed // size * size
+    return first, first + size - 1
+
+
 def group_seeds(seeds: Sequence[int], size: int) -> list[list[int]]:
-    """The seeds in fixed blocks of ``size`` seed numbers (``seed // size``), in order.
+    """The seeds in fixed blocks of ``size`` seed numbers (:func:`seed_block`), in order.
 
     Blocks are fixed by the seed numbers, not by the list's order, so adding
     seeds never moves a seed into another group: finished groups stay finished.
     """
-    blocks: dict[int, list[int]] = {}
+    blocks: dict[tuple[int, int], list[int]] = {}
     for seed in sorted(seeds):
-        blocks.setdefault(seed // size, []).append(seed)
+        blocks.setdefault(seed_block(seed, size), []).append(seed)
     return list(blocks.values())
 
 
