@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/preprocess.smk"
+include: "rules/codecs.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"

@@ -31,10 +31,10 @@ import numpy as np
 from PIL import Image
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
-from poolup.artifacts import CHUNK_IMAGES, filter_options
 from poolup.interpolation import METHODS, PILLOW_FILTERS, grid_coordinates, upsample_images
 from poolup.pooling import average_pool, quantize
 from poolup.sources import load_idx
+from poolup.storage import CHUNK_IMAGES, filter_options
 
 CASES = {"w2s1": (2, 1), "w2s2": (2, 2), "w3s1": (3, 1), "w3s2": (3, 2)}
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -136,7 +136,7 @@ def write_big_raw(path: Path, real: np.ndarray, n: int) -> None:
 # this (large) process would report the parent's peak.
 STAGE = """
 import re, time
-from poolup import stages
+from poolup import preprocess
 start = time.perf_counter()
 {call}
 hwm_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
@@ -158,15 +158,14 @@ def memory(real: np.ndarray, n: int, workdir: Path) -> None:
     write_big_raw(raw, real, n)
     idle = run_stage("pass")[1]
     print(f"python + poolup imports alone: {idle:.0f} MB")
-    store = (
-        f"stages.store({str(raw)!r}, {str(workdir / 'stored.h5')!r}, {str(workdir / 'storage.json')!r}, 'w2s2', 2, 2)"
-    )
+    stored, storage = str(workdir / "stored.h5"), str(workdir / "storage.json")
+    store = f"preprocess.pool_and_store({str(raw)!r}, {stored!r}, {storage!r}, 'w2s2', 2, 2)"
     seconds, rss = run_stage(store)
     print(
         f"store    (2x2/2, uint8, gzip): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} "
         "1 GB goal)"
     )
-    upsample = f"stages.upsample({str(workdir / 'stored.h5')!r}, {str(workdir / 'upsampled.h5')!r})"
+    upsample = f"preprocess.upsample({str(workdir / 'stored.h5')!r}, {str(workdir / 'upsampled.h5')!r})"
     seconds, rss = run_stage(upsample)
     size = (workdir / "upsampled.h5").stat().st_size / 2**30
     print(

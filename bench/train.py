@@ -172,16 +172,16 @@ def main() -> None:
     if not args.mnist.is_dir():
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
     ks = [int(k) for k in args.ks.split(",")]
-    from poolup import stages
+    from poolup import preprocess
 
     print(cpu_description(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        stages.fetch(
+        preprocess.fetch_source(
             workdir / "raw.h5", "idx", str(args.mnist), max_images=args.images if args.images < 70_000 else None
         )
-        stages.pool(workdir / "raw.h5", workdir / "pooled.h5", "baseline", 1, 1)
-        stages.upsample(workdir / "pooled.h5", workdir / "upsampled.h5")
+        preprocess.pool(workdir / "raw.h5", workdir / "pooled.h5", "baseline", 1, 1)
+        preprocess.upsample(workdir / "pooled.h5", workdir / "upsampled.h5")
         upsampled = workdir / "upsampled.h5"
         print(
             f"\n{args.images:,} digits, {int(args.images * 0.8):,} trained per seed, batch 32, 1 epoch;"

@@ -1,24 +1,3 @@
-rule codec_table:
-    input:
-        codecs=expand("results/{{dataset}}/{case}/storage_codecs.json", case=CASES),
-    output:
-        table=report(
-            "results/{dataset}/summary/storage_codecs.csv",
-            caption="../workflow/report/codecs.rst",
-            category="4. Summary",
-            subcategory="{dataset}",
-            labels={"name": "storage under real codecs"},
-        ),
-    log:
-        "results/logs/{dataset}/codec_table.log",
-    benchmark:
-        "results/benchmarks/{dataset}/codec_table.tsv"
-    conda:
-        "../workflow/envs/poolup.yaml"
-    script:
-        "../workflow/scripts/codec_table.py"
-
-
 rule aggregate:
     input:
         metrics=expand("results/{{dataset}}/{case}/seed{seed}/test_metrics.json", case=CASES, seed=SEEDS),
@@ -42,7 +21,7 @@ rule aggregate:
             labels={"name": "the answer: paired ΔF1 and verdict"},
         ),
         methods_md="results/{dataset}/summary/methods.md",
-        history="results/{dataset}/summary/history.csv",
+        mean_history="results/{dataset}/summary/history.csv",
         per_class="results/{dataset}/summary/per_class.csv",
         per_class_delta="results/{dataset}/summary/per_class_delta.csv",
         confusion="results/{dataset}/summary/confusion.json",
@@ -65,14 +44,14 @@ rule compare_datasets:
     input:
         summaries=expand("results/{dataset}/summary/summary.csv", dataset=DATASETS),
     output:
-        summary=report(
+        table=report(
             "results/summary/datasets.csv",
             caption="../workflow/report/datasets.rst",
             category="4. Summary",
             subcategory="all data sets",
             labels={"name": "every data set"},
         ),
-        summary_md="results/summary/datasets.md",
+        table_md="results/summary/datasets.md",
         manifest="results/summary/manifest.json",
     log:
         "results/logs/compare_datasets.log",

@@ -25,7 +25,7 @@ from poolup.config import (
 from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
 from poolup.sources import idx_files
-from poolup.stages import fetch_settings
+from poolup.preprocess import fetch_settings
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
 
 # Validate before any job: one line naming the key and the fix, then stop.
@@ -132,8 +132,9 @@ def plot_settings(*keys):
     return {key: config["plots"][key] for key in keys}
 
 
-CURVE_METRICS = ["loss", "precision", "recall", "f1"]
-PER_CLASS_METRICS = ["precision", "recall", "f1"]
+# The metrics drawn as figures: one learning-curve figure each (of the ten history.csv columns) and one per-class figure each.
+CURVE_FIGURE_METRICS = ["loss", "precision", "recall", "f1"]
+PER_CLASS_FIGURE_METRICS = ["precision", "recall", "f1"]
 
 
 def case_labels():
@@ -163,7 +164,7 @@ def all_targets():
             dataset=DATASETS if COMPARED_CASES else [],
             name=["confusion_vs_baseline", "forest", "per_class_delta"],
         ),
-        *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_METRICS]),
-        *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_METRICS]),
+        *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_FIGURE_METRICS]),
+        *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
     ]

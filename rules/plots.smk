@@ -19,13 +19,13 @@ rule plot_examples:
     params:
         plots=config["plots"],
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_examples.py"
 
 
 rule plot_preprocessing:
     input:
         raw="results/{dataset}/raw.h5",
-        stored="results/{dataset}/{case}/pooled.h5",  # the stored pixels (stored.h5 holds them too, re-encoded)
+        pooled="results/{dataset}/{case}/pooled.h5",  # the stored pixels (stored.h5 holds them too, re-encoded)
         upsampled="results/{dataset}/{case}/upsampled.h5",
     output:
         png=report(
@@ -46,7 +46,7 @@ rule plot_preprocessing:
         plots=config["plots"],
         label=case_label,
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_preprocessing.py"
 
 
 rule plot_curves:
@@ -66,14 +66,14 @@ rule plot_curves:
     benchmark:
         "results/benchmarks/{dataset}/plot_curve_{metric}.tsv"
     wildcard_constraints:
-        metric="|".join(CURVE_METRICS),
+        metric="|".join(CURVE_FIGURE_METRICS),
     conda:
         "../workflow/envs/poolup.yaml"
     params:
         plots=plot_settings("dpi"),
         labels=case_labels(),
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_curves.py"
 
 
 rule plot_per_class:
@@ -93,14 +93,14 @@ rule plot_per_class:
     benchmark:
         "results/benchmarks/{dataset}/plot_per_class_{metric}.tsv"
     wildcard_constraints:
-        metric="|".join(PER_CLASS_METRICS),
+        metric="|".join(PER_CLASS_FIGURE_METRICS),
     conda:
         "../workflow/envs/poolup.yaml"
     params:
         plots=plot_settings("dpi"),
         labels=case_labels(),
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_per_class.py"
 
 
 rule plot_tradeoff:
@@ -126,7 +126,7 @@ rule plot_tradeoff:
         plots=plot_settings("dpi"),
         labels=case_labels(),
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_tradeoff.py"
 
 
 rule plot_methods:
@@ -151,7 +151,7 @@ rule plot_methods:
         plots=plot_settings("dpi"),
         baseline=config["baseline"],
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_methods.py"
 
 
 rule plot_confusion:
@@ -177,7 +177,7 @@ rule plot_confusion:
         labels=case_labels(),
         baseline=config["baseline"],
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_confusion.py"
 
 
 rule plot_forest:
@@ -205,7 +205,7 @@ rule plot_forest:
         # only what the figure draws: new bootstrap or power settings do not redraw it
         analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_forest.py"
 
 
 rule plot_per_class_delta:
@@ -231,4 +231,4 @@ rule plot_per_class_delta:
         labels=case_labels(),
         confidence=config["analysis"]["confidence"],
     script:
-        "../workflow/scripts/plot.py"
+        "../workflow/scripts/plot_per_class_delta.py"

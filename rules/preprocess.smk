@@ -57,24 +57,6 @@ rule store:
         "../workflow/scripts/store.py"
 
 
-rule codecs:
-    input:
-        raw="results/{dataset}/raw.h5",
-        pooled="results/{dataset}/{case}/pooled.h5",
-    output:
-        codecs="results/{dataset}/{case}/storage_codecs.json",
-    log:
-        "results/logs/{dataset}/{case}/codecs.log",
-    benchmark:
-        "results/benchmarks/{dataset}/{case}/codecs.tsv"
-    conda:
-        "../workflow/envs/poolup.yaml"
-    params:
-        codecs=config["codecs"],
-    script:
-        "../workflow/scripts/codecs.py"
-
-
 rule upsample:
     input:
         pooled="results/{dataset}/{case}/pooled.h5",

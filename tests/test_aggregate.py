@@ -8,12 +8,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolup.aggregate import OUTPUT_NAMES, aggregate, mean_sd_ci, methods_markdown, welch_p
+from poolup.aggregate import aggregate, mean_sd_ci, methods_markdown, welch_p
 from poolup.artifacts import write_json
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
 ANALYSIS = {"margin": 0.005, "confidence": 0.95, "bootstrap_resamples": 999, "power": 0.8}
+# The aggregation's outputs (the aggregate rule's output names).
+AGGREGATE_OUTPUTS = (
+    "runs",
+    "summary",
+    "summary_md",
+    "result",
+    "methods_md",
+    "mean_history",
+    "per_class",
+    "per_class_delta",
+    "confusion",
+    "manifest",
+)
 
 
 def write_run(folder, case, seed, f1):
@@ -71,8 +84,8 @@ def summary_files(tmp_path):
         write_json(tmp_path / case / "storage.json", record)
         storage.append(tmp_path / case / "storage.json")
     suffix = {"confusion": "json", "manifest": "json", "summary_md": "md", "methods_md": "md"}
-    outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in OUTPUT_NAMES}
-    aggregate(metrics, history, storage, outputs, "baseline", ANALYSIS)
+    outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in AGGREGATE_OUTPUTS}
+    aggregate(metrics=metrics, history=history, storage=storage, **outputs, baseline="baseline", analysis=ANALYSIS)
     return outputs
 
 
@@ -109,7 +122,7 @@ def test_runs_and_per_class_tables(summary_files):
 
 
 def test_history_mean_and_sd_over_seeds(summary_files):
-    history = pd.read_csv(summary_files["history"])
+    history = pd.read_csv(summary_files["mean_history"])
     row = history[(history["case"] == "small") & (history["step"] == 2)].iloc[0]
     values = np.array([0.80 * 2 + 0, 0.84 * 2 + 1, 0.82 * 2 + 2])
     assert row["train_f1_mean"] == pytest.approx(values.mean())
@@ -264,9 +277,14 @@ def test_methods_table_puts_each_case_in_its_geometry_and_method():
 def test_datasets_table_carries_the_paired_result(summary_files, tmp_path):
     from poolup.aggregate import compare_datasets
 
-    outputs = {"summary": tmp_path / "d.csv", "summary_md": tmp_path / "d.md", "manifest": tmp_path / "m.json"}
-    compare_datasets({"one": summary_files["summary"], "two": summary_files["summary"]}, outputs, "baseline")
-    lines = outputs["summary_md"].read_text().splitlines()
+    outputs = {"table": tmp_path / "d.csv", "table_md": tmp_path / "d.md", "manifest": tmp_path / "m.json"}
+    compare_datasets(
+        summaries=[summary_files["summary"], summary_files["summary"]],
+        datasets=["one", "two"],
+        **outputs,
+        baseline="baseline",
+    )
+    lines = outputs["table_md"].read_text().splitlines()
     assert lines[0].endswith("| paired ΔF1 [CI] | Holm p | verdict | seeds |")
     half = 4.302652729911275 * 0.02 / math.sqrt(3)
     small = [line for line in lines if line.startswith("| two | small |")]
@@ -289,13 +307,14 @@ def test_methods_table_has_a_paired_table_with_the_verdicts(summary_files):
 
 def test_history_of_early_stopped_seeds_is_averaged_over_the_seeds_that_reached_each_step(tmp_path):
     """With early stopping, seeds run different numbers of epochs: a step's mean is over the seeds that reached it."""
-    from poolup.aggregate import CURVE_METRICS, average_history
+    from poolup.aggregate import average_history
     from poolup.errors import PoolupError
+    from poolup.training import HISTORY_METRICS
 
     def history(path, epochs, offset):
         rows = [
             {"epoch": e, "step": 10 * e, "progress": float(e), "images_seen": 320 * e}
-            | {metric: offset + e for metric in CURVE_METRICS}
+            | {metric: offset + e for metric in HISTORY_METRICS}
             for e in range(1, epochs + 1)
         ]
         pd.DataFrame(rows).to_csv(path, index=False)
@@ -304,7 +323,7 @@ def test_history_of_early_stopped_seeds_is_averaged_over_the_seeds_that_reached_
     files = [history(tmp_path / "a.csv", 3, 0.0), history(tmp_path / "b.csv", 5, 1.0)]
     frame = average_history({"w2s2": files})
     assert frame["step"].tolist() == [10, 20, 30, 40, 50] and frame["seeds"].tolist() == [2, 2, 2, 1, 1]
-    metric = CURVE_METRICS[0]
+    metric = HISTORY_METRICS[0]
     np.testing.assert_allclose(frame[f"{metric}_mean"], [1.5, 2.5, 3.5, 5.0, 6.0])
     np.testing.assert_allclose(frame[f"{metric}_sd"][:3], [math.sqrt(0.5)] * 3)
     assert frame[f"{metric}_sd"][3:].isna().all()  # one seed: no spread

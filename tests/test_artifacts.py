@@ -2,17 +2,12 @@ import h5py
 import numpy as np
 import pytest
 
-from poolup import stages
-from poolup.artifacts import (
-    bytes_under_filter,
-    content_sha256,
-    read_image_set,
-    stored_bytes,
-    write_h5,
-)
+from poolup import preprocess
+from poolup.artifacts import content_sha256, read_image_set, write_h5
 from poolup.cli import main as cli_main
 from poolup.errors import PoolupError
-from poolup.stages import fetch, store, upsample
+from poolup.preprocess import fetch_source, pool_and_store, upsample
+from poolup.storage import bytes_under_filter, stored_bytes
 
 
 def test_h5_round_trip_with_attributes_and_checksum(tmp_path):
@@ -61,8 +56,8 @@ def test_store_records_real_bytes_and_upsample_chain(tmp_path):
     npz = tmp_path / "d.npz"
     np.savez(npz, images=images, labels=rng.integers(0, 10, 300))
     raw = tmp_path / "raw.h5"
-    fetch(raw, "npz", str(npz))
-    record = store(raw, tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2, "uint8", "gzip", 4)
+    fetch_source(raw, "npz", str(npz))
+    record = pool_and_store(raw, tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2, "uint8", "gzip", 4)
     assert record["stored_shape"] == [14, 14] and record["pixel_ratio"] == 0.25
     assert record["stored_bytes"] == stored_bytes(tmp_path / "stored.h5")
     with h5py.File(raw) as file:
@@ -79,8 +74,8 @@ def test_store_records_real_bytes_and_upsample_chain(tmp_path):
 def test_baseline_upsampled_equals_raw_exactly(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "e.npz", images=images, labels=np.arange(40) % 10)
-    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
-    store(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "s.json", "baseline", 1, 1)
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
+    pool_and_store(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "s.json", "baseline", 1, 1)
     upsample(tmp_path / "s.h5", tmp_path / "u.h5")
     np.testing.assert_array_equal(read_image_set(tmp_path / "u.h5").images, images.astype(np.float32))
 
@@ -142,7 +137,7 @@ def test_stages_refuse_bad_inputs_and_leave_no_output(tmp_path):
     raw = tmp_path / "raw.h5"
     write_h5(raw, {"images": np.zeros((4, 28, 28), np.float32), "labels": np.zeros(4, np.uint8)}, {})
     with pytest.raises(PoolupError, match="expected uint8"):
-        store(raw, tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
+        pool_and_store(raw, tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
     stored = tmp_path / "stored.h5"
     write_h5(stored, {"images": np.zeros((4, 14, 14), np.uint8), "labels": np.zeros(4, np.uint8)}, {})
     with pytest.raises(PoolupError, match="attributes .* missing"):
@@ -242,12 +237,9 @@ def test_reader_checks_the_stage_and_the_upstream_link(tmp_path):
 def test_upsample_refuses_an_edited_input_and_writes_nothing(tmp_path):
     images = np.random.default_rng(2).integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "e.npz", images=images, labels=np.arange(40) % 10)
-    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
     pooled = tmp_path / "pooled.h5"
-    if hasattr(stages, "pool"):
-        stages.pool(tmp_path / "raw.h5", pooled, "w2s2", 2, 2)
-    else:
-        store(tmp_path / "raw.h5", pooled, tmp_path / "s.json", "w2s2", 2, 2)
+    preprocess.pool(tmp_path / "raw.h5", pooled, "w2s2", 2, 2)
     with h5py.File(pooled, "r+") as file:
         file.attrs["window"] = 3  # a silent edit would up-sample with the wrong grid
     with pytest.raises(PoolupError, match="content does not match its recorded sha256"):
@@ -339,7 +331,7 @@ def test_temporary_names_are_unpredictable_exclusive_and_cleaned(tmp_path):
 def test_store_writes_every_attribute_before_the_rename(tmp_path):
     images = np.random.default_rng(3).integers(0, 256, size=(60, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "e.npz", images=images, labels=np.arange(60) % 10)
-    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
-    record = store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "e.npz"))
+    record = pool_and_store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
     data = read_image_set(tmp_path / "stored.h5")  # the digest holds: nothing was added after it
     assert data.attrs["stored_bytes"] == record["stored_bytes"] == stored_bytes(tmp_path / "stored.h5")

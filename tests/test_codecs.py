@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from poolup.codecs import CODECS, measure_case, measure_codec
-from poolup.stages import fetch, store
+from poolup.preprocess import fetch_source, pool_and_store
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -55,9 +55,9 @@ def test_unknown_codec():
 
 
 def test_case_measurement_compares_with_raw_under_the_same_codec(tmp_path):
-    fetch(tmp_path / "raw.h5", "bundled", max_images=300)
-    store(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "s.json", "w2s2", 2, 2)
-    store(tmp_path / "raw.h5", tmp_path / "f.h5", tmp_path / "f.json", "w2s2f", 2, 2, dtype="float32")
+    fetch_source(tmp_path / "raw.h5", "bundled", max_images=300)
+    pool_and_store(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "s.json", "w2s2", 2, 2)
+    pool_and_store(tmp_path / "raw.h5", tmp_path / "f.h5", tmp_path / "f.json", "w2s2f", 2, 2, dtype="float32")
     records = {
         r["codec"]: r for r in measure_case(tmp_path / "raw.h5", tmp_path / "s.h5", tmp_path / "c.json", sample=50)
     }

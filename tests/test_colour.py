@@ -4,7 +4,7 @@ import numpy as np
 
 from poolup.artifacts import read_image_set
 from poolup.plots import plot_preprocessing
-from poolup.stages import fetch, store, upsample
+from poolup.preprocess import fetch_source, pool_and_store, upsample
 from poolup.training import RunPaths, TrainSettings, train_run
 
 
@@ -22,8 +22,8 @@ def colour_digits(n: int, seed: int = 0):
 def test_colour_images_through_every_stage(tmp_path):
     images, labels = colour_digits(400)
     np.savez(tmp_path / "colour.npz", images=images, labels=labels)
-    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "colour.npz"), expected_shape=(32, 32, 3))
-    record = store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "colour.npz"), expected_shape=(32, 32, 3))
+    record = pool_and_store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
     assert record["stored_shape"] == [16, 16, 3] and record["pixel_ratio"] == 0.25
     upsample(tmp_path / "stored.h5", tmp_path / "upsampled.h5")
     up = read_image_set(tmp_path / "upsampled.h5", image_shape=(32, 32, 3), dtype="float32")

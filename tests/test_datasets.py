@@ -13,7 +13,7 @@ from openml_cache import write_openml_cache
 
 from poolup.artifacts import read_image_set, read_json
 from poolup.cli import main as cli_main
-from poolup.stages import fetch_from_settings
+from poolup.preprocess import fetch
 
 # OpenML's names and ids of the two MNIST-shaped data sets the README names.
 OPENML_SETS = {"fashion-mnist": ("Fashion-MNIST", 40996), "kuzushiji-mnist": ("Kuzushiji-MNIST", 41982)}
@@ -48,7 +48,7 @@ def dataset_entry(name, data_home, **extra):
 @pytest.mark.parametrize("name", OPENML_SETS)
 def test_openml_image_sets_are_read_from_the_cache(name, tmp_path, no_network):
     written = openml_cache(tmp_path / "sklearn")
-    info = fetch_from_settings(tmp_path / "raw.h5", dataset_entry(name, tmp_path / "sklearn", image_shape=[28, 28]))
+    info = fetch(raw=tmp_path / "raw.h5", dataset=dataset_entry(name, tmp_path / "sklearn", image_shape=[28, 28]))
     raw = read_image_set(tmp_path / "raw.h5", image_shape=(28, 28), dtype="uint8")
     np.testing.assert_array_equal(raw.images, written[name][0])
     np.testing.assert_array_equal(raw.labels, written[name][1])
@@ -61,8 +61,9 @@ def test_unknown_openml_name_is_one_line(tmp_path, no_network):
 
     openml_cache(tmp_path / "sklearn")
     with pytest.raises(PoolupError, match="could not fetch 'EMNIST' from OpenML") as error:
-        fetch_from_settings(
-            tmp_path / "raw.h5", {**dataset_entry("fashion-mnist", tmp_path / "sklearn"), "openml_name": "EMNIST"}
+        fetch(
+            raw=tmp_path / "raw.h5",
+            dataset={**dataset_entry("fashion-mnist", tmp_path / "sklearn"), "openml_name": "EMNIST"},
         )
     assert "\n" not in str(error.value) and not (tmp_path / "raw.h5").exists()
 

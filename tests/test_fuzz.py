@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from conftest import write_idx
 
-from poolup import stages
+from poolup import preprocess
 from poolup.artifacts import (
     file_sha256,
     open_h5,
@@ -57,15 +57,13 @@ def labelled_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, size=(n, SIDE, SIDE), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
 
 
-# The file the up-sampling reads: pooled.h5 since the store stage was split.
-POOLED = "pooled.h5" if hasattr(stages, "pool") else "stored.h5"
+# The file the up-sampling reads.
+POOLED = "pooled.h5"
 
 
 def pool_stage(raw: Path, output: Path) -> str:
-    """The stage that reads raw.h5 (``pool`` since the store split; ``store`` before it)."""
-    if hasattr(stages, "pool"):
-        return stages.pool(raw, output, "w2s2", 2, 2)["content_sha256"]
-    return stages.store(raw, output, output.with_suffix(".json"), "w2s2", 2, 2)["stored_sha256"]
+    """The stage that reads raw.h5."""
+    return preprocess.pool(raw, output, "w2s2", 2, 2)["content_sha256"]
 
 
 def h5_content(path: Path) -> dict[str, Any]:
@@ -112,10 +110,10 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
     # A complete results tree, every file written by the library itself.
     tree = base / "results"
     run = tree / "tiny/w2s2/seed0"
-    stages.fetch(tree / "tiny/raw.h5", "npz", str(npz), expected_shape=(SIDE, SIDE))
+    preprocess.fetch_source(tree / "tiny/raw.h5", "npz", str(npz), expected_shape=(SIDE, SIDE))
     pooled = tree / "tiny/w2s2" / POOLED
     pool_stage(tree / "tiny/raw.h5", pooled)
-    stages.upsample(pooled, tree / "tiny/w2s2/upsampled.h5")
+    preprocess.upsample(pooled, tree / "tiny/w2s2/upsampled.h5")
     upsampled = read_image_set(tree / "tiny/w2s2/upsampled.h5")
     n_test = 12
     rng = np.random.default_rng(5)
@@ -170,7 +168,7 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
     def upsample_consumer(path: Path) -> Any:
         out = scratch / "upsampled.h5"
         out.unlink(missing_ok=True)
-        return stages.upsample(path, out)["content_sha256"], h5_content(out)
+        return preprocess.upsample(path, out)["content_sha256"], h5_content(out)
 
     def training_reader(path: Path) -> Any:
         data = read_image_set(path, image_shape=(SIDE, SIDE), dtype="float32")

@@ -21,49 +21,17 @@ from conftest import (
     snakemake_command,
     tiny_config,
 )
+from run_identity import run_outputs
 
-from poolup import stages
+from poolup import preprocess
 from poolup.artifacts import file_sha256, write_json
 from poolup.cli import main as cli_main
-from poolup.training import reproducible
 
 # --- helpers ----------------------------------------------------------------
 
 
 def mtimes(workdir: Path) -> dict[str, int]:
     return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in (workdir / "results").rglob("*") if p.is_file()}
-
-
-def run_outputs(workdir: Path) -> dict[str, object]:
-    """Every artifact's identity, less what legitimately varies between runs.
-
-    Varies, and why: wall-clock timings (``*_seconds``, ``images_per_second``
-    in ``test_metrics.json`` and ``runs.csv``/``summary.csv``/``datasets.csv``; encode and
-    decode times in ``storage_codecs.*``); ``model.keras``
-    archives (Keras stamps the save date; their weights are compared instead);
-    logs and benchmark files. (PDF figures are compared: they carry no creation date.)
-    """
-    identity: dict[str, object] = {}
-    for path in sorted((workdir / "results").rglob("*")):
-        name = str(path.relative_to(workdir))
-        if "logs" in path.parts or "benchmarks" in path.parts or not path.is_file():
-            continue
-        if path.suffix == ".h5":
-            with h5py.File(path) as file:
-                identity[name] = file.attrs["content_sha256"]
-        elif path.name == "test_metrics.json":
-            identity[name] = reproducible(json.loads(path.read_text()))
-        elif path.name in ("runs.csv", "summary.csv", "datasets.csv", "storage_codecs.csv"):
-            import pandas as pd
-
-            frame = pd.read_csv(path)
-            timing = [
-                c for c in frame.columns if "seconds" in c or c == "images_per_second" or c.endswith("_us_per_image")
-            ]
-            identity[name] = frame.drop(columns=timing).to_csv()
-        elif path.suffix in (".csv", ".png", ".pdf", ".md") or path.name == "storage.json":
-            identity[name] = path.read_bytes()
-    return identity
 
 
 # --- kill -9 of a training job ----------------------------------------------
@@ -113,17 +81,17 @@ def test_killed_training_job_is_the_only_one_redone(tiny_run, tmp_path):
 WRITER = """
 import sys
 import numpy as np
-from poolup import stages
-stages.store(sys.argv[1], sys.argv[2], sys.argv[3], "w2s1", 2, 1, "float32", "gzip", 9)
+from poolup import preprocess
+preprocess.pool_and_store(sys.argv[1], sys.argv[2], sys.argv[3], "w2s1", 2, 1, "float32", "gzip", 9)
 """
 
 
 def test_kill_during_store_never_leaves_a_complete_looking_file(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, size=(150_000, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "big.npz", images=images, labels=np.arange(150_000) % 10)
-    from poolup.stages import fetch
+    from poolup.preprocess import fetch_source
 
-    fetch(tmp_path / "raw.h5", "npz", str(tmp_path / "big.npz"), filter_name="none")
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "big.npz"), filter_name="none")
     stored = tmp_path / "stored.h5"
     process = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(tmp_path / "raw.h5"), str(stored), str(tmp_path / "storage.json")]
@@ -244,9 +212,9 @@ def small_tree(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     np.savez(base / "d.npz", images=rng.integers(0, 256, (40, 12, 12), dtype=np.uint8), labels=np.arange(40) % 10)
     tree = base / "results"
-    stages.fetch(tree / "tiny/raw.h5", "npz", str(base / "d.npz"))
-    stages.pool(tree / "tiny/raw.h5", tree / "tiny/w2s2/pooled.h5", "w2s2", 2, 2)
-    stages.upsample(tree / "tiny/w2s2/pooled.h5", tree / "tiny/w2s2/upsampled.h5")
+    preprocess.fetch_source(tree / "tiny/raw.h5", "npz", str(base / "d.npz"))
+    preprocess.pool(tree / "tiny/raw.h5", tree / "tiny/w2s2/pooled.h5", "w2s2", 2, 2)
+    preprocess.upsample(tree / "tiny/w2s2/pooled.h5", tree / "tiny/w2s2/upsampled.h5")
     summary = tree / "tiny/summary"
     summary.mkdir()
     (summary / "runs.csv").write_text("case,seed,macro_f1\nw2s2,0,0.5\n")

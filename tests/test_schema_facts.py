@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from poolup.artifacts import FILTERS
 from poolup.codecs import CODECS
 from poolup.config import load_schema
 from poolup.interpolation import GRIDS, METHODS
 from poolup.sources import SOURCES
+from poolup.storage import FILTERS
 from poolup.training import PRECISIONS, TRAINING_EXECUTION_KEYS
 
 SCHEMA = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")

@@ -167,10 +167,10 @@ def idx_folder(folder, train=None, test=None):
 
 def fetch_refuses(tmp_path, source, path, message):
     """The fetch stage on a hostile source: one-line PoolupError naming the file, and no raw.h5."""
-    from poolup.stages import fetch
+    from poolup.preprocess import fetch_source
 
     with pytest.raises(PoolupError, match=message) as info:
-        fetch(tmp_path / "out" / "raw.h5", source, str(path))
+        fetch_source(tmp_path / "out" / "raw.h5", source, str(path))
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     return str(info.value)

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from poolup.artifacts import read_json, write_h5
 from poolup.errors import PoolupError
-from poolup.stages import fetch, store, upsample
+from poolup.preprocess import fetch_source, pool_and_store, upsample
 from poolup.training import (
     RunPaths,
     TrainSettings,
@@ -34,8 +34,8 @@ FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=5
 @pytest.fixture(scope="module")
 def upsampled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
-    fetch(folder / "raw.h5", "bundled", max_images=600)
-    store(folder / "raw.h5", folder / "stored.h5", folder / "storage.json", "w2s2", 2, 2)
+    fetch_source(folder / "raw.h5", "bundled", max_images=600)
+    pool_and_store(folder / "raw.h5", folder / "stored.h5", folder / "storage.json", "w2s2", 2, 2)
     upsample(folder / "stored.h5", folder / "upsampled.h5")
     return folder / "upsampled.h5"
 

@@ -13,9 +13,10 @@ import pandas as pd
 from scipy import stats
 
 from poolup import stats as paired
-from poolup.artifacts import atomic_path, file_sha256, read_json, write_json
+from poolup.artifacts import read_json, write_csv, write_json, write_manifest, write_text
 from poolup.errors import PoolupError
 from poolup.interpolation import method_order
+from poolup.training import HISTORY_METRICS
 
 PathLike = str | os.PathLike[str]
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
@@ -31,9 +32,6 @@ RUN_COLUMNS: tuple[str, ...] = (
     "images_per_second",
     "threads",
     "device",
-)
-CURVE_METRICS: tuple[str, ...] = tuple(
-    f"{side}_{name}" for side in ("train", "val") for name in ("loss", "accuracy", "precision", "recall", "f1")
 )
 
 
@@ -161,7 +159,7 @@ def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[
     )
 
 
-def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
+def per_class_table(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
     """Per case and class: mean and SD over seeds of test precision, recall and F1."""
     rows = []
     for case in cases:
@@ -181,7 +179,7 @@ def per_class(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def per_class_delta(
+def per_class_delta_table(
     records: Sequence[dict[str, Any]], cases: Sequence[str], baseline: str, confidence: float
 ) -> pd.DataFrame:
     """Per case and class: the paired ΔF1 to the baseline over the shared seeds, with its t-interval.
@@ -263,17 +261,12 @@ def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFram
         grouped = stacked.groupby(level="row")
         frame = longest[["epoch", "step", "progress", "images_seen"]].copy()
         frame.insert(len(frame.columns), "seeds", grouped.size().to_numpy())
-        for metric in CURVE_METRICS:
+        for metric in HISTORY_METRICS:
             frame[f"{metric}_mean"] = grouped[metric].mean().to_numpy()
             frame[f"{metric}_sd"] = grouped[metric].std(ddof=1).to_numpy()
         frame.insert(0, "case", case)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def write_csv(frame: pd.DataFrame, path: PathLike) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def summary_markdown(
@@ -460,84 +453,87 @@ def _geometry_table(others: pd.DataFrame, cell: Callable[[Any], str]) -> list[st
 
 
 def aggregate(
-    metrics_files: Sequence[PathLike],
-    history_files: Sequence[PathLike],
-    storage_files: Sequence[PathLike],
-    outputs: dict[str, PathLike],
+    *,
+    metrics: Sequence[PathLike],
+    history: Sequence[PathLike],
+    storage: Sequence[PathLike],
+    runs: PathLike,
+    summary: PathLike,
+    summary_md: PathLike,
+    result: PathLike,
+    methods_md: PathLike,
+    mean_history: PathLike,
+    per_class: PathLike,
+    per_class_delta: PathLike,
+    confusion: PathLike,
+    manifest: PathLike,
     baseline: str,
     analysis: Mapping[str, Any],
     methods: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Write every summary file from the per-run and per-case artifacts.
+    """Write every summary file from the per-run and per-case artifacts (the ``aggregate`` rule).
 
-    ``history_files`` pairs with ``metrics_files`` run by run (same folder).
-    ``outputs`` names the files (:data:`OUTPUT_NAMES`): ``runs``, ``summary``,
-    ``summary_md``, ``result`` (the paired result as display text),
-    ``methods_md``, ``history``, ``per_class``, ``per_class_delta``,
-    ``confusion``, ``manifest``. ``analysis`` is the config section of that
-    name; ``methods`` maps each case to its interpolation method. Returns the
-    summary table.
+    Inputs: ``metrics`` (each run's ``test_metrics.json``), ``history`` (each
+    run's ``history.csv``, in the same order) and ``storage`` (each case's
+    ``storage.json``). Outputs: ``runs``, ``summary`` (CSV) and ``summary_md``,
+    ``result`` (the paired result as display text), ``methods_md``,
+    ``mean_history`` (learning curves averaged over seeds), ``per_class``,
+    ``per_class_delta``, ``confusion`` and ``manifest`` (every input and output
+    with its sha256). ``analysis`` is the config section of that name;
+    ``methods`` maps each case to its interpolation method. Returns the summary table.
     """
-    runs, records = collect_runs(metrics_files)
-    cases = list(dict.fromkeys(runs["case"]))
-    storage = {record["case"]: record for record in map(read_json, storage_files)}
-    missing = [case for case in cases if case not in storage]
+    run_table, records = collect_runs(metrics)
+    cases = list(dict.fromkeys(run_table["case"]))
+    storage_records = {record["case"]: record for record in map(read_json, storage)}
+    missing = [case for case in cases if case not in storage_records]
     if missing:
         raise PoolupError(f"no storage.json for case {missing[0]}; rerun its store job")
-    if len(history_files) != len(metrics_files):
-        raise PoolupError(f"{len(history_files)} history files for {len(metrics_files)} runs; every run needs both")
+    if len(history) != len(metrics):
+        raise PoolupError(f"{len(history)} history files for {len(metrics)} runs; every run needs both")
     by_case: dict[str, list[PathLike]] = {case: [] for case in cases}
-    for metrics_path, history_path, record in zip(metrics_files, history_files, records):
+    for metrics_path, history_path, record in zip(metrics, history, records):
         if Path(metrics_path).parent != Path(history_path).parent:
             raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
         by_case[record["case"]].append(history_path)
-    summary = summarize(runs, storage, baseline, cases, analysis, methods)
-    deltas = per_class_delta(records, cases, baseline, analysis["confidence"])
-    write_csv(runs, outputs["runs"])
-    write_csv(summary, outputs["summary"])
-    with atomic_path(outputs["summary_md"]) as tmp:
-        Path(tmp).write_text(summary_markdown(summary, baseline, analysis, deltas))
-    with atomic_path(outputs["result"]) as tmp:
-        result_table(summary, baseline, analysis).to_csv(tmp, index=False)
-    with atomic_path(outputs["methods_md"]) as tmp:
-        Path(tmp).write_text(methods_markdown(summary, baseline))
-    write_csv(average_history(by_case), outputs["history"])
-    write_csv(per_class(records, cases), outputs["per_class"])
-    write_csv(deltas, outputs["per_class_delta"])
-    write_json(outputs["confusion"], {"row_normalised_mean": mean_confusion(records, cases)})
+    table = summarize(run_table, storage_records, baseline, cases, analysis, methods)
+    deltas = per_class_delta_table(records, cases, baseline, analysis["confidence"])
+    write_csv(runs, run_table)
+    write_csv(summary, table)
+    write_text(summary_md, summary_markdown(table, baseline, analysis, deltas))
+    write_csv(result, result_table(table, baseline, analysis), float_format=None)
+    write_text(methods_md, methods_markdown(table, baseline))
+    write_csv(mean_history, average_history(by_case))
+    write_csv(per_class, per_class_table(records, cases))
+    write_csv(per_class_delta, deltas)
+    write_json(confusion, {"row_normalised_mean": mean_confusion(records, cases)})
     write_manifest(
-        outputs["manifest"],
-        [*metrics_files, *history_files, *storage_files],
-        [outputs[name] for name in OUTPUT_NAMES if name != "manifest"],
+        manifest,
+        [*metrics, *history, *storage],
+        [runs, summary, summary_md, result, methods_md, mean_history, per_class, per_class_delta, confusion],
+        stage="aggregate",
     )
-    return summary
-
-
-OUTPUT_NAMES: tuple[str, ...] = (
-    "runs",
-    "summary",
-    "summary_md",
-    "result",
-    "methods_md",
-    "history",
-    "per_class",
-    "per_class_delta",
-    "confusion",
-    "manifest",
-)
+    return table
 
 
 def compare_datasets(
-    summary_files: Mapping[str, PathLike], outputs: Mapping[str, PathLike], baseline: str
+    *,
+    summaries: Sequence[PathLike],
+    datasets: Sequence[str],
+    table: PathLike,
+    table_md: PathLike,
+    manifest: PathLike,
+    baseline: str,
 ) -> pd.DataFrame:
-    """One table of every data set's per-case summary, to compare data sets.
+    """One table of every data set's per-case summary, to compare data sets (the ``compare_datasets`` rule).
 
     Parameters
     ----------
-    summary_files : mapping
-        Data set name -> its ``summary.csv``, in the order to list them.
-    outputs : mapping
-        ``summary`` (CSV), ``summary_md`` (Markdown) and ``manifest`` paths.
+    summaries : sequence of path-like
+        Each data set's ``summary.csv``, in the order of ``datasets``.
+    datasets : sequence of str
+        The data sets' names, in the order to list them.
+    table, table_md, manifest : path-like
+        The combined table as CSV and as Markdown, and the manifest of inputs and outputs.
     baseline : str
         The baseline case (column titles).
 
@@ -546,18 +542,19 @@ def compare_datasets(
     pandas.DataFrame
         The per-case summaries with a leading ``dataset`` column.
     """
-    if not summary_files:
+    if not summaries:
         raise PoolupError("no data sets to compare; list at least one under config key 'datasets'")
+    if len(summaries) != len(datasets):
+        raise PoolupError(f"{len(summaries)} summary files for {len(datasets)} data sets; pass one per data set")
     frames = []
-    for name, path in summary_files.items():
+    for name, path in zip(datasets, summaries):
         frame = pd.read_csv(path)
         frame.insert(0, "dataset", name)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
-    write_csv(combined, outputs["summary"])
-    with atomic_path(outputs["summary_md"]) as tmp:
-        Path(tmp).write_text(datasets_markdown(combined, baseline))
-    write_manifest(outputs["manifest"], list(summary_files.values()), [outputs["summary"], outputs["summary_md"]])
+    write_csv(table, combined)
+    write_text(table_md, datasets_markdown(combined, baseline))
+    write_manifest(manifest, list(summaries), [table, table_md], stage="aggregate")
     return combined
 
 
@@ -579,20 +576,3 @@ def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
             f" {row.verdict if isinstance(row.verdict, str) else ''} | {row.seeds} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def write_manifest(path: PathLike, inputs: Sequence[PathLike], outputs: Sequence[PathLike]) -> None:
-    """Record the sha256 of every input and output of the aggregation, by path relative to the manifest."""
-    folder = Path(path).parent
-
-    def relative(target: PathLike) -> str:
-        return os.path.relpath(Path(target).resolve(), folder.resolve())
-
-    write_json(
-        path,
-        {
-            "stage": "aggregate",
-            "inputs": {relative(p): file_sha256(p) for p in inputs},
-            "outputs": {relative(p): file_sha256(p) for p in outputs},
-        },
-    )

@@ -1,4 +1,4 @@
-"""Reading and writing the pipeline's HDF5 and JSON artifacts.
+"""Reading and writing the pipeline's artifacts: every writer, every digest.
 
 Every artifact is written to a temporary name in the same folder and renamed
 into place only when complete, so a killed job never leaves a file that looks
@@ -12,13 +12,14 @@ so a tampered or mismatched input stops the stage that would use it.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import math
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.errors import PoolupError
+from poolup.storage import filter_options, image_chunks
 
-# Images per HDF5 chunk: large enough for good compression, small enough to
-# read a few images cheaply. The same for every file so byte counts compare.
-CHUNK_IMAGES = 1024
 # Rows hashed per step when digesting a dataset, to keep memory bounded.
 _HASH_ROWS = 16384
-FILTERS: tuple[str, ...] = ("none", "gzip", "lzf")
 # HDF5 1.10 file format: superblock v3 and v2 object headers carry checksums of
 # the file's metadata, so a flipped byte there is an error, not a wrong read.
 LIBVER = ("v110", "latest")
@@ -60,31 +58,6 @@ def library_versions() -> dict[str, str]:
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,
     }
-
-
-def filter_options(name: str, level: int | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``h5py.Group.create_dataset`` for a named filter.
-
-    Parameters
-    ----------
-    name : {"none", "gzip", "lzf"}
-        HDF5 filter. ``gzip`` is the portable choice; ``lzf`` is faster and
-        readable wherever h5py is.
-    level : int, optional
-        gzip level 0-9 (ignored by the others).
-    """
-    if name == "none":
-        return {}
-    if name == "gzip":
-        return {"compression": "gzip", "compression_opts": 4 if level is None else int(level), "shuffle": True}
-    if name == "lzf":
-        return {"compression": "lzf", "shuffle": True}
-    raise PoolupError(f"unknown HDF5 filter {name!r}; use one of {', '.join(FILTERS)}")
-
-
-def image_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Chunk shape for an image stack: ``CHUNK_IMAGES`` whole images."""
-    return (max(1, min(CHUNK_IMAGES, shape[0])),) + tuple(shape[1:])
 
 
 @contextlib.contextmanager
@@ -197,6 +170,65 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> str:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return record["content_sha256"]
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file (Markdown) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(path: str | os.PathLike[str], frame: Any, float_format: str | None = "%.6g") -> None:
+    """Write a pandas table as CSV atomically; floats to 6 significant digits unless ``float_format`` says otherwise."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format=float_format)
+
+
+def write_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Write records as CSV with these columns, atomically (Python's own float text, no rounding)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_manifest(
+    path: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    outputs: Sequence[str | os.PathLike[str]],
+    stage: str,
+) -> None:
+    """Record the sha256 of every input and output of a stage, by path relative to the manifest."""
+    folder = Path(path).parent.resolve()
+
+    def relative(target: str | os.PathLike[str]) -> str:
+        return os.path.relpath(Path(target).resolve(), folder)
+
+    write_json(
+        path,
+        {
+            "stage": stage,
+            "inputs": {relative(p): file_sha256(p) for p in inputs},
+            "outputs": {relative(p): file_sha256(p) for p in outputs},
+        },
+    )
+
+
+def write_model(path: str | os.PathLike[str], model: Any) -> None:
+    """Save a Keras model as ``.keras`` atomically (the temporary name keeps the suffix Keras checks)."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+# No creation date in the PDF: a rerun must give the same bytes (PNG has no date to begin with).
+PDF_METADATA = {"CreationDate": None}
+
+
+def write_figure(figure: Any, png: str | os.PathLike[str], pdf: str | os.PathLike[str], dpi: int) -> None:
+    """Save a Matplotlib figure as PNG (at ``dpi``) and PDF (no date: the same bytes on a rerun), atomically."""
+    for path, options in ((png, {"dpi": dpi}), (pdf, {"metadata": PDF_METADATA})):
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **options)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -435,33 +467,6 @@ def decode_attr(value: Any) -> Any:
     return value
 
 
-def stored_bytes(path: str | os.PathLike[str], name: str = "images") -> int:
-    """Bytes that dataset ``name`` really occupies in the file (after filters)."""
-    with h5py.File(path, "r") as file:
-        return int(file[name].id.get_storage_size())
-
-
-def bytes_under_filter(
-    source: h5py.Dataset | NDArray, filter_name: str, level: int | None = None, block: int = 16384
-) -> int:
-    """Bytes ``source`` would occupy as an image dataset under a filter.
-
-    Written block by block to a scratch in-memory HDF5 file with the same
-    chunking as the artifacts, so the figure compares with :func:`stored_bytes`.
-    """
-    with h5py.File(f"poolup-measure-{id(source)}", "w", driver="core", backing_store=False) as file:
-        dataset = file.create_dataset(
-            "images",
-            shape=source.shape,
-            dtype=source.dtype,
-            chunks=image_chunks(source.shape),
-            **filter_options(filter_name, level),
-        )
-        for start in range(0, source.shape[0], block):
-            dataset[start : start + block] = source[start : start + block]
-        return int(dataset.id.get_storage_size())
-
-
 def transform_images(
     source_path: str | os.PathLike[str],
     target_path: str | os.PathLike[str],
@@ -578,6 +583,40 @@ def open_h5(
     return file
 
 
+def image_datasets(
+    file: h5py.File, path: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None, dtype: str | None = None
+) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """The ``images`` and ``labels`` datasets of an open image artifact, after checking their layout (no data read).
+
+    Raises
+    ------
+    PoolupError
+        One line naming the file: a dataset missing, images not (n, h, w[, c]),
+        not of ``image_shape`` or ``dtype``, or not one label per image.
+    """
+    for name in ("images", "labels"):
+        if name not in file or not isinstance(file[name], h5py.Dataset):
+            raise PoolupError(
+                f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it"
+            )
+    images, labels = file["images"], file["labels"]
+    if images.ndim not in (3, 4):
+        raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
+    if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
+        raise PoolupError(
+            f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset "
+            "and case settings"
+        )
+    if dtype is not None and images.dtype != np.dtype(dtype):
+        raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
+    if labels.shape != (images.shape[0],):
+        raise PoolupError(
+            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file "
+            "is inconsistent"
+        )
+    return images, labels
+
+
 def read_image_set(
     path: str | os.PathLike[str],
     image_shape: tuple[int, ...] | None = None,
@@ -607,26 +646,7 @@ def read_image_set(
     """
     with open_h5(path, verify=verify, stage=stage, source_sha256=source_sha256) as file:
         try:
-            for name in ("images", "labels"):
-                if name not in file or not isinstance(file[name], h5py.Dataset):
-                    raise PoolupError(
-                        f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it"
-                    )
-            images, labels = file["images"], file["labels"]
-            if images.ndim not in (3, 4):
-                raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
-            if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
-                raise PoolupError(
-                    f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset "
-                    "and case settings"
-                )
-            if dtype is not None and images.dtype != np.dtype(dtype):
-                raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
-            if labels.shape != (images.shape[0],):
-                raise PoolupError(
-                    f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; the file "
-                    "is inconsistent"
-                )
+            images, labels = image_datasets(file, path, image_shape, dtype)
             image_array, label_array = images[()], labels[()]
             attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
         except H5_ERRORS:

@@ -19,8 +19,9 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import image_chunks, open_h5, write_json
+from poolup.artifacts import open_h5, read_json, write_csv, write_json
 from poolup.errors import PoolupError
+from poolup.storage import image_chunks
 
 CODECS: tuple[str, ...] = ("hdf5-gzip", "hdf5-lzf", "hdf5-zstd", "hdf5-blosc-zstd", "png", "webp")
 
@@ -93,19 +94,19 @@ def measure_codec(images: NDArray, codec: str) -> tuple[int, float, float]:
 
 def measure_case(
     raw: str | os.PathLike[str],
-    stored: str | os.PathLike[str],
-    output: str | os.PathLike[str],
+    pooled: str | os.PathLike[str],
+    storage_codecs: str | os.PathLike[str],
     codecs: Sequence[str] = CODECS,
     sample: int = 2000,
     random_state: int = 0,
 ) -> list[dict[str, Any]]:
-    """Measure one case's stored images and the raw images under each codec; write JSON.
+    """Measure one case's stored images and the raw images under each codec; write JSON (the ``codecs`` rule).
 
     Parameters
     ----------
-    raw, stored : path-like
-        ``raw.h5`` and the case's ``pooled.h5`` (``stored.h5`` holds the same images).
-    output : path-like
+    raw, pooled : path-like
+        ``raw.h5`` and the case's ``pooled.h5`` (the pixels it stores; ``stored.h5`` holds the same images).
+    storage_codecs : path-like
         ``storage_codecs.json``.
     codecs : sequence of str
         Which codecs (see ``CODECS``).
@@ -113,7 +114,7 @@ def measure_case(
         Images (a seeded random sample, the same for raw and stored) for the
         per-image file codecs PNG and WebP.
     """
-    with open_h5(raw) as r, open_h5(stored) as s:
+    with open_h5(raw, stage="fetch") as r, open_h5(pooled, stage=("pool", "store")) as s:
         raw_images, stored_images = r["images"][()], s["images"][()]
         case = str(s.attrs.get("case", ""))
         source = str(s.attrs.get("content_sha256", ""))
@@ -140,16 +141,15 @@ def measure_case(
                 "decode_us_per_image": 1e6 * decode / count,
             }
         )
-    write_json(output, {"case": case, "source_sha256": source, "codecs": records})
+    write_json(storage_codecs, {"case": case, "source_sha256": source, "codecs": records})
     return records
 
 
-def codec_table(files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> None:
-    """One row per case and codec from the cases' ``storage_codecs.json``, as CSV."""
+def codec_table(storage_codecs: Sequence[str | os.PathLike[str]], table: str | os.PathLike[str]) -> None:
+    """One row per case and codec from the cases' ``storage_codecs.json``, as CSV (the ``codec_table`` rule)."""
     import pandas as pd
 
-    from poolup.aggregate import write_csv
-    from poolup.artifacts import read_json
-
-    rows = [{"case": record["case"], **entry} for record in map(read_json, files) for entry in record["codecs"]]
-    write_csv(pd.DataFrame(rows), output)
+    rows = [
+        {"case": record["case"], **entry} for record in map(read_json, storage_codecs) for entry in record["codecs"]
+    ]
+    write_csv(table, pd.DataFrame(rows))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from poolup import stats  # noqa: E402
-from poolup.artifacts import atomic_path, open_h5, read_json  # noqa: E402
+from poolup.artifacts import open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
 
@@ -36,14 +36,8 @@ def case_colours(cases: Sequence[str]) -> dict[str, Any]:
     return {case: palette[i % len(palette)] for i, case in enumerate(cases)}
 
 
-# No creation date in the PDF: a rerun must give the same bytes (PNG has no date to begin with).
-PDF_METADATA = {"CreationDate": None}
-
-
 def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
-    for path, options in ((png, {"dpi": dpi}), (pdf, {"metadata": PDF_METADATA})):
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **options)
+    write_figure(figure, png, pdf, dpi)
     plt.close(figure)
 
 
@@ -87,7 +81,7 @@ def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dp
 
 def plot_preprocessing(
     raw: PathLike,
-    stored: PathLike,
+    pooled: PathLike,
     upsampled: PathLike,
     label: str,
     png: PathLike,
@@ -96,7 +90,7 @@ def plot_preprocessing(
     dpi: int,
 ) -> None:
     """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled."""
-    with open_h5(raw) as r, open_h5(stored) as s, open_h5(upsampled) as u:
+    with open_h5(raw) as r, open_h5(pooled) as s, open_h5(upsampled) as u:
         chosen = np.sort(example_indices(r["labels"][()], examples))
         rows = [
             ("original", r["images"][chosen]),
@@ -311,7 +305,7 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     _save(figure, png, pdf, dpi)
 
 
-def plot_confusion_diff(
+def plot_confusion(
     confusion: PathLike, baseline: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Beyond the paper: each case's confusion matrix minus the baseline's (percentage points of each true class)."""
@@ -501,38 +495,3 @@ def plot_per_class_delta(
     """Heatmap of the per-class paired ΔF1 (:func:`per_class_delta_figure`) from ``per_class_delta.csv``."""
     frame = pd.read_csv(per_class_delta)
     _save(per_class_delta_figure(frame, labels, confidence), png, pdf, dpi)
-
-
-def draw(
-    rule: str,
-    inputs: Mapping[str, Any],
-    outputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    wildcards: Mapping[str, str],
-) -> None:
-    """Draw the figure of a workflow rule (the one place that maps rules to figures)."""
-    common = {"png": outputs["png"], "pdf": outputs["pdf"], "dpi": params["plots"]["dpi"]}
-    labels = params.get("labels", {})
-    figures: dict[str, Callable[[], None]] = {
-        "plot_examples": lambda: plot_examples(inputs["raw"], examples=params["plots"]["examples"], **common),
-        "plot_preprocessing": lambda: plot_preprocessing(
-            inputs["raw"],
-            inputs["stored"],
-            inputs["upsampled"],
-            params["label"],
-            examples=params["plots"]["examples"],
-            **common,
-        ),
-        "plot_curves": lambda: plot_curves(inputs["history"], wildcards["metric"], labels, **common),
-        "plot_per_class": lambda: plot_per_class(inputs["per_class"], wildcards["metric"], labels, **common),
-        "plot_tradeoff": lambda: plot_tradeoff(inputs["summary"], inputs["codecs"], labels, **common),
-        "plot_methods": lambda: plot_methods(inputs["summary"], params["baseline"], **common),
-        "plot_confusion": lambda: plot_confusion_diff(inputs["confusion"], params["baseline"], labels, **common),
-        "plot_forest": lambda: plot_forest(inputs["summary"], params["baseline"], labels, params["analysis"], **common),
-        "plot_per_class_delta": lambda: plot_per_class_delta(
-            inputs["per_class_delta"], labels, params["confidence"], **common
-        ),
-    }
-    if rule not in figures:
-        raise PoolupError(f"no figure for rule {rule!r}")
-    figures[rule]()

@@ -14,10 +14,10 @@ accumulated inside that graph, so they cost nothing extra.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import atomic_path, file_sha256, library_versions, read_image_set, write_h5, write_json
+from poolup.artifacts import (
+    file_sha256,
+    library_versions,
+    read_image_set,
+    write_h5,
+    write_json,
+    write_model,
+    write_rows,
+)
 from poolup.errors import PoolupError
 from poolup.metrics import classification_report, confusion, macro_scores
 
@@ -348,22 +356,11 @@ def _evaluate(probabilities: NDArray, labels: NDArray, n_classes: int) -> dict[s
     return {"loss": float(-np.log(picked).mean()), **scores}
 
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "step",
-    "progress",
-    "images_seen",
-    "train_loss",
-    "train_accuracy",
-    "train_precision",
-    "train_recall",
-    "train_f1",
-    "val_loss",
-    "val_accuracy",
-    "val_precision",
-    "val_recall",
-    "val_f1",
+# The learning-curve metrics of history.csv, on the training batches and on the fixed held-out sample.
+HISTORY_METRICS: tuple[str, ...] = tuple(
+    f"{side}_{name}" for side in ("train", "val") for name in ("loss", "accuracy", "precision", "recall", "f1")
 )
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "step", "progress", "images_seen", *HISTORY_METRICS)
 
 
 class Clock:
@@ -570,9 +567,8 @@ def write_run_files(
         },
         {"stage": "train", "case": case, "seed": run.seed, "source_sha256": data.source_sha256},
     )
-    _write_history(paths.history, result.history)
-    with atomic_path(paths.model) as tmp:
-        trainer.model.save(tmp)
+    write_rows(paths.history, result.history, HISTORY_COLUMNS)
+    write_model(paths.model, trainer.model)
     return {
         Path(paths.predictions).name: predictions_sha,
         Path(paths.history).name: file_sha256(paths.history),
@@ -749,6 +745,44 @@ def train_seeds(
     return records
 
 
+# The folder of one run's files: results/{dataset}/{case}/seed{seed}/ (rules/train.smk).
+RUN_FOLDER = re.compile(r"seed(\d+)")
+
+
+def seed_of(path: str | os.PathLike[str]) -> int:
+    """The seed of a run's file, read from its folder name ``seed{n}``."""
+    match = RUN_FOLDER.fullmatch(Path(path).parent.name)
+    if match is None:
+        raise PoolupError(
+            f"{path}: not in a run folder named seed<number>; the train rule writes each seed's files there"
+        )
+    return int(match.group(1))
+
+
+def train(
+    *,
+    upsampled: str | os.PathLike[str],
+    model: Sequence[str],
+    history: Sequence[str],
+    metrics: Sequence[str],
+    predictions: Sequence[str],
+    case: str,
+    training: dict[str, Any],
+    image_shape: Sequence[int],
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """The training rule: :func:`train_seeds` for the seeds whose files the rule writes.
+
+    ``model``, ``history``, ``metrics`` and ``predictions`` list each seed's
+    files, in the same order, each in its folder ``seed{n}``: the seeds come
+    from there, not from a parameter, so a new ``seeds_per_job`` (other jobs,
+    the same runs) reruns nothing. ``training`` is the config section.
+    """
+    run_files = [RunPaths(*files) for files in zip(model, history, metrics, predictions, strict=True)]
+    runs = {seed_of(paths.metrics): paths for paths in run_files}
+    return train_seeds(upsampled, runs, case, TrainSettings.from_config(training), tuple(image_shape), threads)
+
+
 def train_run(
     upsampled: str | os.PathLike[str],
     paths: RunPaths,
@@ -776,13 +810,6 @@ def reproducible(metrics: dict[str, Any]) -> dict[str, Any]:
     if "outputs" in kept:
         kept["outputs"] = {name: digest for name, digest in kept["outputs"].items() if not name.endswith(".keras")}
     return kept
-
-
-def _write_history(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:

@@ -2,10 +2,11 @@ from poolup.codecs import measure_case
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    settings = snakemake.params.codecs
-    log.info(
-        "%s",
-        measure_case(
-            snakemake.input.raw, snakemake.input.pooled, snakemake.output.codecs, settings["names"], settings["sample"]
-        ),
+    records = measure_case(
+        raw=snakemake.input.raw,
+        pooled=snakemake.input.pooled,
+        storage_codecs=snakemake.output.storage_codecs,
+        codecs=snakemake.params.codecs["names"],
+        sample=snakemake.params.codecs["sample"],
     )
+    log.info("%s", records)

@@ -1,5 +1,5 @@
-from poolup import stages
+from poolup import preprocess
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    log.info("%s", stages.fetch_from_settings(snakemake.output.raw, snakemake.params.dataset))
+    log.info("%s", preprocess.fetch(raw=snakemake.output.raw, dataset=snakemake.params.dataset))

@@ -1,16 +1,13 @@
-from poolup import stages
+from poolup import preprocess
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    params = snakemake.params
-    log.info(
-        "%s",
-        stages.pool(
-            snakemake.input.raw,
-            snakemake.output.pooled,
-            snakemake.wildcards.case,
-            params.window,
-            params.stride,
-            params.dtype,
-        ),
+    record = preprocess.pool(
+        raw=snakemake.input.raw,
+        pooled=snakemake.output.pooled,
+        case=snakemake.wildcards.case,
+        window=snakemake.params.window,
+        stride=snakemake.params.stride,
+        dtype=snakemake.params.dtype,
     )
+    log.info("%s", record)

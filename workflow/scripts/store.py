@@ -1,14 +1,12 @@
-from poolup import stages
+from poolup import preprocess
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    encoding = snakemake.params.encoding
-    record = stages.store_pooled(
-        snakemake.input.pooled,
-        snakemake.input.raw,
-        snakemake.output.stored,
-        snakemake.output.storage,
-        filter_name=encoding["filter"],
-        level=encoding["level"],
+    record = preprocess.store(
+        pooled=snakemake.input.pooled,
+        raw=snakemake.input.raw,
+        stored=snakemake.output.stored,
+        storage=snakemake.output.storage,
+        encoding=snakemake.params.encoding,
     )
     log.info("%s", record)

@@ -1,21 +1,19 @@
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
 
 from poolup.scripting import logged_job
-from poolup.training import RunPaths, TrainSettings, train_seeds
+from poolup.training import train
 
 with logged_job(snakemake):
-    out = snakemake.output
-    train_seeds(
-        snakemake.input.upsampled,
-        {
-            int(Path(paths.metrics).parent.name.removeprefix("seed")): paths  # .../seed{seed}/test_metrics.json
-            for paths in map(RunPaths, out.model, out.history, out.metrics, out.predictions)
-        },
+    train(
+        upsampled=snakemake.input.upsampled,
+        model=snakemake.output.model,
+        history=snakemake.output.history,
+        metrics=snakemake.output.metrics,
+        predictions=snakemake.output.predictions,
         case=snakemake.wildcards.case,
-        settings=TrainSettings.from_config(snakemake.params.training),
-        image_shape=tuple(snakemake.params.image_shape),
+        training=snakemake.params.training,
+        image_shape=snakemake.params.image_shape,
         threads=snakemake.threads,
     )

@@ -1,10 +1,11 @@
-from poolup import stages
+from poolup import preprocess
 from poolup.scripting import logged_job
 
 with logged_job(snakemake) as log:
-    log.info(
-        "%s",
-        stages.upsample(
-            snakemake.input.pooled, snakemake.output.upsampled, snakemake.params.method, snakemake.params.grid
-        ),
+    record = preprocess.upsample(
+        pooled=snakemake.input.pooled,
+        upsampled=snakemake.output.upsampled,
+        method=snakemake.params.method,
+        grid=snakemake.params.grid,
     )
+    log.info("%s", record)

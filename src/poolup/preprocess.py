@@ -1,12 +1,15 @@
-"""The preprocessing stages as plain functions: fetch, pool, store, upsample.
+"""The preprocessing rules (``rules/preprocess.smk``) as plain functions: fetch, pool, store, upsample.
 
-Each reads its inputs, writes one artifact atomically and returns a small
-record of what it did. The workflow's scripts call these; so can anyone else.
+Each function is named after its rule and takes the rule's inputs, outputs
+and parameters as keyword arguments of the same names; it writes its
+artifacts atomically and returns a small record of what it did. The
+workflow's scripts call these; so can anyone else.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -15,9 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.artifacts import (
-    bytes_under_filter,
     decode_attr,
-    filter_options,
+    image_datasets,
     library_versions,
     open_h5,
     transform_images,
@@ -28,12 +30,13 @@ from poolup.errors import PoolupError
 from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, quantize
 from poolup.sources import load_source, subsample
+from poolup.storage import bytes_under_filter, filter_options
 
 PathLike = str | os.PathLike[str]
 
 
-def fetch(
-    output: PathLike,
+def fetch_source(
+    raw: PathLike,
     source: str,
     path: str | None = None,
     openml_name: str = "mnist_784",
@@ -48,7 +51,7 @@ def fetch(
 
     Parameters
     ----------
-    output : path-like
+    raw : path-like
         The ``raw.h5`` to write: ``images`` (n, h, w[, c]) uint8 and
         ``labels`` (n,) uint8.
     source, path, openml_name, data_home
@@ -89,7 +92,7 @@ def fetch(
         "filter_level": level,
         "versions": library_versions(),
     }
-    digest = write_h5(output, {"images": images, "labels": labels}, attrs, filter_name, level)
+    digest = write_h5(raw, {"images": images, "labels": labels}, attrs, filter_name, level)
     return {
         "n_images": images.shape[0],
         "image_shape": images.shape[1:],
@@ -99,21 +102,10 @@ def fetch(
 
 
 def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
-    """Image shape, count and checksum of a ``raw.h5``, with checks."""
+    """Image shape, count and checksum of a ``raw.h5`` (its digest and layout checked)."""
     with open_h5(raw) as file:
-        for name in ("images", "labels"):
-            if name not in file:
-                raise PoolupError(f"{raw}: no '{name}' dataset; rerun the fetch stage")
-        images = file["images"]
-        if images.ndim not in (3, 4) or images.dtype != np.uint8:
-            raise PoolupError(
-                f"{raw}: images are {images.dtype} {images.shape}, expected uint8 (n, h, w[, c]); rerun the fetch stage"
-            )
-        if file["labels"].shape != (images.shape[0],):
-            raise PoolupError(
-                f"{raw}: {file['labels'].shape} labels for {images.shape[0]} images; rerun the fetch stage"
-            )
-        return tuple(images.shape[1:]), int(images.shape[0]), str(file.attrs.get("content_sha256", ""))
+        images, _ = image_datasets(file, raw, dtype="uint8")
+        return tuple(images.shape[1:]), int(images.shape[0]), str(decode_attr(file.attrs["content_sha256"]))
 
 
 # pooled.h5 holds the pooled pixels in one fixed encoding, whatever the storage
@@ -124,7 +116,7 @@ POOLED_FILTER, POOLED_LEVEL = "gzip", 4
 
 def pool(
     raw: PathLike,
-    output: PathLike,
+    pooled: PathLike,
     case: str,
     window: int,
     stride: int,
@@ -136,7 +128,7 @@ def pool(
     ----------
     raw : path-like
         ``raw.h5`` from :func:`fetch`.
-    output : path-like
+    pooled : path-like
         ``pooled.h5``: pooled ``images`` in ``dtype`` and ``labels``, in the
         fixed encoding ``POOLED_FILTER``/``POOLED_LEVEL``.
     case : str
@@ -153,17 +145,16 @@ def pool(
         The pooled shape and the content checksum.
     """
     attrs = _pooled_attrs(raw, case, window, stride, dtype, POOLED_FILTER, POOLED_LEVEL, stage="pool")
-    digest = _write_pooled(raw, output, attrs, POOLED_FILTER, POOLED_LEVEL)
+    digest = _write_pooled(raw, pooled, attrs, POOLED_FILTER, POOLED_LEVEL)
     return {"stored_shape": attrs["stored_shape"], "content_sha256": digest}
 
 
-def store_pooled(
+def store(
     pooled: PathLike,
     raw: PathLike,
-    output: PathLike,
-    summary: PathLike,
-    filter_name: str = "gzip",
-    level: int | None = 4,
+    stored: PathLike,
+    storage: PathLike,
+    encoding: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Write the pooled images as they would sit on disk and measure their bytes.
 
@@ -174,19 +165,21 @@ def store_pooled(
     raw : path-like
         ``raw.h5`` the pooled images were made from; its images are measured
         under the same filter, so the byte ratio compares like with like.
-    output : path-like
+    stored : path-like
         ``stored.h5``: the same images, labels and settings as ``pooled``
         under ``filter_name``/``level``; its ``source_sha256`` is pooled's.
-    summary : path-like
+    storage : path-like
         ``storage.json``: the per-case storage record for aggregation.
-    filter_name, level
-        HDF5 filter of the stored images.
+    encoding : mapping
+        How ``stored.h5`` holds the images: ``filter`` (``none``, ``gzip`` or
+        ``lzf``) and ``level`` (gzip's level; None for the others).
 
     Returns
     -------
     dict
-        The storage record also written to ``summary``.
+        The storage record also written to ``storage``.
     """
+    filter_name, level = encoding["filter"], encoding["level"]
     filter_options(filter_name, level)  # reject an unknown filter before any work
     with open_h5(pooled, stage="pool") as file:
         attrs = {key: decode_attr(value) for key, value in file.attrs.items() if key != "content_sha256"}
@@ -206,8 +199,8 @@ def store_pooled(
     )
     return _write_stored(
         raw,
-        output,
-        summary,
+        stored,
+        storage,
         attrs,
         lambda tmp, annotate: transform_images(
             pooled,
@@ -224,10 +217,10 @@ def store_pooled(
     )
 
 
-def store(
+def pool_and_store(
     raw: PathLike,
-    output: PathLike,
-    summary: PathLike,
+    stored: PathLike,
+    storage: PathLike,
     case: str,
     window: int,
     stride: int,
@@ -235,19 +228,18 @@ def store(
     filter_name: str = "gzip",
     level: int | None = 4,
 ) -> dict[str, Any]:
-    """:func:`pool` and :func:`store_pooled` in one step, without a ``pooled.h5`` between.
+    """:func:`pool` and :func:`store` in one step, without a ``pooled.h5`` between.
 
     For scripts and tests that want the stored file directly (its
     ``source_sha256`` is raw's); the workflow runs the two stages as separate
-    rules (see ``POOLED_FILTER``). Parameters as those two functions;
-    ``output`` is ``stored.h5`` and ``summary`` ``storage.json``.
+    rules (see ``POOLED_FILTER``). Parameters as those two functions.
     """
     filter_options(filter_name, level)
     attrs = _pooled_attrs(raw, case, window, stride, dtype, filter_name, level, stage="store")
     return _write_stored(
         raw,
-        output,
-        summary,
+        stored,
+        storage,
         attrs,
         lambda tmp, annotate: _write_pooled(
             raw,
@@ -308,7 +300,7 @@ def _write_pooled(
 
 
 def _write_stored(
-    raw: PathLike, output: PathLike, summary: PathLike, attrs: dict[str, Any], write: Any
+    raw: PathLike, stored: PathLike, storage: PathLike, attrs: dict[str, Any], write: Any
 ) -> dict[str, Any]:
     """Write ``stored.h5`` with ``write(path, annotate)``, recording its bytes on disk, then ``storage.json``.
 
@@ -326,7 +318,7 @@ def _write_stored(
         measured["stored_bytes"] = int(target["images"].id.get_storage_size())
         return {"stored_bytes": measured["stored_bytes"], "raw_bytes_same_filter": raw_bytes}
 
-    digest = write(output, annotate)
+    digest = write(stored, annotate)
     image_bytes, stored_shape = measured["stored_bytes"], attrs["stored_shape"]
     record = {
         **{key: attrs[key] for key in ("case", "window", "stride", "dtype", "filter", "filter_level")},
@@ -343,7 +335,7 @@ def _write_stored(
         "stored_sha256": digest,
         "source_sha256": raw_sha,
     }
-    write_json(summary, record)
+    write_json(storage, record)
     return record
 
 
@@ -356,8 +348,8 @@ def _pool_block(block: NDArray, window: int, stride: int, dtype: str) -> NDArray
 
 
 def upsample(
-    stored: PathLike,
-    output: PathLike,
+    pooled: PathLike,
+    upsampled: PathLike,
     method: str = "linear",
     grid: str = "corners",
 ) -> dict[str, Any]:
@@ -365,10 +357,10 @@ def upsample(
 
     Parameters
     ----------
-    stored : path-like
+    pooled : path-like
         ``pooled.h5`` from :func:`pool` (or ``stored.h5``, which holds the
         same images and attributes).
-    output : path-like
+    upsampled : path-like
         ``upsampled.h5``: float32 ``images`` at the original shape, ``labels``.
     method : {"nearest", "area", "linear", "cubic", "lanczos"}
         Interpolation; linear as in the paper.
@@ -383,16 +375,16 @@ def upsample(
     """
     if method not in METHODS:
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
-    with open_h5(stored) as file:
+    with open_h5(pooled) as file:
         if "images" not in file or "labels" not in file:
-            raise PoolupError(f"{stored}: no images/labels datasets; rerun the pool stage")
+            raise PoolupError(f"{pooled}: no images/labels datasets; rerun the pool stage")
         attrs = dict(file.attrs)
         missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
         if missing:
-            raise PoolupError(f"{stored}: attributes {missing} missing; it was not written by the pool stage, rerun it")
+            raise PoolupError(f"{pooled}: attributes {missing} missing; it was not written by the pool stage, rerun it")
         window, stride = int(attrs["window"]), int(attrs["stride"])
         original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
-        stored_sha = str(attrs.get("content_sha256", ""))
+        pooled_sha = str(attrs.get("content_sha256", ""))
     interpolate = partial(
         upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method
     )
@@ -403,12 +395,12 @@ def upsample(
         "grid": effective_grid(method, grid),
         "window": window,
         "stride": stride,
-        "source_sha256": stored_sha,
+        "source_sha256": pooled_sha,
         "versions": library_versions(),
     }
     # Up-sampled arrays are an intermediate that training reads whole: no
     # compression filter (float32 interpolants barely compress, and it is slow).
-    digest = transform_images(stored, output, interpolate, original, "float32", out_attrs)
+    digest = transform_images(pooled, upsampled, interpolate, original, "float32", out_attrs)
     return {"image_shape": original, "content_sha256": digest}
 
 
@@ -429,19 +421,19 @@ _FETCH_KEYS = ("source", "image_shape", "max_images", "subset_seed")
 
 
 def fetch_settings(dataset: dict[str, Any]) -> dict[str, Any]:
-    """The part of a ``datasets`` entry that :func:`fetch_from_settings` reads for its source."""
+    """The part of a ``datasets`` entry that :func:`fetch` reads for its source."""
     keys = _FETCH_KEYS + _SOURCE_KEYS.get(dataset.get("source", ""), ())
     return {key: dataset[key] for key in keys if key in dataset}
 
 
-def fetch_from_settings(output: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
-    """:func:`fetch` driven by one entry of the config's ``datasets`` list.
+def fetch(*, raw: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
+    """The fetch rule: :func:`fetch_source` driven by one entry of the config's ``datasets`` list.
 
     Also checks that the images have the configured ``image_shape``, which
     the config validation used to check the cases; a mismatch leaves no file.
     """
-    return fetch(
-        output,
+    return fetch_source(
+        raw,
         source=dataset["source"],
         path=dataset.get("path"),
         openml_name=dataset.get("openml_name", "mnist_784"),

@@ -1,0 +1,14 @@
+from poolup.plots import plot_preprocessing
+from poolup.scripting import logged_job
+
+with logged_job(snakemake):
+    plot_preprocessing(
+        raw=snakemake.input.raw,
+        pooled=snakemake.input.pooled,
+        upsampled=snakemake.input.upsampled,
+        label=snakemake.params.label,
+        examples=snakemake.params.plots["examples"],
+        png=snakemake.output.png,
+        pdf=snakemake.output.pdf,
+        dpi=snakemake.params.plots["dpi"],
+    )

@@ -1,0 +1,12 @@
+from poolup.plots import plot_tradeoff
+from poolup.scripting import logged_job
+
+with logged_job(snakemake):
+    plot_tradeoff(
+        summary=snakemake.input.summary,
+        codecs=snakemake.input.codecs,
+        labels=snakemake.params.labels,
+        png=snakemake.output.png,
+        pdf=snakemake.output.pdf,
+        dpi=snakemake.params.plots["dpi"],
+    )
