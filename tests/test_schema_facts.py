@@ -6,6 +6,7 @@ such copy equals the schema's enum, so that an option added to one place and not
 other fails here rather than in a job.
 """
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,14 @@ def test_a_case_accepts_the_same_methods_as_the_default():
 
 def test_execution_keys_are_training_settings_of_the_schema():
     assert set(TRAINING_EXECUTION_KEYS) <= set(PROPERTIES["training"]["properties"])
+
+
+def test_fetch_defaults_equal_the_schema_defaults():
+    """A datasets[] key left out of the entry takes fetch_source's default: the schema's."""
+    from poolup.preprocess import _SOURCE_SETTINGS, fetch_source
+
+    items = PROPERTIES["datasets"]["items"]["properties"]
+    parameters = inspect.signature(fetch_source).parameters
+    defaults = {key: parameters[key].default for key in _SOURCE_SETTINGS if key != "source"}
+    assert defaults == {key: items[key]["default"] for key in defaults}
+    assert parameters["source"].default is inspect.Parameter.empty  # required: the schema's default is applied first

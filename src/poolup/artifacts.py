@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from poolup.errors import PoolupError
 from poolup.storage import filter_options, image_chunks
 
-# Rows hashed per step when digesting a dataset, to keep memory bounded.
+# Rows hashed per step when digesting an HDF5 dataset, to keep memory bounded.
 _HASH_ROWS = 16384
 # HDF5 1.10 file format: superblock v3 and v2 object headers carry checksums of
 # the file's metadata, so a flipped byte there is an error, not a wrong read.
@@ -325,18 +325,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def dataset_digest(hasher: Any, name: str, dataset: h5py.Dataset | NDArray) -> None:
-    """Feed one dataset's name, dtype, shape and bytes into ``hasher``."""
-    hasher.update(f"{name}|{np.dtype(dataset.dtype).str}|{tuple(dataset.shape)}|".encode())
-    if len(dataset.shape) == 0:
-        hasher.update(np.ascontiguousarray(dataset[()]).tobytes())
+def array_digest(hasher: Any, name: str, array: h5py.Dataset | NDArray) -> None:
+    """Feed one HDF5 dataset's (or array's) name, dtype, shape and bytes into ``hasher``."""
+    hasher.update(f"{name}|{np.dtype(array.dtype).str}|{tuple(array.shape)}|".encode())
+    if len(array.shape) == 0:
+        hasher.update(np.ascontiguousarray(array[()]).tobytes())
         return
-    for start in range(0, dataset.shape[0], _HASH_ROWS):
-        hasher.update(np.ascontiguousarray(dataset[start : start + _HASH_ROWS]).tobytes())
+    for start in range(0, array.shape[0], _HASH_ROWS):
+        hasher.update(np.ascontiguousarray(array[start : start + _HASH_ROWS]).tobytes())
 
 
 def content_sha256(file: h5py.File) -> str:
-    """Digest of every dataset (sorted by name) and every file attribute of ``file``.
+    """Digest of every HDF5 dataset (sorted by name) and every file attribute of ``file``.
 
     Attributes count by name and decoded value (so a window, stride, shape or
     method edited in place changes the digest), except ``content_sha256``
@@ -346,7 +346,7 @@ def content_sha256(file: h5py.File) -> str:
     file.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     hasher = hashlib.sha256()
     for name in sorted(names):
-        dataset_digest(hasher, name, file[name])
+        array_digest(hasher, name, file[name])
     for key in sorted(file.attrs):
         if key != "content_sha256":
             value = json.dumps(
@@ -380,26 +380,26 @@ def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
 
 def write_h5(
     path: str | os.PathLike[str],
-    datasets: Mapping[str, NDArray],
+    arrays: Mapping[str, NDArray],
     attrs: Mapping[str, Any],
     filter_name: str = "none",
     level: int | None = None,
-    image_datasets: tuple[str, ...] = ("images",),
+    image_arrays: tuple[str, ...] = ("images",),
 ) -> str:
-    """Write datasets and attributes to an HDF5 file atomically.
+    """Write arrays (as HDF5 datasets) and attributes to an HDF5 file atomically.
 
     Parameters
     ----------
     path : path-like
         Final file name.
-    datasets : mapping of name to ndarray
-        Arrays to store. Those named in ``image_datasets`` are chunked by whole
+    arrays : mapping of name to ndarray
+        Arrays to store. Those named in ``image_arrays`` are chunked by whole
         images and use the filter; the rest are stored contiguous.
     attrs : mapping
         File attributes (see :func:`encode_attr`): numbers and lists of
         numbers or strings as native HDF5 values, dicts as JSON text.
     filter_name, level : str, int
-        HDF5 filter for the image datasets (see :func:`filter_options`).
+        HDF5 filter for the image arrays (see :func:`poolup.storage.filter_options`).
 
     Returns
     -------
@@ -408,9 +408,9 @@ def write_h5(
     """
     options = filter_options(filter_name, level)
     with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as file:
-        for name, array in datasets.items():
+        for name, array in arrays.items():
             array = np.asarray(array)
-            if name in image_datasets and array.ndim >= 2 and array.shape[0] > 0:
+            if name in image_arrays and array.ndim >= 2 and array.shape[0] > 0:
                 file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options)
             else:
                 file.create_dataset(name, data=array)
@@ -549,7 +549,7 @@ def open_h5(
         The artifact.
     verify : bool
         Check that the recorded ``content_sha256`` holds (it covers every
-        dataset and attribute). False only to display a file as it is.
+        HDF5 dataset and attribute). False only to display a file as it is.
     stage : str or tuple of str, optional
         The file's ``stage`` attribute must be (one of) this.
     source_sha256 : str, optional
@@ -583,7 +583,7 @@ def open_h5(
     return file
 
 
-def image_datasets(
+def image_arrays(
     file: h5py.File, path: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None, dtype: str | None = None
 ) -> tuple[h5py.Dataset, h5py.Dataset]:
     """The ``images`` and ``labels`` datasets of an open image artifact, after checking their layout (no data read).
@@ -591,7 +591,7 @@ def image_datasets(
     Raises
     ------
     PoolupError
-        One line naming the file: a dataset missing, images not (n, h, w[, c]),
+        One line naming the file: an HDF5 dataset missing, images not (n, h, w[, c]),
         not of ``image_shape`` or ``dtype``, or not one label per image.
     """
     for name in ("images", "labels"):
@@ -604,8 +604,8 @@ def image_datasets(
         raise PoolupError(f"{path}: 'images' has shape {images.shape}, expected (n, height, width[, channels])")
     if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
         raise PoolupError(
-            f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the dataset "
-            "and case settings"
+            f"{path}: images are {tuple(images.shape[1:])}, expected {tuple(image_shape)}; check the data set's "
+            "image_shape and the case settings"
         )
     if dtype is not None and images.dtype != np.dtype(dtype):
         raise PoolupError(f"{path}: 'images' has dtype {images.dtype}, expected {dtype}")
@@ -646,7 +646,7 @@ def read_image_set(
     """
     with open_h5(path, verify=verify, stage=stage, source_sha256=source_sha256) as file:
         try:
-            images, labels = image_datasets(file, path, image_shape, dtype)
+            images, labels = image_arrays(file, path, image_shape, dtype)
             image_array, label_array = images[()], labels[()]
             attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
         except H5_ERRORS:
@@ -671,7 +671,7 @@ def check_labels(labels: NDArray, where: str, n_classes: int = 256) -> NDArray[n
     if labels.ndim != 1:
         raise PoolupError(f"{where}: labels have shape {labels.shape}, expected one label per image")
     if labels.size == 0:
-        raise PoolupError(f"{where}: no labels; the dataset is empty")
+        raise PoolupError(f"{where}: no labels; the data set is empty")
     if not np.issubdtype(labels.dtype, np.integer) and (
         not np.issubdtype(labels.dtype, np.floating)
         or not np.all(np.isfinite(labels))

@@ -31,7 +31,7 @@ OK, PROBLEM, UNUSABLE = 0, 1, 2
 def describe_h5(path: str | Path) -> tuple[list[str], bool]:
     """Lines describing an HDF5 artifact, and whether its checksum holds.
 
-    Lists every dataset (shape, dtype, filter, chunking, bytes on disk and
+    Lists every HDF5 dataset (shape, dtype, filter, chunking, bytes on disk and
     in memory), every file attribute, and compares the recorded
     ``content_sha256`` (datasets and attributes) with one recomputed.
 
@@ -44,18 +44,18 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
     with open_h5(path, verify=False) as file:
         lines = [f"{path}  ({path.stat().st_size:,} bytes on disk)"]
         try:
-            datasets: list[tuple[str, h5py.Dataset]] = []
-            file.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+            arrays: list[tuple[str, h5py.Dataset]] = []
+            file.visititems(lambda name, obj: arrays.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
             lines.append("datasets:")
-            for name, dataset in sorted(datasets, key=lambda item: item[0]):
-                stored = dataset.id.get_storage_size()
-                logical = dataset.size * dataset.dtype.itemsize
-                filters = dataset.compression or "none"
-                if dataset.compression_opts is not None:
-                    filters += f" level {dataset.compression_opts}"
+            for name, array in sorted(arrays, key=lambda item: item[0]):
+                stored = array.id.get_storage_size()
+                logical = array.size * array.dtype.itemsize
+                filters = array.compression or "none"
+                if array.compression_opts is not None:
+                    filters += f" level {array.compression_opts}"
                 lines.append(
-                    f"  /{name}: shape {dataset.shape}, {dataset.dtype}, filter {filters}"
-                    f"{', shuffle' if dataset.shuffle else ''}, chunks {dataset.chunks},"
+                    f"  /{name}: shape {array.shape}, {array.dtype}, filter {filters}"
+                    f"{', shuffle' if array.shuffle else ''}, chunks {array.chunks},"
                     f" {stored:,} bytes stored / {logical:,} in memory"
                 )
             lines.append("attributes:")

@@ -41,13 +41,13 @@ def _hdf5_options(codec: str) -> dict[str, Any]:
 def _hdf5_round_trip(images: NDArray, codec: str) -> tuple[int, float, float]:
     with h5py.File(f"poolup-codec-{id(images)}", "w", driver="core", backing_store=False) as file:
         start = time.perf_counter()
-        dataset = file.create_dataset("images", data=images, chunks=image_chunks(images.shape), **_hdf5_options(codec))
+        array = file.create_dataset("images", data=images, chunks=image_chunks(images.shape), **_hdf5_options(codec))
         file.flush()
         encode = time.perf_counter() - start
         start = time.perf_counter()
-        decoded = dataset[()]
+        decoded = array[()]
         decode = time.perf_counter() - start
-        size = int(dataset.id.get_storage_size())
+        size = int(array.id.get_storage_size())
     if not np.array_equal(decoded, images):
         raise PoolupError(f"{codec} did not round-trip losslessly")
     return size, encode, decode

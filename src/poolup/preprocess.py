@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from poolup.artifacts import (
     decode_attr,
-    image_datasets,
+    image_arrays,
     library_versions,
     open_h5,
     transform_images,
@@ -104,7 +104,7 @@ def fetch_source(
 def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
     """Image shape, count and checksum of a ``raw.h5`` (its digest and layout checked)."""
     with open_h5(raw) as file:
-        images, _ = image_datasets(file, raw, dtype="uint8")
+        images, _ = image_arrays(file, raw, dtype="uint8")
         return tuple(images.shape[1:]), int(images.shape[0]), str(decode_attr(file.attrs["content_sha256"]))
 
 
@@ -431,16 +431,15 @@ def fetch(*, raw: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
 
     Also checks that the images have the configured ``image_shape``, which
     the config validation used to check the cases; a mismatch leaves no file.
+    A key the entry leaves out takes :func:`fetch_source`'s default, which
+    equals the schema's (``tests/test_schema_facts.py``).
     """
+    settings = {key: dataset[key] for key in _SOURCE_SETTINGS if key in dataset}
+    shape = dataset.get("image_shape")
     return fetch_source(
-        raw,
-        source=dataset["source"],
-        path=dataset.get("path"),
-        openml_name=dataset.get("openml_name", "mnist_784"),
-        data_home=dataset.get("data_home"),
-        max_images=dataset.get("max_images"),
-        subset_seed=dataset.get("subset_seed", 0),
-        filter_name=RAW_FILTER,
-        level=RAW_LEVEL,
-        expected_shape=tuple(dataset["image_shape"]) if dataset.get("image_shape") else None,
+        raw, **settings, filter_name=RAW_FILTER, level=RAW_LEVEL, expected_shape=tuple(shape) if shape else None
     )
+
+
+# The keys of a datasets[] entry that are fetch_source's parameters of the same name.
+_SOURCE_SETTINGS = ("source", "path", "openml_name", "data_home", "max_images", "subset_seed")

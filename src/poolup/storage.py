@@ -1,6 +1,6 @@
 """How images sit on disk: the HDF5 filters, the chunking, and the bytes an encoding takes.
 
-Every artifact's image dataset is chunked the same way (``CHUNK_IMAGES`` whole
+Every artifact's HDF5 image dataset is chunked the same way (``CHUNK_IMAGES`` whole
 images per chunk), so byte counts of different files compare like with like.
 """
 
@@ -46,7 +46,7 @@ def image_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def stored_bytes(path: str | os.PathLike[str], name: str = "images") -> int:
-    """Bytes that dataset ``name`` of an HDF5 file really occupies (after its filters)."""
+    """Bytes that the HDF5 dataset ``name`` of a file really occupies (after its filters)."""
     with h5py.File(path, "r") as file:
         return int(file[name].id.get_storage_size())
 
@@ -54,13 +54,13 @@ def stored_bytes(path: str | os.PathLike[str], name: str = "images") -> int:
 def bytes_under_filter(
     source: h5py.Dataset | NDArray, filter_name: str, level: int | None = None, block: int = 16384
 ) -> int:
-    """Bytes ``source`` would occupy as an image dataset under a filter.
+    """Bytes ``source`` would occupy as an HDF5 image dataset under a filter.
 
     Written block by block to a scratch in-memory HDF5 file with the same
     chunking as the artifacts, so the figure compares with :func:`stored_bytes`.
     """
     with h5py.File(f"poolup-measure-{id(source)}", "w", driver="core", backing_store=False) as file:
-        dataset = file.create_dataset(
+        array = file.create_dataset(
             "images",
             shape=source.shape,
             dtype=source.dtype,
@@ -68,5 +68,5 @@ def bytes_under_filter(
             **filter_options(filter_name, level),
         )
         for start in range(0, source.shape[0], block):
-            dataset[start : start + block] = source[start : start + block]
-        return int(dataset.id.get_storage_size())
+            array[start : start + block] = source[start : start + block]
+        return int(array.id.get_storage_size())
