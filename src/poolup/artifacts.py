@@ -451,7 +451,8 @@ def encode_attr(value: Any) -> Any:
 def decode_attr(value: Any) -> Any:
     """Inverse of :func:`encode_attr`: plain Python values (lists, ints, floats, str).
 
-    Also reads files of earlier versions, which stored lists as JSON text.
+    Text that parses as a JSON object or list (how :func:`encode_attr` stores
+    dicts and mixed or nested lists) becomes that object again.
     """
     if isinstance(value, h5py.Empty):
         return None

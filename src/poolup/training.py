@@ -451,6 +451,37 @@ class FitResult:
     images_seen: int
 
 
+class EarlyStopping:
+    """The best epoch by validation loss, its weights, and when ``patience`` epochs passed without improvement."""
+
+    def __init__(self, patience: int, restore_best_weights: bool) -> None:
+        self.patience, self.restore_best_weights = patience, restore_best_weights
+        self.best_loss, self.best_epoch, self.best_weights, self.stale = math.inf, 0, None, 0
+
+    def stop_after(self, epoch: int, validation_loss: float, model: Any) -> bool:
+        """Record an epoch's validation loss; True when training should stop."""
+        if validation_loss < self.best_loss:
+            self.best_loss, self.stale, self.best_epoch = validation_loss, 0, epoch
+            self.best_weights = model.get_weights() if self.restore_best_weights else None
+        else:
+            self.stale += 1
+        return self.stale > self.patience
+
+
+def _train_steps(trainer: _Trainer, iterator: Any, steps: int, clock: Clock) -> tuple[float, int, dict[str, float]]:
+    """Train ``steps`` batches: their mean loss, the images seen, and the macro scores on those batches."""
+    import tensorflow as tf
+
+    with clock("train"):
+        loss_sum, seen, matrix = trainer.run_steps(iterator, tf.constant(steps))
+    return float(loss_sum) / int(seen), int(seen), macro_scores(matrix.numpy())
+
+
+def _scores(trainer: _Trainer, images: NDArray, labels: NDArray, prefix: str) -> dict[str, float]:
+    """Loss and macro scores of the current weights on held-out images, keys prefixed."""
+    return {f"{prefix}_{k}": v for k, v in _evaluate(trainer.probabilities(images), labels, trainer.n_classes).items()}
+
+
 def fit(
     trainer: _Trainer,
     run: PreparedRun,
@@ -469,28 +500,25 @@ def fit(
     """
     import tensorflow as tf
 
-    n_classes = trainer.n_classes
-    dataset = (
+    batches = (
         tf.data.Dataset.from_tensor_slices((run.images[run.fit], labels[run.fit]))
         .shuffle(run.fit.shape[0], seed=run.seed, reshuffle_each_iteration=True)
         .batch(settings.batch_size)
         .repeat(settings.epochs)
         .prefetch(tf.data.AUTOTUNE)
     )
-    iterator = iter(dataset)
-    x_monitor, y_monitor = run.images[run.monitor], labels[run.monitor]
+    iterator = iter(batches)
     steps_per_epoch = math.ceil(run.fit.shape[0] / settings.batch_size)
     result = FitResult([], [], settings.epochs, 0)
-    best_loss, best_weights, stale = math.inf, None, 0
+    stopping = EarlyStopping(settings.patience, settings.restore_best_weights)
+    x_monitor, y_monitor = run.images[run.monitor], labels[run.monitor]
     for epoch in range(1, settings.epochs + 1):
         done = 0
         while done < steps_per_epoch:
             steps = min(settings.history_every, steps_per_epoch - done)
-            with clock("train"):
-                loss_sum, seen, matrix = trainer.run_steps(iterator, tf.constant(steps))
+            loss, seen, train_scores = _train_steps(trainer, iterator, steps, clock)
             done += steps
-            result.images_seen += int(seen)
-            loss = float(loss_sum) / int(seen)
+            result.images_seen += seen
             step = (epoch - 1) * steps_per_epoch + done
             if not math.isfinite(loss):
                 raise PoolupError(
@@ -498,7 +526,7 @@ def fit(
                     f"(now {settings.learning_rate}) or use training.scaling: standard"
                 )
             with clock("monitor"):
-                monitored = _evaluate(trainer.probabilities(x_monitor), y_monitor, n_classes)
+                monitored = _scores(trainer, x_monitor, y_monitor, "val")
             result.history.append(
                 {
                     "epoch": epoch,
@@ -506,44 +534,31 @@ def fit(
                     "progress": step / steps_per_epoch,
                     "images_seen": result.images_seen,
                     "train_loss": loss,
-                    **{f"train_{k}": v for k, v in macro_scores(matrix.numpy()).items()},
-                    **{f"val_{k}": v for k, v in monitored.items()},
+                    **{f"train_{k}": v for k, v in train_scores.items()},
+                    **monitored,
                 }
             )
             if progress is not None:
                 progress(step, steps_per_epoch * settings.epochs, loss)
         row = result.history[-1]
         record = {"epoch": epoch, "train_loss": row["train_loss"], "train_f1": row["train_f1"]}
+        stop = False
         if settings.early_stopping:
             with clock("validation"):
-                record.update(
-                    {
-                        f"validation_{k}": v
-                        for k, v in _evaluate(
-                            trainer.probabilities(run.images[run.validation]), labels[run.validation], n_classes
-                        ).items()
-                    }
-                )
-            if record["validation_loss"] < best_loss:
-                best_loss, stale, result.best_epoch = record["validation_loss"], 0, epoch
-                best_weights = trainer.model.get_weights() if settings.restore_best_weights else None
-            else:
-                stale += 1
+                record.update(_scores(trainer, run.images[run.validation], labels[run.validation], "validation"))
+            stop = stopping.stop_after(epoch, record["validation_loss"], trainer.model)
         result.epochs.append(record)
         log.info(
             "seed %d epoch %d/%d: %s",
-            run.seed,
-            epoch,
-            settings.epochs,
+            *(run.seed, epoch, settings.epochs),
             ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"),
         )
-        if settings.early_stopping and stale > settings.patience:
-            log.info("seed %d: early stop after epoch %d (best epoch %d)", run.seed, epoch, result.best_epoch)
+        if stop:
+            log.info("seed %d: early stop after epoch %d (best epoch %d)", run.seed, epoch, stopping.best_epoch)
             break
-    if best_weights is not None:
-        trainer.model.set_weights(best_weights)
-    if not settings.early_stopping:
-        result.best_epoch = len(result.epochs)
+    if stopping.best_weights is not None:
+        trainer.model.set_weights(stopping.best_weights)
+    result.best_epoch = stopping.best_epoch if settings.early_stopping else len(result.epochs)
     return result
 
 
@@ -645,6 +660,22 @@ def run_record(
     }
 
 
+def start_job(case: str, threads: int, precision: str, seeds_in_job: int) -> JobInfo:
+    """Start TensorFlow for a training job (threads, precision) and describe the job for its records."""
+    configure_tensorflow(threads, precision)
+    import keras
+    import tensorflow as tf
+
+    return JobInfo(
+        case=case,
+        threads=threads,
+        device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
+        precision_used=keras.mixed_precision.global_policy().name,
+        seeds_in_job=seeds_in_job,
+        versions={**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
+    )
+
+
 def train_seeds(
     upsampled: str | os.PathLike[str],
     runs: Mapping[int, RunPaths],
@@ -691,23 +722,12 @@ def train_seeds(
     every output is written atomically.
     """
     started = time.perf_counter()
+    seeds = list(runs)
     job_clock = Clock()
     with job_clock("load"):
         data = load_training_data(upsampled, image_shape)
     with job_clock("setup"):
-        configure_tensorflow(threads, settings.precision)
-        import keras
-        import tensorflow as tf
-
-        seeds = list(runs)
-        job = JobInfo(
-            case=case,
-            threads=threads,
-            device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
-            precision_used=keras.mixed_precision.global_policy().name,
-            seeds_in_job=len(seeds),
-            versions={**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
-        )
+        job = start_job(case, threads, settings.precision, len(seeds))
     trainer: _Trainer | None = None
     records = []
     for index, seed in enumerate(seeds):
