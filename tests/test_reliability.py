@@ -148,7 +148,7 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
     assert cli_main(["verify", str(tree)]) == 1
     out = capsys.readouterr().out
     assert "tiny/w2s2/stored.h5: content does not match" in out
-    assert "tiny/w2s2/storage.json: made from a different stored.h5" in out
+    assert "tiny/w2s2/storage.json: records stored content " in out and "(stored_sha256), which " in out
     assert "tiny/baseline/seed1/test_metrics.json: content does not match" in out
     assert "tiny/baseline/seed0/test_metrics.json: history.csv is not the file this run wrote" in out
     assert "tiny/w2s2/seed0/test_metrics.json: its predictions.h5 is missing" in out
@@ -288,7 +288,7 @@ HOSTILE = {
     ),
     "half-finished run": (
         lambda t: (t / "tiny/w2s2/seed0").mkdir() or (t / "tiny/w2s2/seed0/history.csv").write_text("a\n1\n"),
-        "a half-finished training job (has history.csv, lacks model.keras, predictions.h5, test_metrics.json)",
+        "a half-finished training job (has history.csv, lacks test_metrics.json)",
     ),
     "half-finished figure": (
         lambda t: (t / "tiny/figures/tradeoff.pdf").unlink(),

@@ -1,18 +1,28 @@
 """``poolup verify``: check every recorded checksum and every link of a results tree.
 
-The chain: ``raw.h5`` <- ``{case}/pooled.h5`` <- ``{case}/stored.h5`` (and
-``storage.json``), ``storage_codecs.json`` and
-``{case}/upsampled.h5`` <- ``{case}/seed{n}/`` (``predictions.h5``,
-``test_metrics.json``, which also records its ``model.keras`` and
-``history.csv``) <- ``summary/manifest.json`` (every input and output of the
-aggregation). Each artifact records its own content digest and the digest of
-what it was made from; this module recomputes them and compares.
+Every artifact records its own content digest (``content_sha256``: of an HDF5
+file's datasets and attributes, of a JSON record's content) and the digests
+of what it is linked to: every other key ending in ``_sha256`` (an HDF5
+attribute or a top-level key of a JSON record), such as ``source_sha256``
+(the content digest of the artifact it was made from) or ``stored_sha256``
+(in ``storage.json``, the file it describes). Links are followed by digest,
+never by path: one pass recomputes the content digest of every HDF5 artifact
+and JSON record in the tree and indexes them, then every recorded link is
+looked up in that index. A link that no file of the tree holds is a finding
+(its input was replaced, changed or deleted), wherever the files sit and
+whatever the folders are called; verify keeps no copy of the workflow's
+layout for them. The files a record names relative to itself (``outputs``
+of a training run's ``test_metrics.json``: file sha256, or content digest
+for ``.h5``; ``inputs`` and ``outputs`` of an aggregation's
+``manifest.json``: file sha256) are followed by those names, as recorded.
 
 It also reports what no digest covers but a run must not leave behind: files
-left by interrupted writes (``.tmp-*``), half-finished jobs (a run folder or a
-figure without its siblings), summary files that no manifest records, figures
-that do not decode, symbolic links, and record paths that point outside the
-tree. Every file, however damaged, gives a finding line, never an exception.
+left by interrupted writes (``.tmp-*``), half-finished jobs (a run folder
+without its record or the outputs that record names, a figure without its
+sibling), summary files that no manifest records, a codec table that its
+inputs no longer give, figures that do not decode, symbolic links, and
+record paths that point outside the tree. Every file, however damaged, gives
+a finding line, never an exception.
 """
 
 from __future__ import annotations
@@ -40,20 +50,19 @@ from poolup.artifacts import (
 )
 from poolup.errors import PoolupError
 
-# The files one training job writes together: any of them without the others
-# is a half-finished job.
-RUN_FILES = frozenset({"model.keras", "history.csv", "test_metrics.json", "predictions.h5"})
-# The folder of one training run (``results/{dataset}/{case}/seed{seed}``).
+# The record a training job writes last: it names the job's other outputs
+# (``outputs``), so a run folder without it, or without what it names, is a
+# half-finished job.
+RUN_RECORD = "test_metrics.json"
+# The folder of one training run (``seed{seed}``): one without its record is
+# a job killed half-way.
 RUN_FOLDER = re.compile(r"seed\d+")
 # Each figure is written as a PNG (report) and a PDF (print).
 FIGURE_SUFFIXES = (".png", ".pdf")
-# The upstream artifact of each HDF5 artifact, relative to it.
-H5_PARENTS: dict[str, str] = {
-    "pooled.h5": "../raw.h5",
-    "stored.h5": "pooled.h5",
-    "upsampled.h5": "pooled.h5",
-    "predictions.h5": "../upsampled.h5",
-}
+# An artifact's own digest; every other key ending in LINK_SUFFIX is a link.
+CONTENT_KEY = "content_sha256"
+LINK_SUFFIX = "_sha256"
+SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files in a summary folder that the aggregation's manifest does not list:
 # the codec table has its own rule (checked by recomputing it from its inputs).
 CODEC_TABLE = "storage_codecs.csv"
@@ -61,12 +70,17 @@ CODEC_TABLE = "storage_codecs.csv"
 LOG_FOLDERS = frozenset({"logs", "benchmarks"})
 
 
-def _h5_digests(path: Path) -> tuple[str, str, str]:
-    """(recorded content digest, recomputed content digest, recorded source digest)."""
+def _is_link(key: Any) -> bool:
+    """Whether a recorded key is a link: ends in ``_sha256`` and is not the artifact's own ``content_sha256``."""
+    return isinstance(key, str) and key.endswith(LINK_SUFFIX) and key != CONTENT_KEY
+
+
+def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any]]:
+    """(recorded content digest, recomputed content digest, recorded links)."""
     with h5py.File(path, "r") as file:
-        recorded = decode_attr(file.attrs.get("content_sha256", ""))
-        source = decode_attr(file.attrs.get("source_sha256", ""))
-        return str(recorded or ""), content_sha256(file), str(source or "")
+        recorded = decode_attr(file.attrs.get(CONTENT_KEY, ""))
+        links = {key: decode_attr(file.attrs[key]) for key in file.attrs if _is_link(key)}
+        return str(recorded or ""), content_sha256(file), links
 
 
 def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
@@ -87,13 +101,17 @@ def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
 
 
 class _TreeChecker:
-    """One pass over a results tree, collecting digests, then the links between them."""
+    """One pass over a results tree, indexing content digests, then the links between them."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.real_root = root.resolve()
+        # Recomputed content digest of every readable HDF5 artifact and JSON record.
         self.content: dict[Path, str] = {}
-        self.sources: dict[Path, str] = {}
+        # The links each artifact records ({key: digest}), HDF5 attributes and JSON records alike.
+        self.links: dict[Path, dict[str, Any]] = {}
+        # Files that record a content digest they no longer hold: {recorded digest: file}.
+        self.claimed: dict[str, Path] = {}
         self.records: dict[Path, dict[str, Any]] = {}
         self.files: list[Path] = []
 
@@ -159,26 +177,34 @@ class _TreeChecker:
 
     def _check_h5(self, path: Path) -> Iterator[str]:
         try:
-            recorded, actual, source = _h5_digests(path)
+            recorded, actual, links = _h5_digests(path)
         except H5_ERRORS:
             yield (
                 f"{path}: not a readable HDF5 file (truncated or corrupt); delete it and rerun the stage that makes it"
             )
             return
+        self._index(path, recorded, actual, links)
         if not recorded:
             yield f"{path}: no content_sha256 recorded"
         elif recorded != actual:
             yield f"{path}: content does not match its recorded sha256 (changed or corrupt)"
-        self.content[path], self.sources[path] = actual, source
 
     def _check_json(self, path: Path) -> Iterator[str]:
         record = read_json(path, verify=False)
         self.records[path] = record
-        recorded = record.get("content_sha256")
+        recorded, actual = record.get(CONTENT_KEY), json_content_sha256(record)
+        self._index(path, recorded, actual, {key: value for key, value in record.items() if _is_link(key)})
         if not isinstance(recorded, str) or not recorded:
             yield f"{path}: no content_sha256 recorded"
-        elif recorded != json_content_sha256(record):
+        elif recorded != actual:
             yield f"{path}: content does not match its recorded sha256 (changed or corrupt)"
+
+    def _index(self, path: Path, recorded: Any, actual: str, links: dict[str, Any]) -> None:
+        """Index a file by the digest of what it holds now, and keep the links it records."""
+        self.content[path] = actual
+        self.links[path] = links
+        if isinstance(recorded, str) and recorded and recorded != actual:
+            self.claimed.setdefault(recorded, path)
 
     # --- links between files ------------------------------------------------
 
@@ -204,33 +230,51 @@ class _TreeChecker:
             return None, f"{record_path}: names {name}, outside the results tree {self.root}; not read"
         return target, None
 
-    def _link(self, child: Path, recorded: Any, parent: Path) -> Iterator[str]:
-        parent = Path(os.path.normpath(parent))
-        if parent not in self.content:
-            yield f"{child}: made from {parent}, which is missing"
-        elif recorded != self.content[parent]:
-            found = self.content[parent][:12]
-            yield (
-                f"{child}: made from a different {parent.name} than the one at {parent} (recorded "
-                f"{str(recorded)[:12]}, found {found})"
-            )
-
     def _check_links(self) -> Iterator[str]:
-        for path, source in self.sources.items():
-            parent = H5_PARENTS.get(path.name)
-            if parent is not None:
-                yield from self._link(path, source, path.parent / parent)
-        for path, record in self.records.items():
-            if path.name == "storage.json":
-                yield from self._link(path, record.get("stored_sha256", ""), path.parent / "stored.h5")
-                yield from self._link(path, record.get("source_sha256", ""), path.parent.parent / "raw.h5")
-            elif path.name == "storage_codecs.json":
-                yield from self._link(path, record.get("source_sha256", ""), path.parent / "pooled.h5")
-            elif path.name == "test_metrics.json":
-                yield from self._link(path, record.get("source_sha256", ""), path.parent.parent / "upsampled.h5")
-                yield from self._check_outputs(path, record.get("outputs", {}))
-            elif path.name == "manifest.json":
-                yield from self._check_manifest(path, record)
+        """Look every recorded link up among the digests the tree holds; follow the names records list."""
+        held = set(self.content.values())
+        for path in sorted(self.links):
+            yield from self._guarded(path, lambda p: self._check_recorded_links(p, held))
+        for path in sorted(self.records):
+            yield from self._guarded(path, lambda p: self._check_named_files(p, self.records[p]))
+
+    def _check_recorded_links(self, path: Path, held: set[str]) -> Iterator[str]:
+        for key, digest in sorted(self.links[path].items()):
+            if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+                shown = repr(digest)
+                yield (
+                    f"{path}: {key} is {shown[:40] + '...' if len(shown) > 40 else shown}, not a sha256 digest; "
+                    "delete it and rerun the stage that makes it"
+                )
+                continue
+            if digest in held:
+                continue
+            what = (
+                f"made from content {digest[:12]} ({key})"
+                if key == "source_sha256"
+                else f"records {key[: -len(LINK_SUFFIX)]} content {digest[:12]} ({key})"
+            )
+            claimant = self.claimed.get(digest)
+            if claimant is not None:
+                yield (
+                    f"{path}: {what}, which {claimant} records but no longer holds (changed or corrupt since); "
+                    "rerun the workflow"
+                )
+            else:
+                yield (
+                    f"{path}: {what}, which no file in {self.root} holds: its input was replaced, changed or "
+                    "deleted; rerun the workflow"
+                    if key == "source_sha256"
+                    else f"{path}: {what}, which no file in {self.root} holds: that file was replaced, changed "
+                    "or deleted; rerun the workflow"
+                )
+
+    def _check_named_files(self, path: Path, record: dict[str, Any]) -> Iterator[str]:
+        """Follow the files a record names relative to itself, as it names them."""
+        if "inputs" in record:  # an aggregation's manifest: what it read and what it wrote
+            yield from self._check_manifest(path, record)
+        elif "outputs" in record:  # a job's record: the files it wrote beside it
+            yield from self._check_outputs(path, record["outputs"])
 
     def _check_outputs(self, path: Path, outputs: Any) -> Iterator[str]:
         if not isinstance(outputs, dict):
@@ -241,6 +285,7 @@ class _TreeChecker:
             if problem:
                 yield problem
                 continue
+            sibling = Path(os.path.normpath(sibling))
             actual = (
                 self.content.get(sibling)
                 if sibling.suffix == ".h5"
@@ -271,13 +316,24 @@ class _TreeChecker:
         by_folder: dict[Path, set[str]] = {}
         for path in self.files:
             by_folder.setdefault(path.parent, set()).add(path.name)
+        # What a finished run folder holds: its record and the files that record names; a folder
+        # without a (readable) record is held to what the other runs' records name.
+        recorded_anywhere = {RUN_RECORD}
+        for path, record in self.records.items():
+            if path.name == RUN_RECORD:
+                recorded_anywhere |= _plain_names(record.get("outputs"))
         for folder, names in sorted(by_folder.items()):
-            present = names & RUN_FILES
-            if RUN_FOLDER.fullmatch(folder.name) and present != RUN_FILES:
-                missing = ", ".join(sorted(RUN_FILES - present))
+            record = self.records.get(folder / RUN_RECORD)
+            if record is not None:
+                expected = {RUN_RECORD} | _plain_names(record.get("outputs"))
+            elif RUN_RECORD in names or RUN_FOLDER.fullmatch(folder.name):
+                expected = recorded_anywhere
+            else:
+                expected = set()
+            if expected - names:
                 yield (
-                    f"{folder}: a half-finished training job (has {', '.join(sorted(present))}, lacks {missing}); "
-                    "rerun the workflow to redo it"
+                    f"{folder}: a half-finished training job (has {', '.join(sorted(names))}, lacks "
+                    f"{', '.join(sorted(expected - names))}); rerun the workflow to redo it"
                 )
             if folder.name == "figures":
                 for name in sorted(names):
@@ -321,6 +377,13 @@ class _TreeChecker:
                     f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was "
                     "added); rerun the workflow"
                 )
+
+
+def _plain_names(outputs: Any) -> set[str]:
+    """The file names (no folder) a record's ``outputs`` lists, if it is a mapping."""
+    if not isinstance(outputs, dict):
+        return set()
+    return {name for name in outputs if isinstance(name, str) and name and "/" not in name and "\\" not in name}
 
 
 def _regular(path: Path) -> bool:

@@ -1,0 +1,171 @@
+"""``poolup verify`` follows the links artifacts record by digest, never by a copy of the workflow's layout.
+
+Each test copies the finished tiny run's ``results/`` (the session fixture's own files are never
+touched), breaks or moves something, and checks the exact findings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import pytest
+
+from poolup.artifacts import write_json
+from poolup.cli import main as cli_main
+from poolup.verify import verify_tree
+
+DATASET = "tiny"
+CASE, OTHER = "w2s2", "baseline"  # the tiny run's two cases
+SEEDS = (0, 1)
+
+
+@pytest.fixture
+def tree(tiny_run, tmp_path) -> Path:
+    """A copy of the tiny run's results/ folder."""
+    source, _ = tiny_run
+    copy = tmp_path / "results"
+    shutil.copytree(source / "results", copy, symlinks=True)
+    return copy
+
+
+def content(path: Path) -> str:
+    """The content digest an artifact records (HDF5 attribute or JSON key)."""
+    if path.suffix == ".h5":
+        with h5py.File(path, "r") as file:
+            return str(file.attrs["content_sha256"])
+    return json.loads(path.read_text())["content_sha256"]
+
+
+def made_from(path: Path, digest: str, root: Path) -> str:
+    """The finding for a file whose ``source_sha256`` no file of ``root`` holds."""
+    return (
+        f"{path}: made from content {digest[:12]} (source_sha256), which no file in {root} holds: its input was "
+        "replaced, changed or deleted; rerun the workflow"
+    )
+
+
+def test_a_clean_copy_verifies(tree, capsys):
+    assert list(verify_tree(tree)) == []
+    assert cli_main(["verify", str(tree)]) == 0
+    assert capsys.readouterr().out.strip() == "OK: every checksum and link holds"
+
+
+def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
+    case = tree / DATASET / CASE
+    replaced = content(case / "pooled.h5")
+    shutil.copy(tree / DATASET / OTHER / "pooled.h5", case / "pooled.h5")
+    expected = [made_from(case / name, replaced, tree) for name in ("storage_codecs.json", "stored.h5", "upsampled.h5")]
+    assert sorted(verify_tree(tree)) == expected
+    capsys.readouterr()
+    assert cli_main(["verify", str(tree)]) == 1
+    assert capsys.readouterr().out.splitlines() == [*expected, "3 problems found"]
+
+
+def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
+    case = tree / DATASET / CASE
+    replaced = content(case / "upsampled.h5")
+    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
+    assert sorted(verify_tree(tree)) == [
+        made_from(case / f"seed{seed}" / name, replaced, tree)
+        for seed in SEEDS
+        for name in ("predictions.h5", "test_metrics.json")
+    ]
+
+
+def test_another_cases_stored_file_breaks_the_storage_record(tree):
+    case = tree / DATASET / CASE
+    replaced = content(case / "stored.h5")
+    shutil.copy(tree / DATASET / OTHER / "stored.h5", case / "stored.h5")
+    assert list(verify_tree(tree)) == [
+        f"{case / 'storage.json'}: records stored content {replaced[:12]} (stored_sha256), which no file in {tree} "
+        "holds: that file was replaced, changed or deleted; rerun the workflow"
+    ]
+
+
+def test_deleted_raw_file_breaks_every_link_to_it(tree):
+    raw = tree / DATASET / "raw.h5"
+    digest = content(raw)
+    raw.unlink()
+    assert sorted(verify_tree(tree)) == [
+        made_from(tree / DATASET / case / name, digest, tree)
+        for case in (OTHER, CASE)
+        for name in ("pooled.h5", "storage.json")
+    ]
+
+
+def test_an_edited_file_is_named_by_the_links_to_it(tree):
+    stored = tree / DATASET / CASE / "stored.h5"
+    recorded = content(stored)
+    with h5py.File(stored, "r+") as file:
+        file["images"][0, 0, 0] ^= 1
+    assert list(verify_tree(tree)) == [
+        f"{stored}: content does not match its recorded sha256 (changed or corrupt)",
+        f"{stored.parent / 'storage.json'}: records stored content {recorded[:12]} (stored_sha256), which {stored} "
+        "records but no longer holds (changed or corrupt since); rerun the workflow",
+    ]
+
+
+def test_a_link_that_is_no_digest_is_reported(tree):
+    record = tree / DATASET / CASE / "storage.json"
+    write_json(record, {**json.loads(record.read_text()), "stored_sha256": "not-a-digest"})
+    lines = list(verify_tree(tree))
+    assert f"{record}: stored_sha256 is 'not-a-digest', not a sha256 digest; delete it and rerun" in lines[0]
+    # The summary's manifest recorded the storage record's bytes: it is no longer the file aggregated.
+    assert lines[1:] == [
+        f"{tree / DATASET / 'summary/manifest.json'}: ../{CASE}/storage.json changed since the aggregation"
+    ]
+
+
+def rename_case(tree: Path, old: str, new: str) -> None:
+    """Rename a case folder, and the summary manifest's paths through it (rewritten with its digest)."""
+    (tree / DATASET / old).rename(tree / DATASET / new)
+    manifest = tree / DATASET / "summary/manifest.json"
+    record = json.loads(manifest.read_text())
+    for key in ("inputs", "outputs"):
+        record[key] = {name.replace(f"../{old}/", f"../{new}/"): digest for name, digest in record[key].items()}
+    write_json(manifest, record)
+
+
+def test_a_moved_and_renamed_tree_verifies_and_a_swap_in_it_is_found(tree, tmp_path):
+    moved = tmp_path / "elsewhere" / "archived-run"
+    moved.parent.mkdir()
+    tree.rename(moved)
+    rename_case(moved, CASE, "pooled-2x2")
+    case, other = moved / DATASET / "pooled-2x2", moved / DATASET / OTHER
+    # Files at places and under names no rule writes: links follow digests, not paths.
+    (moved / DATASET / "source").mkdir()
+    (moved / DATASET / "raw.h5").rename(moved / DATASET / "source" / "digits.h5")
+    for folder in (case, other):
+        (folder / "pooled.h5").rename(folder / "pooled-images.h5")
+        (folder / "upsampled.h5").rename(folder / "for-training.h5")
+    assert list(verify_tree(moved)) == []
+
+    replaced = content(case / "for-training.h5")
+    shutil.copy(other / "for-training.h5", case / "for-training.h5")
+    assert sorted(verify_tree(moved)) == [
+        made_from(case / f"seed{seed}" / name, replaced, moved)
+        for seed in SEEDS
+        for name in ("predictions.h5", "test_metrics.json")
+    ]
+
+
+def test_half_finished_run_folders_are_held_to_what_the_records_name(tree):
+    case = tree / DATASET / CASE
+    killed = case / "seed7"  # a job killed after its history, before its record
+    killed.mkdir()
+    shutil.copy(case / "seed0" / "history.csv", killed / "history.csv")
+    (case / "seed1" / "model.keras").unlink()
+    lines = list(verify_tree(tree))
+    assert (
+        f"{killed}: a half-finished training job (has history.csv, lacks model.keras, predictions.h5, "
+        "test_metrics.json); rerun the workflow to redo it"
+    ) in lines
+    assert (
+        f"{case / 'seed1'}: a half-finished training job (has history.csv, predictions.h5, test_metrics.json, lacks "
+        "model.keras); rerun the workflow to redo it"
+    ) in lines
+    assert f"{case / 'seed1' / 'test_metrics.json'}: its model.keras is missing" in lines
+    assert len(lines) == 3, lines
