@@ -1,4 +1,4 @@
-"""Aggregation over seeds: run tables, per-case summaries, averaged learning curves."""
+"""Aggregation over seeds (``rules/aggregate.smk``): run tables, per-case summaries, averaged learning curves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What stored images really cost on disk under the codecs people use.
+"""What stored images really cost on disk under the codecs people use (``rules/codecs.smk``).
 
 HDF5 filters (gzip, lzf, and zstd and blosc-zstd from ``hdf5plugin``) are
 measured on every image; per-image PNG and lossless WebP (Pillow) on a seeded

@@ -1,4 +1,7 @@
-"""The paper's figures and the trade-off figures, each saved as PNG (report) and PDF (print)."""
+"""The figures (``rules/plots.smk``): the paper's and the trade-off figures, each as PNG (report) and PDF (print).
+
+One function per figure rule, named after it, taking the rule's inputs, outputs and params by name.
+"""
 
 from __future__ import annotations
 

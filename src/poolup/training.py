@@ -1,4 +1,4 @@
-"""The paper's CNN, trained once per case and seed, with learning curves and test metrics.
+"""The paper's CNN, trained once per case and seed, with learning curves and test metrics (``rules/train.smk``).
 
 TensorFlow is imported inside the functions that need it, so the rest of the
 package (and the workflow's other jobs) never pay its import time.
