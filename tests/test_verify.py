@@ -68,20 +68,29 @@ def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
     case = tree / DATASET / CASE
     replaced = content(case / "upsampled.h5")
     shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
-    assert sorted(verify_tree(tree)) == [
-        made_from(case / f"seed{seed}" / name, replaced, tree)
-        for seed in SEEDS
-        for name in ("predictions.h5", "test_metrics.json")
-    ]
+    other_pooled = tree / DATASET / OTHER / "pooled.h5"
+    assert sorted(verify_tree(tree)) == sorted(
+        [
+            *(
+                made_from(case / f"seed{seed}" / name, replaced, tree)
+                for seed in SEEDS
+                for name in ("predictions.h5", "test_metrics.json")
+            ),
+            # and the copy itself was made from the other case's pooled images
+            held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
+        ]
+    )
 
 
 def test_another_cases_stored_file_breaks_the_storage_record(tree):
     case = tree / DATASET / CASE
     replaced = content(case / "stored.h5")
     shutil.copy(tree / DATASET / OTHER / "stored.h5", case / "stored.h5")
+    other_pooled = tree / DATASET / OTHER / "pooled.h5"
     assert list(verify_tree(tree)) == [
         f"{case / 'storage.json'}: records stored content {replaced[:12]} (stored_sha256), which no file in {tree} "
-        "holds: that file was replaced, changed or deleted; rerun the workflow"
+        "holds: that file was replaced, changed or deleted; rerun the workflow",
+        held_elsewhere(case / "stored.h5", content(other_pooled), [other_pooled]),
     ]
 
 
@@ -129,15 +138,14 @@ def rename_case(tree: Path, old: str, new: str) -> None:
     write_json(manifest, record)
 
 
-def test_a_moved_and_renamed_tree_verifies_and_a_swap_in_it_is_found(tree, tmp_path):
+def test_a_moved_and_renamed_tree_verifies_and_a_replaced_file_in_it_is_found(tree, tmp_path):
     moved = tmp_path / "elsewhere" / "archived-run"
     moved.parent.mkdir()
     tree.rename(moved)
     rename_case(moved, CASE, "pooled-2x2")
     case, other = moved / DATASET / "pooled-2x2", moved / DATASET / OTHER
-    # Files at places and under names no rule writes: links follow digests, not paths.
-    (moved / DATASET / "source").mkdir()
-    (moved / DATASET / "raw.h5").rename(moved / DATASET / "source" / "digits.h5")
+    # Files under names no rule writes: links follow digests, not paths.
+    (moved / DATASET / "raw.h5").rename(moved / DATASET / "digits.h5")
     for folder in (case, other):
         (folder / "pooled.h5").rename(folder / "pooled-images.h5")
         (folder / "upsampled.h5").rename(folder / "for-training.h5")
@@ -145,11 +153,59 @@ def test_a_moved_and_renamed_tree_verifies_and_a_swap_in_it_is_found(tree, tmp_p
 
     replaced = content(case / "for-training.h5")
     shutil.copy(other / "for-training.h5", case / "for-training.h5")
-    assert sorted(verify_tree(moved)) == [
-        made_from(case / f"seed{seed}" / name, replaced, moved)
-        for seed in SEEDS
-        for name in ("predictions.h5", "test_metrics.json")
+    assert sorted(verify_tree(moved)) == sorted(
+        [
+            *(
+                made_from(case / f"seed{seed}" / name, replaced, moved)
+                for seed in SEEDS
+                for name in ("predictions.h5", "test_metrics.json")
+            ),
+            held_elsewhere(case / "for-training.h5", content(other / "pooled-images.h5"), [other / "pooled-images.h5"]),
+        ]
+    )
+
+
+def held_elsewhere(path: Path, digest: str, holders: list[Path]) -> str:
+    """The finding for a file whose input is held only outside its folder and the folders above it."""
+    return (
+        f"{path}: made from content {digest[:12]} (source_sha256), which only {', '.join(map(str, holders))} holds, "
+        "not beside it or in a folder above it: an input was swapped or moved; rerun the workflow"
+    )
+
+
+def test_two_cases_swapped_inputs_are_found(tree):
+    """Both files still in the tree, each in the other's place: every link of both cases is reported."""
+    case, other = tree / DATASET / CASE, tree / DATASET / OTHER
+    digests = {folder: content(folder / "pooled.h5") for folder in (case, other)}
+    (case / "pooled.h5").rename(tree / "swap.h5")
+    (other / "pooled.h5").rename(case / "pooled.h5")
+    (tree / "swap.h5").rename(other / "pooled.h5")
+    expected = [
+        held_elsewhere(folder / name, digests[folder], [(other if folder == case else case) / "pooled.h5"])
+        for folder in (case, other)
+        for name in ("storage_codecs.json", "stored.h5", "upsampled.h5")
     ]
+    assert sorted(verify_tree(tree)) == sorted(expected)
+
+
+def test_an_input_kept_in_another_folder_does_not_stand_in_for_the_one_replaced(tree):
+    """The original kept below the case folder (not beside the runs nor above them): the replacement is found."""
+    case = tree / DATASET / CASE
+    original = content(case / "upsampled.h5")
+    (case / "kept").mkdir()
+    shutil.copy(case / "upsampled.h5", case / "kept" / "upsampled.h5")
+    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
+    other_pooled = tree / DATASET / OTHER / "pooled.h5"
+    assert sorted(verify_tree(tree)) == sorted(
+        [
+            *(
+                held_elsewhere(case / f"seed{seed}" / name, original, [case / "kept" / "upsampled.h5"])
+                for seed in SEEDS
+                for name in ("predictions.h5", "test_metrics.json")
+            ),
+            held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
+        ]
+    )
 
 
 def test_half_finished_run_folders_are_held_to_what_the_records_name(tree):
@@ -169,3 +225,25 @@ def test_half_finished_run_folders_are_held_to_what_the_records_name(tree):
     ) in lines
     assert f"{case / 'seed1' / 'test_metrics.json'}: its model.keras is missing" in lines
     assert len(lines) == 3, lines
+
+
+def test_group_checks_do_not_depend_on_folder_names(tree):
+    """Renamed figures and summary folders: a figure without its PDF, an edited codec table and a table
+    that no manifest lists are still found."""
+    dataset = tree / DATASET
+    shutil.rmtree(tree / "summary")  # the cross-data-set table, whose manifest names tiny/summary/
+    (dataset / "figures").rename(dataset / "plots")
+    (dataset / "summary").rename(dataset / "tables")
+    assert list(verify_tree(tree)) == []
+    (dataset / "plots" / "examples.pdf").unlink()
+    table = dataset / "tables" / "storage_codecs.csv"
+    table.write_text(table.read_text().replace("hdf5-gzip", "hdf5-gzip-edited", 1))
+    (dataset / "tables" / "extra.csv").write_text("a,b\n1,2\n")
+    assert sorted(verify_tree(tree)) == [
+        f"{dataset / 'plots' / 'examples.png'}: a half-finished figure (no examples.pdf); rerun the workflow to "
+        "redo it",
+        f"{dataset / 'tables' / 'extra.csv'}: not recorded in manifest.json, so no stage of this run wrote it; "
+        "delete it",
+        f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was added); "
+        "rerun the workflow",
+    ]

@@ -8,10 +8,12 @@ attribute or a top-level key of a JSON record), such as ``source_sha256``
 (in ``storage.json``, the file it describes). Links are followed by digest,
 never by path: one pass recomputes the content digest of every HDF5 artifact
 and JSON record in the tree and indexes them, then every recorded link is
-looked up in that index. A link that no file of the tree holds is a finding
-(its input was replaced, changed or deleted), wherever the files sit and
-whatever the folders are called; verify keeps no copy of the workflow's
-layout for them. The files a record names relative to itself (``outputs``
+looked up in that index. The linked file must sit beside the artifact or in
+a folder above it (a run's input is its case's, a case's input its data
+set's): a link that no file of the tree holds is a finding (its input was
+replaced, changed or deleted), and so is one held only elsewhere (another
+case's file swapped or moved in). Folder and file names play no part: verify
+keeps no copy of the workflow's layout for the links. The files a record names relative to itself (``outputs``
 of a training run's ``test_metrics.json``: file sha256, or content digest
 for ``.h5``; ``inputs`` and ``outputs`` of an aggregation's
 ``manifest.json``: file sha256) are followed by those names, as recorded.
@@ -49,14 +51,14 @@ from poolup.artifacts import (
     read_json,
 )
 from poolup.errors import PoolupError
+from poolup.training import RUN_FOLDER
 
 # The record a training job writes last: it names the job's other outputs
 # (``outputs``), so a run folder without it, or without what it names, is a
 # half-finished job.
 RUN_RECORD = "test_metrics.json"
-# The folder of one training run (``seed{seed}``): one without its record is
-# a job killed half-way.
-RUN_FOLDER = re.compile(r"seed\d+")
+# The record of an aggregation: every file it read and wrote, with digests.
+MANIFEST = "manifest.json"
 # Each figure is written as a PNG (report) and a PDF (print).
 FIGURE_SUFFIXES = (".png", ".pdf")
 # An artifact's own digest; every other key ending in LINK_SUFFIX is a link.
@@ -232,13 +234,15 @@ class _TreeChecker:
 
     def _check_links(self) -> Iterator[str]:
         """Look every recorded link up among the digests the tree holds; follow the names records list."""
-        held = set(self.content.values())
+        held: dict[str, list[Path]] = {}
+        for path, digest in self.content.items():
+            held.setdefault(digest, []).append(path)
         for path in sorted(self.links):
             yield from self._guarded(path, lambda p: self._check_recorded_links(p, held))
         for path in sorted(self.records):
             yield from self._guarded(path, lambda p: self._check_named_files(p, self.records[p]))
 
-    def _check_recorded_links(self, path: Path, held: set[str]) -> Iterator[str]:
+    def _check_recorded_links(self, path: Path, held: dict[str, list[Path]]) -> Iterator[str]:
         for key, digest in sorted(self.links[path].items()):
             if not isinstance(digest, str) or not SHA256.fullmatch(digest):
                 shown = repr(digest)
@@ -247,7 +251,11 @@ class _TreeChecker:
                     "delete it and rerun the stage that makes it"
                 )
                 continue
-            if digest in held:
+            holders = held.get(digest, [])
+            # An artifact's inputs sit beside it or in a folder above it (a run's above its
+            # seed folder, a case's above its files): a holder elsewhere is another case's or
+            # data set's file, so the input in reach was swapped or moved.
+            if any(holder.parent == path.parent or holder.parent in path.parents for holder in holders):
                 continue
             what = (
                 f"made from content {digest[:12]} ({key})"
@@ -255,7 +263,12 @@ class _TreeChecker:
                 else f"records {key[: -len(LINK_SUFFIX)]} content {digest[:12]} ({key})"
             )
             claimant = self.claimed.get(digest)
-            if claimant is not None:
+            if holders:
+                yield (
+                    f"{path}: {what}, which only {', '.join(map(str, sorted(holders)))} holds, not beside it or in a "
+                    "folder above it: an input was swapped or moved; rerun the workflow"
+                )
+            elif claimant is not None:
                 yield (
                     f"{path}: {what}, which {claimant} records but no longer holds (changed or corrupt since); "
                     "rerun the workflow"
@@ -326,7 +339,7 @@ class _TreeChecker:
             record = self.records.get(folder / RUN_RECORD)
             if record is not None:
                 expected = {RUN_RECORD} | _plain_names(record.get("outputs"))
-            elif RUN_RECORD in names or RUN_FOLDER.fullmatch(folder.name):
+            elif RUN_RECORD in names or RUN_FOLDER.fullmatch(folder.name):  # a run killed before its record
                 expected = recorded_anywhere
             else:
                 expected = set()
@@ -335,20 +348,22 @@ class _TreeChecker:
                     f"{folder}: a half-finished training job (has {', '.join(sorted(names))}, lacks "
                     f"{', '.join(sorted(expected - names))}); rerun the workflow to redo it"
                 )
-            if folder.name == "figures":
-                for name in sorted(names):
-                    stem, suffix = os.path.splitext(name)
-                    for other in FIGURE_SUFFIXES:
-                        if suffix in FIGURE_SUFFIXES and other != suffix and stem + other not in names:
-                            yield (
-                                f"{folder / name}: a half-finished figure (no {stem + other}); rerun the workflow to "
-                                "redo it"
-                            )
-            if folder.name == "summary":
+            # Every figure is a PNG and a PDF, wherever it sits.
+            for name in sorted(names):
+                stem, suffix = os.path.splitext(name)
+                for other in FIGURE_SUFFIXES:
+                    if suffix in FIGURE_SUFFIXES and other != suffix and stem + other not in names:
+                        yield (
+                            f"{folder / name}: a half-finished figure (no {stem + other}); rerun the workflow to "
+                            "redo it"
+                        )
+            # Tables that no run's record lists belong to an aggregation, which lists them in its manifest.
+            tables = {name for name in names if name.endswith((".csv", ".md"))} - recorded_anywhere
+            if not expected and (MANIFEST in names or tables):
                 yield from self._check_summary(folder, names)
 
     def _check_summary(self, folder: Path, names: set[str]) -> Iterator[str]:
-        manifest = folder / "manifest.json"
+        manifest = folder / MANIFEST
         record = self.records.get(manifest)
         listed: set[Path] = set()
         if record is None:
@@ -356,7 +371,7 @@ class _TreeChecker:
                 yield f"{folder}: summary files without manifest.json (a half-finished aggregation); rerun the workflow"
         elif isinstance(record.get("outputs"), dict):
             listed = {Path(os.path.normpath(folder / name)) for name in record["outputs"] if isinstance(name, str)}
-        for name in sorted(names - {"manifest.json", CODEC_TABLE}):
+        for name in sorted(names - {MANIFEST, CODEC_TABLE}):
             if record is not None and folder / name not in listed:
                 yield f"{folder / name}: not recorded in {manifest.name}, so no stage of this run wrote it; delete it"
         if CODEC_TABLE in names:
