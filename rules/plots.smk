@@ -51,7 +51,7 @@ rule plot_preprocessing:
 
 rule plot_curves:
     input:
-        history="results/{dataset}/summary/history.csv",
+        mean_history="results/{dataset}/summary/history.csv",
     output:
         png=report(
             "results/{dataset}/figures/curve_{metric}.png",
@@ -106,7 +106,7 @@ rule plot_per_class:
 rule plot_tradeoff:
     input:
         summary="results/{dataset}/summary/summary.csv",
-        codecs="results/{dataset}/summary/storage_codecs.csv",
+        codec_table="results/{dataset}/summary/storage_codecs.csv",
     output:
         png=report(
             "results/{dataset}/figures/tradeoff.png",

@@ -33,7 +33,8 @@ def run_outputs(workdir: Path) -> dict[str, object]:
     Varies, and why: wall-clock timings (``*_seconds``, ``images_per_second``
     in ``test_metrics.json`` and ``runs.csv``/``summary.csv``/``datasets.csv``; encode and
     decode times in ``storage_codecs.*``); ``model.keras``
-    archives (Keras stamps the save date; their weights are compared instead);
+    archives (Keras stamps the save date; the test predictions they make are
+    compared instead, in ``predictions.h5``);
     logs and benchmark files; ``manifest.json`` (digests of tables with timings: the
     files it lists are compared themselves). PDF figures are compared: they carry no creation date.
     """

@@ -83,7 +83,7 @@ def test_baseline_upsampled_equals_raw_exactly(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda f: f.__delitem__("labels"), "no 'labels' dataset"),
+        (lambda f: f.__delitem__("labels"), "no 'labels' HDF5 dataset"),
         (
             lambda f: (
                 f.__delitem__("images"),

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from poolup import plots, stats
+from poolup import plots, preprocess, stats
 from poolup.aggregate import summarize
 from poolup.artifacts import read_image_set, read_json
 from poolup.codecs import measure_case
@@ -202,7 +202,11 @@ def test_storage_filter_and_level_set_the_encoding_and_its_bytes(data, tmp_path)
     for filter_name, level in (("none", None), ("lzf", None), ("gzip", 0), ("gzip", 1), ("gzip", 4), ("gzip", 9)):
         name = filter_name + ("" if level is None else str(level))
         outputs = (tmp_path / f"{name}.h5", tmp_path / f"{name}.json")
-        record = pool_and_store(data / "raw.h5", *outputs, "w2s2", 2, 2, filter_name=filter_name, level=level)
+        # The workflow's two rules: pool (one fixed encoding), then store under the configured one.
+        preprocess.pool(data / "raw.h5", tmp_path / "pooled.h5", "w2s2", 2, 2)
+        record = preprocess.store(
+            tmp_path / "pooled.h5", data / "raw.h5", *outputs, encoding={"filter": filter_name, "level": level}
+        )
         with h5py.File(tmp_path / f"{name}.h5") as file:
             images = file["images"]
             assert images.compression == {"none": None, "lzf": "lzf", "gzip": "gzip"}[filter_name]
@@ -223,12 +227,12 @@ def test_storage_filter_and_level_set_the_encoding_and_its_bytes(data, tmp_path)
 
 def test_codecs_names_and_sample_choose_what_is_measured_on_how_many_images(data, tmp_path):
     records = measure_case(
-        data / "raw.h5", data / "stored.h5", tmp_path / "codecs.json", codecs=["webp", "hdf5-lzf"], sample=15
+        data / "raw.h5", data / "stored.h5", tmp_path / "codecs.json", names=["webp", "hdf5-lzf"], sample=15
     )
     assert [r["codec"] for r in records] == ["webp", "hdf5-lzf"]  # only the named codecs, in their order
     assert [r["images_measured"] for r in records] == [15, N_IMAGES]  # the sample is for per-image codecs only
     assert read_json(tmp_path / "codecs.json")["codecs"] == records
-    larger = measure_case(data / "raw.h5", data / "stored.h5", tmp_path / "all.json", codecs=["png"], sample=10_000)
+    larger = measure_case(data / "raw.h5", data / "stored.h5", tmp_path / "all.json", names=["png"], sample=10_000)
     assert larger[0]["images_measured"] == N_IMAGES  # a sample larger than the data set: every image
 
 

@@ -57,10 +57,57 @@ def test_execution_keys_are_training_settings_of_the_schema():
 
 def test_fetch_defaults_equal_the_schema_defaults():
     """A datasets[] key left out of the entry takes fetch_source's default: the schema's."""
-    from poolup.preprocess import _SOURCE_SETTINGS, fetch_source
+    from poolup.preprocess import _COMMON_KEYS, _SOURCE_KEYS, fetch_source
 
     items = PROPERTIES["datasets"]["items"]["properties"]
     parameters = inspect.signature(fetch_source).parameters
-    defaults = {key: parameters[key].default for key in _SOURCE_SETTINGS if key != "source"}
+    keys = {*_COMMON_KEYS, *(key for keys in _SOURCE_KEYS.values() for key in keys)} - {"source"}
+    defaults = {key: parameters[key].default for key in sorted(keys)}
     assert defaults == {key: items[key]["default"] for key in defaults}
     assert parameters["source"].default is inspect.Parameter.empty  # required: the schema's default is applied first
+
+
+def schema_default(path: str):
+    """The schema's default at a dotted path of property names."""
+    node = {"properties": PROPERTIES}
+    for name in path.split("."):
+        node = node["properties"][name]
+    return node["default"]
+
+
+# Library functions callable without the workflow keep defaults for the settings they take;
+# each must equal the schema's default of the config key it stands for.
+LIBRARY_DEFAULTS = [
+    ("poolup.preprocess:pool", "dtype", "storage.dtype"),
+    ("poolup.preprocess:pool_and_store", "dtype", "storage.dtype"),
+    ("poolup.preprocess:pool_and_store", "filter_name", "storage.filter"),
+    ("poolup.preprocess:pool_and_store", "level", "storage.level"),
+    ("poolup.preprocess:upsample", "method", "interpolation.method"),
+    ("poolup.preprocess:upsample", "grid", "interpolation.grid"),
+    ("poolup.interpolation:upsample_images", "method", "interpolation.method"),
+    ("poolup.interpolation:upsample_images", "grid", "interpolation.grid"),
+    ("poolup.codecs:measure_case", "names", "codecs.names"),
+    ("poolup.codecs:measure_case", "sample", "codecs.sample"),
+]
+
+
+@pytest.mark.parametrize(("function", "parameter", "key"), LIBRARY_DEFAULTS, ids=lambda v: str(v))
+def test_library_defaults_equal_the_schema_defaults(function, parameter, key):
+    import importlib
+
+    module, name = function.split(":")
+    default = inspect.signature(getattr(importlib.import_module(module), name)).parameters[parameter].default
+    expected = schema_default(key)
+    assert (list(default) if isinstance(default, tuple) else default) == expected
+
+
+def test_gzip_without_a_level_takes_the_schema_level():
+    from poolup.storage import filter_options
+
+    assert filter_options("gzip", None)["compression_opts"] == schema_default("storage.level")
+
+
+def test_a_summary_without_methods_says_the_schema_default_method():
+    from poolup.aggregate import DEFAULT_METHOD
+
+    assert schema_default("interpolation.method") == DEFAULT_METHOD

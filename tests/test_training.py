@@ -166,7 +166,7 @@ def test_input_without_labels_fails_cleanly(tmp_path):
     bad = tmp_path / "nolabels.h5"
     write_h5(bad, {"images": np.zeros((40, 28, 28), np.float32)}, {"stage": "upsample"})
     out = tmp_path / "run"
-    with pytest.raises(PoolupError, match="no 'labels' dataset"):
+    with pytest.raises(PoolupError, match="no 'labels' HDF5 dataset"):
         train_run(bad, run_paths(out), "x", 0, FAST, image_shape=(28, 28))
     assert list(out.iterdir()) == []
 

@@ -19,6 +19,8 @@ from poolup.interpolation import method_order
 from poolup.training import HISTORY_METRICS
 
 PathLike = str | os.PathLike[str]
+# The method column of a case whose method is not given: interpolation.method's default.
+DEFAULT_METHOD = "linear"
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 RUN_COLUMNS: tuple[str, ...] = (
     "case",
@@ -101,7 +103,7 @@ def summarize(
         Config section ``analysis``: ``margin``, ``confidence``,
         ``bootstrap_resamples``, ``power`` (see :mod:`poolup.stats`).
     methods : mapping, optional
-        Case name to its interpolation method (the ``method`` column); "linear" when absent.
+        Case name to its interpolation method (the ``method`` column); ``DEFAULT_METHOD`` when absent.
 
     Every non-baseline case is compared with the baseline twice: unpaired
     (``f1_diff_to_baseline``, ``f1_welch_p``, as the paper) and paired by seed
@@ -125,7 +127,7 @@ def summarize(
             {
                 "window": record["window"],
                 "stride": record["stride"],
-                "method": methods.get(case, "linear"),
+                "method": methods.get(case, DEFAULT_METHOD),
                 "stored_side": record["stored_shape"][0],
                 "stored_pixels": record["stored_pixels"],
                 "pixel_ratio": record["pixel_ratio"],

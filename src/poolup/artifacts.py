@@ -1,12 +1,15 @@
 """Reading and writing the pipeline's artifacts: every writer, every digest.
 
-Every artifact is written to a temporary name in the same folder and renamed
+Every file is written to a temporary name in the same folder and renamed
 into place only when complete, so a killed job never leaves a file that looks
-finished. Every artifact carries ``content_sha256``: for HDF5, a digest of
+finished. Every HDF5 and JSON artifact carries ``content_sha256``: for HDF5, a digest of
 its datasets (names, dtypes, shapes and bytes) and of every file attribute; for
 JSON, of the canonical record. The readers here check it (and, on request, the
 stage that wrote the file and its upstream digest) before returning anything,
-so a tampered or mismatched input stops the stage that would use it.
+so a tampered or mismatched input stops the stage that would use it. CSV,
+Markdown, model and figure files carry no digest of their own: the record
+that lists them does (a run's ``test_metrics.json``, an aggregation's
+``manifest.json``).
 """
 
 from __future__ import annotations
@@ -584,7 +587,7 @@ def open_h5(
     return file
 
 
-def image_arrays(
+def checked_image_arrays(
     file: h5py.File, path: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None, dtype: str | None = None
 ) -> tuple[h5py.Dataset, h5py.Dataset]:
     """The ``images`` and ``labels`` datasets of an open image artifact, after checking their layout (no data read).
@@ -598,7 +601,7 @@ def image_arrays(
     for name in ("images", "labels"):
         if name not in file or not isinstance(file[name], h5py.Dataset):
             raise PoolupError(
-                f"{path}: no '{name}' dataset; this is not a poolup image file, rerun the stage that makes it"
+                f"{path}: no '{name}' HDF5 dataset; this is not a poolup image file, rerun the stage that makes it"
             )
     images, labels = file["images"], file["labels"]
     if images.ndim not in (3, 4):
@@ -647,7 +650,7 @@ def read_image_set(
     """
     with open_h5(path, verify=verify, stage=stage, source_sha256=source_sha256) as file:
         try:
-            images, labels = image_arrays(file, path, image_shape, dtype)
+            images, labels = checked_image_arrays(file, path, image_shape, dtype)
             image_array, label_array = images[()], labels[()]
             attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
         except H5_ERRORS:

@@ -46,7 +46,7 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
         try:
             arrays: list[tuple[str, h5py.Dataset]] = []
             file.visititems(lambda name, obj: arrays.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
-            lines.append("datasets:")
+            lines.append("HDF5 datasets:")
             for name, array in sorted(arrays, key=lambda item: item[0]):
                 stored = array.id.get_storage_size()
                 logical = array.size * array.dtype.itemsize

@@ -96,7 +96,7 @@ def measure_case(
     raw: str | os.PathLike[str],
     pooled: str | os.PathLike[str],
     storage_codecs: str | os.PathLike[str],
-    codecs: Sequence[str] = CODECS,
+    names: Sequence[str] = CODECS,
     sample: int = 2000,
     random_state: int = 0,
 ) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ def measure_case(
         ``raw.h5`` and the case's ``pooled.h5`` (the pixels it stores; ``stored.h5`` holds the same images).
     storage_codecs : path-like
         ``storage_codecs.json``.
-    codecs : sequence of str
+    names : sequence of str
         Which codecs (see ``CODECS``).
     sample : int
         Images (a seeded random sample, the same for raw and stored) for the
@@ -121,7 +121,7 @@ def measure_case(
     n = stored_images.shape[0]
     chosen = np.sort(np.random.default_rng(random_state).choice(n, size=min(sample, n), replace=False))
     records = []
-    for codec in codecs:
+    for codec in names:
         per_image = not codec.startswith("hdf5-")
         if per_image and stored_images.dtype != np.uint8:
             records.append({"codec": codec, "skipped": "PNG and WebP hold 8-bit images; this case stores float32"})

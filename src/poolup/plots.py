@@ -117,10 +117,10 @@ def _band(axis: plt.Axes, x: np.ndarray, mean: np.ndarray, sd: np.ndarray, colou
 
 
 def plot_curves(
-    history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+    mean_history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Figs. 6-9: a metric over training progress, every case, mean and a band of one SD over seeds."""
-    frame = pd.read_csv(history)
+    frame = pd.read_csv(mean_history)
     colours = case_colours(list(labels))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, side, title in (
@@ -194,11 +194,11 @@ def _ci_errors(rows: pd.DataFrame) -> np.ndarray | None:
 
 
 def plot_tradeoff(
-    summary: PathLike, codecs: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+    summary: PathLike, codec_table: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Beyond the paper: test macro F1 against bytes on disk, as stored and under every codec."""
     frame = pd.read_csv(summary).set_index("case")
-    table = pd.read_csv(codecs)
+    table = pd.read_csv(codec_table)
     if "skipped" in table:
         table = table[table["skipped"].isna()]
     colours = case_colours(list(labels))

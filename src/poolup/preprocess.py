@@ -1,9 +1,11 @@
 """The preprocessing rules (``rules/preprocess.smk``) as plain functions: fetch, pool, store, upsample.
 
-Each function is named after its rule and takes the rule's inputs, outputs
+Each rule's function is named after it and takes the rule's inputs, outputs
 and parameters as keyword arguments of the same names; it writes its
 artifacts atomically and returns a small record of what it did. The
-workflow's scripts call these; so can anyone else.
+workflow's scripts call these; so can anyone else, as well as
+:func:`fetch_source` (a source without a config entry) and
+:func:`pool_and_store` (``stored.h5`` straight from ``raw.h5``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.artifacts import (
+    checked_image_arrays,
     decode_attr,
-    image_arrays,
     library_versions,
     open_h5,
     transform_images,
@@ -104,7 +106,7 @@ def fetch_source(
 def _raw_info(raw: PathLike) -> tuple[tuple[int, ...], int, str]:
     """Image shape, count and checksum of a ``raw.h5`` (its digest and layout checked)."""
     with open_h5(raw) as file:
-        images, _ = image_arrays(file, raw, dtype="uint8")
+        images, _ = checked_image_arrays(file, raw, dtype="uint8")
         return tuple(images.shape[1:]), int(images.shape[0]), str(decode_attr(file.attrs["content_sha256"]))
 
 
@@ -377,7 +379,7 @@ def upsample(
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(pooled) as file:
         if "images" not in file or "labels" not in file:
-            raise PoolupError(f"{pooled}: no images/labels datasets; rerun the pool stage")
+            raise PoolupError(f"{pooled}: no images/labels HDF5 datasets; rerun the pool stage")
         attrs = dict(file.attrs)
         missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
         if missing:
@@ -417,29 +419,28 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "npz": ("path",),
     "bundled": (),
 }
-_FETCH_KEYS = ("source", "image_shape", "max_images", "subset_seed")
+# The keys every source reads: fetch_source's parameters of the same names, and the shape check.
+_COMMON_KEYS = ("source", "max_images", "subset_seed")
 
 
 def fetch_settings(dataset: dict[str, Any]) -> dict[str, Any]:
     """The part of a ``datasets`` entry that :func:`fetch` reads for its source."""
-    keys = _FETCH_KEYS + _SOURCE_KEYS.get(dataset.get("source", ""), ())
+    # (This order is the rule's params: another order would rerun fetch.)
+    keys = ("source", "image_shape", "max_images", "subset_seed", *_SOURCE_KEYS.get(dataset.get("source", ""), ()))
     return {key: dataset[key] for key in keys if key in dataset}
 
 
 def fetch(*, raw: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
     """The fetch rule: :func:`fetch_source` driven by one entry of the config's ``datasets`` list.
 
-    Also checks that the images have the configured ``image_shape``, which
-    the config validation used to check the cases; a mismatch leaves no file.
     A key the entry leaves out takes :func:`fetch_source`'s default, which
-    equals the schema's (``tests/test_schema_facts.py``).
+    equals the schema's (``tests/test_schema_facts.py``). The images must have
+    the entry's ``image_shape`` when it gives one (the validated config always
+    does); a mismatch leaves no file.
     """
-    settings = {key: dataset[key] for key in _SOURCE_SETTINGS if key in dataset}
+    source_keys = (*_COMMON_KEYS, *{key for keys in _SOURCE_KEYS.values() for key in keys})
+    settings = {key: dataset[key] for key in source_keys if key in dataset}
     shape = dataset.get("image_shape")
     return fetch_source(
         raw, **settings, filter_name=RAW_FILTER, level=RAW_LEVEL, expected_shape=tuple(shape) if shape else None
     )
-
-
-# The keys of a datasets[] entry that are fetch_source's parameters of the same name.
-_SOURCE_SETTINGS = ("source", "path", "openml_name", "data_home", "max_images", "subset_seed")

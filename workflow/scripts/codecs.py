@@ -6,7 +6,7 @@ with logged_job(snakemake) as log:
         raw=snakemake.input.raw,
         pooled=snakemake.input.pooled,
         storage_codecs=snakemake.output.storage_codecs,
-        codecs=snakemake.params.codecs["names"],
+        names=snakemake.params.codecs["names"],
         sample=snakemake.params.codecs["sample"],
     )
     log.info("%s", records)

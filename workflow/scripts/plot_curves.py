@@ -3,7 +3,7 @@ from poolup.scripting import logged_job
 
 with logged_job(snakemake):
     plot_curves(
-        history=snakemake.input.history,
+        mean_history=snakemake.input.mean_history,
         metric=snakemake.wildcards.metric,
         labels=snakemake.params.labels,
         png=snakemake.output.png,

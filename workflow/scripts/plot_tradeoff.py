@@ -4,7 +4,7 @@ from poolup.scripting import logged_job
 with logged_job(snakemake):
     plot_tradeoff(
         summary=snakemake.input.summary,
-        codecs=snakemake.input.codecs,
+        codec_table=snakemake.input.codec_table,
         labels=snakemake.params.labels,
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,
