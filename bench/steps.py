@@ -9,17 +9,31 @@ Usage: python bench/steps.py UPSAMPLED_H5 PRECISION THREADS BATCH
   e.g. for b in 32 64 320; do python bench/steps.py results/mnist/baseline/upsampled.h5 mixed_bfloat16 1 $b; done
 """
 
+import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poolup.training import TrainSettings, _Trainer, build_model, configure_tensorflow, load_training_data, prepare
+from poolup.training import (
+    PRECISIONS,
+    TrainSettings,
+    _Trainer,
+    build_model,
+    configure_tensorflow,
+    load_training_data,
+    prepare,
+)
 
 
 def main() -> None:
-    upsampled, precision, threads, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("upsampled", help="an upsampled.h5 of a finished run")
+    parser.add_argument("precision", choices=PRECISIONS)
+    parser.add_argument("threads", type=int)
+    parser.add_argument("batch", type=int)
+    args = parser.parse_args()
+    upsampled, precision, threads, batch = args.upsampled, args.precision, args.threads, args.batch
     data = load_training_data(upsampled)
     run = prepare(data, 0, TrainSettings(precision=precision))
     configure_tensorflow(threads, precision)
