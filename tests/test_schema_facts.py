@@ -57,11 +57,11 @@ def test_execution_keys_are_training_settings_of_the_schema():
 
 def test_fetch_defaults_equal_the_schema_defaults():
     """A datasets[] key left out of the entry takes fetch_source's default: the schema's."""
-    from poolup.preprocess import _COMMON_KEYS, _SOURCE_KEYS, fetch_source
+    from poolup.preprocess import _FETCH_KEYS, _SOURCE_KEYS, fetch_source
 
     items = PROPERTIES["datasets"]["items"]["properties"]
     parameters = inspect.signature(fetch_source).parameters
-    keys = {*_COMMON_KEYS, *(key for keys in _SOURCE_KEYS.values() for key in keys)} - {"source"}
+    keys = {*_FETCH_KEYS, *(key for keys in _SOURCE_KEYS.values() for key in keys)} - {"source", "image_shape"}
     defaults = {key: parameters[key].default for key in sorted(keys)}
     assert defaults == {key: items[key]["default"] for key in defaults}
     assert parameters["source"].default is inspect.Parameter.empty  # required: the schema's default is applied first

@@ -419,28 +419,28 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "npz": ("path",),
     "bundled": (),
 }
-# The keys every source reads: fetch_source's parameters of the same names, and the shape check.
-_COMMON_KEYS = ("source", "max_images", "subset_seed")
+# The keys of every entry that fetch reads, whatever the source (this order is the fetch
+# rule's params: another order would rerun fetch).
+_FETCH_KEYS = ("source", "image_shape", "max_images", "subset_seed")
 
 
 def fetch_settings(dataset: dict[str, Any]) -> dict[str, Any]:
     """The part of a ``datasets`` entry that :func:`fetch` reads for its source."""
-    # (This order is the rule's params: another order would rerun fetch.)
-    keys = ("source", "image_shape", "max_images", "subset_seed", *_SOURCE_KEYS.get(dataset.get("source", ""), ()))
+    keys = _FETCH_KEYS + _SOURCE_KEYS.get(dataset.get("source", ""), ())
     return {key: dataset[key] for key in keys if key in dataset}
 
 
 def fetch(*, raw: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
     """The fetch rule: :func:`fetch_source` driven by one entry of the config's ``datasets`` list.
 
-    A key the entry leaves out takes :func:`fetch_source`'s default, which
-    equals the schema's (``tests/test_schema_facts.py``). The images must have
-    the entry's ``image_shape`` when it gives one (the validated config always
+    Only the keys its source reads are passed (:func:`fetch_settings`); a key
+    the entry leaves out takes :func:`fetch_source`'s default, which equals
+    the schema's (``tests/test_schema_facts.py``). The images must have the
+    entry's ``image_shape`` when it gives one (the validated config always
     does); a mismatch leaves no file.
     """
-    source_keys = (*_COMMON_KEYS, *{key for keys in _SOURCE_KEYS.values() for key in keys})
-    settings = {key: dataset[key] for key in source_keys if key in dataset}
-    shape = dataset.get("image_shape")
+    settings = fetch_settings(dataset)
+    shape = settings.pop("image_shape", None)
     return fetch_source(
         raw, **settings, filter_name=RAW_FILTER, level=RAW_LEVEL, expected_shape=tuple(shape) if shape else None
     )
