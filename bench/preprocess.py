@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
 from poolup.interpolation import METHODS, PILLOW_FILTERS, grid_coordinates, upsample_images
-from poolup.pooling import average_pool, quantize
+from poolup.pooling import average_pool, round_to_dtype
 from poolup.sources import load_idx
 from poolup.storage import CHUNK_IMAGES, filter_options
 
@@ -44,7 +44,7 @@ def per_image_loop(images: np.ndarray, window: int, stride: int) -> np.ndarray:
     """The reference: pool one image at a time, one RectBivariateSpline per image."""
     out = np.empty((images.shape[0], 28, 28), np.float32)
     for i, image in enumerate(images):
-        pooled = quantize(average_pool(image[None], window, stride), "uint8")[0].astype(np.float64)
+        pooled = round_to_dtype(average_pool(image[None], window, stride), "uint8")[0].astype(np.float64)
         source, target = grid_coordinates("corners", 28, pooled.shape[0], window, stride)
         out[i] = RectBivariateSpline(source, source, pooled, kx=1, ky=1)(target, target)
     return out
@@ -67,7 +67,7 @@ def speed(images: np.ndarray, loop_images: int) -> None:
     print(f"{'case':6} {'pool s':>7} {'upsample s':>11} {'total s':>8} {'loop s':>7} {'ratio':>6} {'max |diff|':>11}")
     for case, (window, stride) in CASES.items():
         pool_time, stored = best_of(
-            lambda window=window, stride=stride: quantize(average_pool(images, window, stride), "uint8"), 5
+            lambda window=window, stride=stride: round_to_dtype(average_pool(images, window, stride), "uint8"), 5
         )
         up_time, result = best_of(
             lambda stored=stored, window=window, stride=stride: upsample_images(stored, (28, 28), window, stride), 5
@@ -102,7 +102,7 @@ def per_image_method(stored: np.ndarray, window: int, stride: int, method: str) 
 
 
 def methods(images: np.ndarray, loop_images: int, window: int = 3, stride: int = 2) -> None:
-    stored = quantize(average_pool(images, window, stride), "uint8")
+    stored = round_to_dtype(average_pool(images, window, stride), "uint8")
     print(
         f"== methods: upsample {images.shape[0]:,} images of the {window}x{window}/{stride} case (best of 3);"
         f" reference loop timed on {loop_images:,} and scaled to all"

@@ -24,6 +24,7 @@ from poolup.config import (
 )
 from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
+from poolup.recipe import Recipe
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
@@ -94,6 +95,16 @@ def case_window(wildcards):
 
 def case_stride(wildcards):
     return config["cases"][wildcards.case]["stride"]
+
+
+def case_recipe(case):
+    """The storage recipe of one case (src/poolup/recipe.py)."""
+    return Recipe.from_case(config["cases"][case])
+
+
+def case_encoding(wildcards):
+    """The recipe's steps after pooling (bits, codec, quality, tile): the pool rule's params."""
+    return case_recipe(wildcards.case).encoding()
 
 
 def case_interpolation(wildcards):

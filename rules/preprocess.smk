@@ -15,10 +15,11 @@ rule fetch:
         "../workflow/scripts/fetch.py"
 
 
-# pool writes the pixels a case stores, in one fixed encoding; store writes them
-# again under the configured filter and measures the bytes. Everything that
-# reads pixels reads pooled.h5, so a new filter or level reruns only store and
-# the summaries of its byte counts (README, "What a config change reruns").
+# pool applies the case's storage recipe (pool -> quantise -> encode, src/poolup/recipe.py)
+# and writes what the case stores, in one fixed HDF5 encoding; store writes it again
+# under the configured filter and measures the bytes. Everything that reads pixels
+# reads pooled.h5 (through the recipe's way back), so a new filter or level reruns
+# only store and the summaries of its byte counts (README, "What a config change reruns").
 rule pool:
     input:
         raw="results/{dataset}/raw.h5",
@@ -34,6 +35,7 @@ rule pool:
         window=case_window,
         stride=case_stride,
         dtype=config["storage"]["dtype"],
+        encoding=case_encoding,
     script:
         "../workflow/scripts/pool.py"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from poolup.errors import PoolupError
-from poolup.pooling import average_pool, pooled_side, quantize
+from poolup.pooling import average_pool, pooled_side, round_to_dtype
 
 PAPER_CASES = [(1, 1, 28), (2, 1, 27), (2, 2, 14), (3, 1, 26), (3, 2, 13)]
 
@@ -31,7 +31,7 @@ def test_average_pool_matches_plain_loop(window, stride, side):
 
 def test_identity_case_is_exact():
     images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
-    np.testing.assert_array_equal(quantize(average_pool(images, 1, 1), "uint8"), images)
+    np.testing.assert_array_equal(round_to_dtype(average_pool(images, 1, 1), "uint8"), images)
 
 
 def test_channels_pooled_independently():
@@ -42,10 +42,10 @@ def test_channels_pooled_independently():
         np.testing.assert_allclose(pooled[..., c], average_pool(images[..., c], 3, 2), atol=1e-5)
 
 
-def test_quantize_rounds_and_clips():
+def test_round_to_dtype_rounds_and_clips():
     values = np.array([[0.4, 0.5, 1.5, 254.6, 255.0]], dtype=np.float32)
-    np.testing.assert_array_equal(quantize(values, "uint8"), [[0, 0, 2, 255, 255]])
-    assert quantize(values, "float32").dtype == np.float32
+    np.testing.assert_array_equal(round_to_dtype(values, "uint8"), [[0, 0, 2, 255, 255]])
+    assert round_to_dtype(values, "float32").dtype == np.float32
 
 
 def test_bad_pooling_arguments():
@@ -54,4 +54,4 @@ def test_bad_pooling_arguments():
     with pytest.raises(PoolupError, match=">= 1"):
         pooled_side(28, 2, 0)
     with pytest.raises(PoolupError, match="dtype"):
-        quantize(np.zeros((1, 2, 2), np.float32), "int16")
+        round_to_dtype(np.zeros((1, 2, 2), np.float32), "int16")

@@ -22,7 +22,7 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.errors import PoolupError
-from poolup.storage import filter_options, image_chunks
+from poolup.storage import CHUNK_IMAGES, array_chunks, filter_options, image_chunks
 
 # Rows hashed per step when digesting an HDF5 dataset, to keep memory bounded.
 _HASH_ROWS = 16384
@@ -484,6 +484,7 @@ def transform_images(
     *,
     source_stage: str | tuple[str, ...] | None = None,
     annotate: Callable[[h5py.File], Mapping[str, Any]] | None = None,
+    read: Callable[[h5py.File, int, int], NDArray] | None = None,
 ) -> str:
     """Stream ``images`` of one artifact through ``transform`` into a new artifact.
 
@@ -498,6 +499,10 @@ def transform_images(
         Called with the complete target file (flushed, before its digest and
         rename); the attributes it returns are added, e.g. the bytes the
         images really take on disk. So nothing is written after the rename.
+    read : callable, optional
+        ``read(source, start, stop)`` gives the source's images ``start:stop``
+        (e.g. :func:`poolup.recipe.read_back` for encoded payloads); default:
+        the ``images`` dataset.
 
     Returns
     -------
@@ -505,8 +510,9 @@ def transform_images(
         The target's ``content_sha256``.
     """
     with open_h5(source_path, stage=source_stage) as source, atomic_path(target_path) as tmp:
-        images, labels = source["images"], source["labels"][()]
-        n = images.shape[0]
+        labels = source["labels"][()]
+        n = labels.shape[0]
+        images = source["images"] if read is None else None
         with h5py.File(tmp, "w", libver=LIBVER) as target:
             out = target.create_dataset(
                 "images",
@@ -516,7 +522,8 @@ def transform_images(
                 **filter_options(filter_name, level),
             )
             for start in range(0, n, block):
-                out[start : start + block] = transform(images[start : start + block])
+                stop = min(start + block, n)
+                out[start:stop] = transform(images[start:stop] if read is None else read(source, start, stop))
             target.create_dataset("labels", data=labels)
             for key, value in attrs.items():
                 target.attrs[key] = encode_attr(value)
@@ -526,6 +533,60 @@ def transform_images(
                     target.attrs[key] = encode_attr(value)
             digest = content_sha256(target)
             target.attrs["content_sha256"] = digest
+    return digest
+
+
+def write_h5_blocks(
+    path: str | os.PathLike[str],
+    blocks: Iterable[Mapping[str, NDArray]],
+    labels: NDArray,
+    attrs: Mapping[str, Any],
+    filter_name: str = "none",
+    level: int | None = None,
+    *,
+    unfiltered: tuple[str, ...] = (),
+    annotate: Callable[[h5py.File], Mapping[str, Any]] | None = None,
+) -> str:
+    """Write arrays that arrive block by block (each block's arrays are appended along axis 0) atomically.
+
+    Memory stays bounded by one block. Every array is chunked as
+    :func:`poolup.storage.array_chunks` says and uses the filter, except those
+    named in ``unfiltered``; ``labels`` are stored as they are. ``annotate``
+    as in :func:`transform_images`.
+
+    Returns
+    -------
+    str
+        The ``content_sha256`` recorded in the file.
+    """
+    options = filter_options(filter_name, level)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as file:
+        for block in blocks:
+            for name, array in block.items():
+                array = np.asarray(array)
+                if name not in file:
+                    shape = (0,) + array.shape[1:]
+                    file.create_dataset(
+                        name,
+                        shape=shape,
+                        maxshape=(None,) + array.shape[1:],
+                        dtype=array.dtype,
+                        chunks=array_chunks((max(array.shape[0], CHUNK_IMAGES),) + array.shape[1:]),
+                        **({} if name in unfiltered else options),
+                    )
+                target = file[name]
+                start = target.shape[0]
+                target.resize(start + array.shape[0], axis=0)
+                target[start:] = array
+        file.create_dataset("labels", data=labels)
+        for key, value in attrs.items():
+            file.attrs[key] = encode_attr(value)
+        if annotate is not None:
+            file.flush()
+            for key, value in annotate(file).items():
+                file.attrs[key] = encode_attr(value)
+        digest = content_sha256(file)
+        file.attrs["content_sha256"] = digest
     return digest
 
 

@@ -17,8 +17,10 @@ import jsonschema
 import yaml
 
 from poolup.errors import PoolupError
+from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
+from poolup.recipe import Recipe
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -212,9 +214,29 @@ def _check_datasets(config: dict[str, Any]) -> None:
     _check_unique_names("datasets", [dataset["name"] for dataset in config["datasets"]])
 
 
+def _check_recipe(config: dict[str, Any], name: str, case: dict[str, Any], dataset: dict[str, Any]) -> None:
+    """The recipe keys of one case: combinations that cannot be stored, one line each."""
+    try:
+        recipe = Recipe.from_case(case)
+    except PoolupError as error:
+        raise PoolupError(f"config key 'cases.{name}': {error}") from None
+    if recipe.layout != "images" and config["storage"]["dtype"] != "uint8":
+        raise PoolupError(
+            f"config key 'cases.{name}': bits and codec store 8-bit images, but storage.dtype is "
+            f"{config['storage']['dtype']}; set storage.dtype: uint8 or drop them"
+        )
+    if recipe.codec is not None:
+        try:
+            image_mode(dataset["image_shape"])
+            check_codec(recipe.codec)
+        except PoolupError as error:
+            raise PoolupError(f"config key 'cases.{name}.codec': {error}") from None
+
+
 def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
     height, width = dataset["image_shape"][:2]
     for name, case in config["cases"].items():
+        _check_recipe(config, name, case, dataset)
         window, stride = case["window"], case["stride"]
         method = case_method(config, name)
         if window > min(height, width):

@@ -82,8 +82,8 @@ def average_pool(images: NDArray, window: int, stride: int, block: int = 1024) -
     return out
 
 
-def quantize(pooled: NDArray[np.float32], dtype: str) -> NDArray:
-    """Convert pooled values to the dtype they are stored in.
+def round_to_dtype(pooled: NDArray[np.float32], dtype: str) -> NDArray:
+    """Convert pooled values to the dtype they are stored in (quantisation to fewer bits: :mod:`poolup.quantization`).
 
     ``uint8`` rounds half to even and clips to [0, 255] (what an image file
     would hold); ``float32`` keeps the exact averages.

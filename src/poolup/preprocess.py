@@ -26,11 +26,13 @@ from poolup.artifacts import (
     open_h5,
     transform_images,
     write_h5,
+    write_h5_blocks,
     write_json,
 )
 from poolup.errors import PoolupError
 from poolup.interpolation import METHODS, effective_grid, upsample_images
-from poolup.pooling import average_pool, pooled_side, quantize
+from poolup.pooling import average_pool, pooled_side, round_to_dtype
+from poolup.recipe import PAYLOADS, UNFILTERED, Recipe, read_back
 from poolup.sources import load_source, subsample
 from poolup.storage import bytes_under_filter, filter_options
 
@@ -123,16 +125,19 @@ def pool(
     window: int,
     stride: int,
     dtype: str = "uint8",
+    encoding: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Average-pool every raw image into ``pooled.h5``: the pixels a case stores.
+    """Apply a case's storage recipe to every raw image: ``pooled.h5`` holds what the case stores.
 
     Parameters
     ----------
     raw : path-like
         ``raw.h5`` from :func:`fetch`.
     pooled : path-like
-        ``pooled.h5``: pooled ``images`` in ``dtype`` and ``labels``, in the
-        fixed encoding ``POOLED_FILTER``/``POOLED_LEVEL``.
+        ``pooled.h5``: the recipe's payload (pooled ``images`` in ``dtype``, or
+        packed ``codes``, or image files as ``encoded`` + ``offsets``; see
+        :mod:`poolup.recipe`) and ``labels``, in the fixed encoding
+        ``POOLED_FILTER``/``POOLED_LEVEL``.
     case : str
         Case name, recorded for provenance.
     window, stride : int
@@ -140,13 +145,17 @@ def pool(
     dtype : {"uint8", "float32"}
         ``uint8`` rounds the averages as an image file would; ``float32``
         keeps them exact.
+    encoding : mapping, optional
+        The recipe's steps after pooling: ``bits``, ``codec``, ``quality``,
+        ``tile`` (:meth:`poolup.recipe.Recipe.encoding`); None = none.
 
     Returns
     -------
     dict
         The pooled shape and the content checksum.
     """
-    attrs = _pooled_attrs(raw, case, window, stride, dtype, POOLED_FILTER, POOLED_LEVEL, stage="pool")
+    recipe = Recipe.from_case({"window": window, "stride": stride, **_given(encoding)})
+    attrs = _pooled_attrs(raw, case, recipe, dtype, POOLED_FILTER, POOLED_LEVEL, stage="pool")
     digest = _write_pooled(raw, pooled, attrs, POOLED_FILTER, POOLED_LEVEL)
     return {"stored_shape": attrs["stored_shape"], "content_sha256": digest}
 
@@ -185,7 +194,11 @@ def store(
     filter_options(filter_name, level)  # reject an unknown filter before any work
     with open_h5(pooled, stage="pool") as file:
         attrs = {key: decode_attr(value) for key, value in file.attrs.items() if key != "content_sha256"}
-        shape, dtype = tuple(file["images"].shape[1:]), str(file["images"].dtype)
+        payload = PAYLOADS[Recipe.from_attrs(attrs).layout]
+        missing = [name for name in payload if name not in file]
+        if missing:
+            raise PoolupError(f"{pooled}: HDF5 datasets {missing} missing for its recipe; rerun the pool stage")
+        shape, dtype = tuple(file[payload[0]].shape[1:]), str(file[payload[0]].dtype)
         pooled_sha = str(decode_attr(file.attrs["content_sha256"]))
     _, _, raw_sha = _raw_info(raw)
     if attrs.get("source_sha256") != raw_sha:
@@ -199,6 +212,23 @@ def store(
             "versions": library_versions(),
         }
     )
+    if payload != ("images",):
+        return _write_stored(
+            raw,
+            stored,
+            storage,
+            attrs,
+            lambda tmp, annotate: write_h5_blocks(
+                tmp,
+                _copied_blocks(pooled, payload),
+                _labels(pooled),
+                attrs,
+                filter_name,
+                level,
+                unfiltered=UNFILTERED,
+                annotate=annotate,
+            ),
+        )
     return _write_stored(
         raw,
         stored,
@@ -229,6 +259,7 @@ def pool_and_store(
     dtype: str = "uint8",
     filter_name: str = "gzip",
     level: int | None = 4,
+    encoding: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """:func:`pool` and :func:`store` in one step, without a ``pooled.h5`` between.
 
@@ -237,7 +268,8 @@ def pool_and_store(
     rules (see ``POOLED_FILTER``). Parameters as those two functions.
     """
     filter_options(filter_name, level)
-    attrs = _pooled_attrs(raw, case, window, stride, dtype, filter_name, level, stage="store")
+    recipe = Recipe.from_case({"window": window, "stride": stride, **_given(encoding)})
+    attrs = _pooled_attrs(raw, case, recipe, dtype, filter_name, level, stage="store")
     return _write_stored(
         raw,
         stored,
@@ -254,12 +286,20 @@ def pool_and_store(
     )
 
 
+def _given(encoding: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The encoding keys that are set (None = the step's default)."""
+    return {key: value for key, value in (encoding or {}).items() if value is not None}
+
+
 def _pooled_attrs(
-    raw: PathLike, case: str, window: int, stride: int, dtype: str, filter_name: str, level: int | None, stage: str
+    raw: PathLike, case: str, recipe: Recipe, dtype: str, filter_name: str, level: int | None, stage: str
 ) -> dict[str, Any]:
     """The attributes of a pooled artifact (checks ``raw`` and the window on the way)."""
     shape, _, raw_sha = _raw_info(raw)
     height, width = shape[0], shape[1]
+    window, stride = recipe.window, recipe.stride
+    if recipe.layout != "images" and dtype != "uint8":
+        raise PoolupError(f"case {case}: bits and codec need storage.dtype uint8, not {dtype}")
     stored_shape = (pooled_side(height, window, stride), pooled_side(width, window, stride)) + shape[2:]
     return {
         "stage": stage,
@@ -274,6 +314,7 @@ def _pooled_attrs(
         "pixel_ratio": float(np.prod(stored_shape) / np.prod(shape)),
         "source_sha256": raw_sha,
         "versions": library_versions(),
+        **recipe.recorded(),
     }
 
 
@@ -285,8 +326,20 @@ def _write_pooled(
     level: int | None,
     annotate: Any = None,
 ) -> str:
-    """Pool ``raw`` into ``output`` as ``attrs`` say; the one place the pooling is applied."""
+    """Apply the recipe ``attrs`` record to ``raw`` into ``output``; the one place the recipe is applied."""
     pool_block = partial(_pool_block, window=attrs["window"], stride=attrs["stride"], dtype=attrs["dtype"])
+    recipe = Recipe.from_attrs(attrs)
+    if recipe.layout != "images":
+        return write_h5_blocks(
+            output,
+            _encoded_blocks(raw, recipe, pool_block),
+            _labels(raw),
+            attrs,
+            filter_name,
+            level,
+            unfiltered=UNFILTERED,
+            annotate=annotate,
+        )
     return transform_images(
         raw,
         output,
@@ -316,8 +369,12 @@ def _write_stored(
         raw_sha = str(decode_attr(file.attrs["content_sha256"]))
     measured: dict[str, int] = {}
 
+    recipe = Recipe.from_attrs(attrs)
+
     def annotate(target: h5py.File) -> dict[str, int]:
-        measured["stored_bytes"] = int(target["images"].id.get_storage_size())
+        measured["stored_bytes"] = sum(int(target[name].id.get_storage_size()) for name in PAYLOADS[recipe.layout])
+        if recipe.layout == "files":
+            measured["file_bytes"] = int(target["encoded"].shape[0])
         return {"stored_bytes": measured["stored_bytes"], "raw_bytes_same_filter": raw_bytes}
 
     digest = write(stored, annotate)
@@ -336,9 +393,51 @@ def _write_stored(
         "bytes_per_image": image_bytes / n,
         "stored_sha256": digest,
         "source_sha256": raw_sha,
+        **recipe.recorded(),
     }
+    if recipe.layout == "files":
+        # The same files kept one per path instead of in stored.h5 (their sizes as Pillow wrote them).
+        record.update(
+            {
+                "files": -(-n // recipe.tile),
+                "file_bytes": measured["file_bytes"],
+                "file_bytes_per_image": measured["file_bytes"] / n,
+                "file_byte_ratio": measured["file_bytes"] / raw_bytes if raw_bytes else float("nan"),
+            }
+        )
     write_json(storage, record)
     return record
+
+
+def _labels(path: PathLike) -> NDArray:
+    with open_h5(path) as file:
+        return file["labels"][()]
+
+
+def _copied_blocks(source: PathLike, names: tuple[str, ...], block: int = 1 << 20):
+    """The arrays ``names`` of an artifact, a block of rows at a time (for :func:`write_h5_blocks`)."""
+    with open_h5(source) as file:
+        for name in names:
+            array = file[name]
+            for start in range(0, array.shape[0], block):
+                yield {name: array[start : start + block]}
+
+
+def _encoded_blocks(raw: PathLike, recipe: Recipe, pool_block: Any, block: int = 16384):
+    """The recipe's payload of ``raw``'s images, block by block; file sizes turned into ``offsets``."""
+    total = 0
+    with open_h5(raw, stage="fetch") as file:
+        images = file["images"]
+        step = recipe.block_size(block)
+        if recipe.layout == "files":
+            yield {"offsets": np.zeros(1, dtype=np.int64)}
+        for start in range(0, images.shape[0], step):
+            part = recipe.encode(pool_block(images[start : start + step]))
+            if "sizes" in part:
+                sizes = part.pop("sizes")
+                part["offsets"] = total + np.cumsum(sizes)
+                total = int(part["offsets"][-1])
+            yield part
 
 
 def _unchanged(block: NDArray) -> NDArray:
@@ -346,7 +445,7 @@ def _unchanged(block: NDArray) -> NDArray:
 
 
 def _pool_block(block: NDArray, window: int, stride: int, dtype: str) -> NDArray:
-    return quantize(average_pool(block, window, stride), dtype)
+    return round_to_dtype(average_pool(block, window, stride), dtype)
 
 
 def upsample(
@@ -378,9 +477,10 @@ def upsample(
     if method not in METHODS:
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(pooled) as file:
-        if "images" not in file or "labels" not in file:
-            raise PoolupError(f"{pooled}: no images/labels HDF5 datasets; rerun the pool stage")
         attrs = dict(file.attrs)
+        payload = PAYLOADS[Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()}).layout]
+        if any(name not in file for name in payload + ("labels",)):
+            raise PoolupError(f"{pooled}: no {'/'.join(payload)}/labels HDF5 datasets; rerun the pool stage")
         missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
         if missing:
             raise PoolupError(f"{pooled}: attributes {missing} missing; it was not written by the pool stage, rerun it")
@@ -402,7 +502,8 @@ def upsample(
     }
     # Up-sampled arrays are an intermediate that training reads whole: no
     # compression filter (float32 interpolants barely compress, and it is slow).
-    digest = transform_images(pooled, upsampled, interpolate, original, "float32", out_attrs)
+    # The images are read back through the recipe (decoded, de-quantised) first.
+    digest = transform_images(pooled, upsampled, interpolate, original, "float32", out_attrs, read=read_back)
     return {"image_shape": original, "content_sha256": digest}
 
 

@@ -45,6 +45,19 @@ def image_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (max(1, min(CHUNK_IMAGES, shape[0])),) + tuple(shape[1:])
 
 
+# Elements per chunk of a one-dimensional array (the bytes of encoded image files, their offsets):
+# small, since an unfiltered last chunk is stored whole (at most 16 KiB over the files themselves).
+CHUNK_ELEMENTS = 16384
+
+
+def array_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunk shape of any stored array: whole images for image stacks and packed codes (2-D and up),
+    ``CHUNK_ELEMENTS`` for flat arrays."""
+    if len(shape) >= 2:
+        return image_chunks(shape)
+    return (max(1, min(CHUNK_ELEMENTS, shape[0])),)
+
+
 def stored_bytes(path: str | os.PathLike[str], name: str = "images") -> int:
     """Bytes that the HDF5 dataset ``name`` of a file really occupies (after its filters)."""
     with h5py.File(path, "r") as file:

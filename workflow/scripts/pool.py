@@ -9,5 +9,6 @@ with logged_job(snakemake) as log:
         window=snakemake.params.window,
         stride=snakemake.params.stride,
         dtype=snakemake.params.dtype,
+        encoding=snakemake.params.encoding,
     )
     log.info("%s", record)
