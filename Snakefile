@@ -16,6 +16,7 @@ include: "rules/preprocess.smk"
 include: "rules/codecs.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
+include: "rules/frontier.smk"
 include: "rules/plots.smk"
 
 

@@ -169,6 +169,13 @@ def all_targets():
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
         *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods"]),
+        # The frontier: every case's bytes against its paired ΔF1 (needs a case besides the baseline).
+        *expand(
+            "results/{dataset}/summary/{name}",
+            dataset=DATASETS if COMPARED_CASES else [],
+            name=["frontier.csv", "frontier.md"],
+        ),
+        *expand(figures, dataset=DATASETS if COMPARED_CASES else [], name=["frontier"]),
         # Figures of the paired comparison need a case besides the baseline.
         *expand(
             figures,

@@ -232,3 +232,28 @@ rule plot_per_class_delta:
         confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/plot_per_class_delta.py"
+
+
+rule plot_frontier:
+    input:
+        table="results/{dataset}/summary/frontier.csv",
+    output:
+        png=report(
+            "results/{dataset}/figures/frontier.png",
+            caption="../workflow/report/frontier.rst",
+            category="5. Rate-accuracy frontier",
+            subcategory="{dataset}",
+            labels={"name": "bytes against ΔF1, per recipe"},
+        ),
+        pdf="results/{dataset}/figures/frontier.pdf",
+    log:
+        "results/logs/{dataset}/plot_frontier.log",
+    benchmark:
+        "results/benchmarks/{dataset}/plot_frontier.tsv"
+    conda:
+        "../workflow/envs/poolup.yaml"
+    params:
+        plots=plot_settings("dpi"),
+        margin=config["analysis"]["margin"],
+    script:
+        "../workflow/scripts/plot_frontier.py"

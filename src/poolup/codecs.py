@@ -19,8 +19,9 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import open_h5, read_json, write_csv, write_json
+from poolup.artifacts import decode_attr, open_h5, read_json, write_csv, write_json
 from poolup.errors import PoolupError
+from poolup.recipe import Recipe
 from poolup.storage import image_chunks
 
 CODECS: tuple[str, ...] = ("hdf5-gzip", "hdf5-lzf", "hdf5-zstd", "hdf5-blosc-zstd", "png", "webp")
@@ -115,9 +116,16 @@ def measure_case(
         per-image file codecs PNG and WebP.
     """
     with open_h5(raw, stage="fetch") as r, open_h5(pooled, stage=("pool", "store")) as s:
-        raw_images, stored_images = r["images"][()], s["images"][()]
+        layout = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()}).layout
         case = str(s.attrs.get("case", ""))
         source = str(s.attrs.get("content_sha256", ""))
+        if layout != "images":
+            # Quantised codes and image files are the recipe's own encoding; storage.json has their bytes.
+            skipped = f"the case stores {'packed codes' if layout == 'codes' else 'image files'}, not pixels"
+            records = [{"codec": codec, "skipped": skipped} for codec in names]
+            write_json(storage_codecs, {"case": case, "source_sha256": source, "codecs": records})
+            return records
+        raw_images, stored_images = r["images"][()], s["images"][()]
     n = stored_images.shape[0]
     chosen = np.sort(np.random.default_rng(random_state).choice(n, size=min(sample, n), replace=False))
     records = []

@@ -19,9 +19,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from poolup import stats  # noqa: E402
-from poolup.artifacts import open_h5, read_json, write_figure  # noqa: E402
+from poolup.artifacts import decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
+from poolup.recipe import Recipe, read_back  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {
@@ -95,9 +96,15 @@ def plot_preprocessing(
     """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled."""
     with open_h5(raw) as r, open_h5(pooled) as s, open_h5(upsampled) as u:
         chosen = np.sort(example_indices(r["labels"][()], examples))
+        # The stored images as the recipe reads them back (decoded, de-quantised), at their stored size.
+        stored = np.stack([read_back(s, index, index + 1)[0] for index in chosen])
+        recipe = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()})
         rows = [
             ("original", r["images"][chosen]),
-            (f"stored {s['images'].shape[1]}x{s['images'].shape[2]}", s["images"][chosen]),
+            (
+                f"stored {stored.shape[2]}x{stored.shape[1]}" + ("" if recipe.pools else f", {recipe.describe()}"),
+                stored,
+            ),
             ("up-sampled to 28x28", u["images"][chosen]),
         ]
         full = r["images"].shape[1]
@@ -498,3 +505,69 @@ def plot_per_class_delta(
     """Heatmap of the per-class paired ΔF1 (:func:`per_class_delta_figure`) from ``per_class_delta.csv``."""
     frame = pd.read_csv(per_class_delta)
     _save(per_class_delta_figure(frame, labels, confidence), png, pdf, dpi)
+
+
+# One colour per recipe family in the frontier figure (the same in every run).
+FAMILY_COLOURS = {
+    "baseline": "black",
+    "pool": "tab:blue",
+    "quantize": "tab:orange",
+    "pool+quantize": "tab:purple",
+    "codec": "tab:green",
+    "pool+codec": "tab:olive",
+}
+
+
+def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
+    """Paired ΔF1 against the byte ratio (log axis) of every recipe, coloured by family.
+
+    Dots and capped bars: mean ΔF1 and its 95 % t-interval; the shaded band
+    below ``-margin``: a loss larger than the margin; the step line joins the
+    recipes on the front (no other recipe stores fewer or equal bytes with a
+    better ΔF1); each point is labelled with its case name.
+    """
+    if table.empty:
+        raise PoolupError("the frontier table has no rows; rerun the frontier stage")
+    figure, axis = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    front = table[table["on_front"]].sort_values("byte_ratio")
+    axis.step(
+        front["byte_ratio"], front["delta_f1"], where="post", color="grey", linewidth=1.2, zorder=1, label="front"
+    )
+    for family, rows in table.groupby("family", sort=False):
+        low = (rows["delta_f1"] - rows["delta_ci_low"]).fillna(0).to_numpy()
+        high = (rows["delta_ci_high"] - rows["delta_f1"]).fillna(0).to_numpy()
+        axis.errorbar(
+            rows["byte_ratio"],
+            rows["delta_f1"],
+            yerr=[low, high],
+            fmt="o",
+            color=FAMILY_COLOURS.get(family, "tab:brown"),
+            capsize=3,
+            markersize=6,
+            zorder=3,
+            label=family,
+        )
+    for row in table.itertuples():
+        axis.annotate(row.case, (row.byte_ratio, row.delta_f1), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    axis.set_xscale("log")
+    lows = table["delta_ci_low"].fillna(table["delta_f1"]).to_numpy(float)
+    bottom = min(float(np.nanmin(lows)), -margin) * 1.15
+    top = max(float(np.nanmax(table["delta_ci_high"].fillna(0))), margin / 3) * 1.3
+    axis.set_ylim(bottom, top)
+    axis.axhspan(bottom, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than {margin:g}")
+    axis.axhline(-margin, color="tab:red", linewidth=0.8, linestyle="--")
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.set_xlabel("bytes stored, as a fraction of the baseline's (log scale)")
+    axis.set_ylabel("ΔF1 against the baseline (paired by seed, 95 % CI)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8, loc="lower right")
+    seeds = sorted({int(n) for n in table["seeds"]})
+    axis.set_title(f"Bytes stored against quality lost, per recipe (seeds per case: {', '.join(map(str, seeds))})")
+    return figure
+
+
+def plot_frontier(table: PathLike, margin: float, png: PathLike, pdf: PathLike, dpi: int) -> None:
+    """The frontier figure (:func:`frontier_figure`) from ``frontier.csv``."""
+    frame = pd.read_csv(table)
+    frame["on_front"] = frame["on_front"].astype(bool)
+    _save(frontier_figure(frame, margin), png, pdf, dpi)
