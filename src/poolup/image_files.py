@@ -87,8 +87,9 @@ def _cells(picture: NDArray[np.uint8], count: int, image_shape: tuple[int, ...])
     return out
 
 
-def encode_file(images: NDArray[np.uint8], codec: str, quality: int) -> bytes:
-    """One file holding ``images`` (one image, or several tiled), as Pillow writes it."""
+def encode_file(images: NDArray[np.uint8], codec: str, quality: int | None) -> bytes:
+    """One file holding ``images`` (one image, or several tiled), as Pillow writes it
+    (``quality`` None: the format's default in Pillow)."""
     from PIL import Image
 
     picture = _picture(images)
@@ -99,8 +100,9 @@ def encode_file(images: NDArray[np.uint8], codec: str, quality: int) -> bytes:
         )
     mode = image_mode(images.shape[1:])
     buffer = io.BytesIO()
+    options = {} if quality is None else {"quality": quality}
     Image.fromarray(picture.reshape(picture.shape[:2]) if mode == "L" else picture, mode=mode).save(
-        buffer, format=_FORMATS[codec], quality=quality
+        buffer, format=_FORMATS[codec], **options
     )
     return buffer.getvalue()
 
@@ -114,7 +116,9 @@ def decode_file(data: bytes, count: int, image_shape: tuple[int, ...]) -> NDArra
     return _cells(picture, count, image_shape)
 
 
-def encode(images: NDArray[np.uint8], codec: str, quality: int, tile: int = 1) -> tuple[NDArray[np.uint8], NDArray]:
+def encode(
+    images: NDArray[np.uint8], codec: str, quality: int | None, tile: int = 1
+) -> tuple[NDArray[np.uint8], NDArray]:
     """Encode ``images`` (n, h, w[, c]) uint8 as files of ``tile`` images each.
 
     Returns

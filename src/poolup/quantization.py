@@ -41,7 +41,8 @@ def to_codes(images: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
 def from_codes(codes: NDArray[np.uint8], bits: int) -> NDArray[np.float32]:
     """The values codes are read back as: ``code * 255 / (2**bits - 1)``, float32."""
     levels = _levels(bits)
-    return codes.astype(np.float32) * np.float32(255 / levels)
+    # In float64, then rounded once to float32: the top code reads back as exactly 255.
+    return (codes.astype(np.float64) * 255 / levels).astype(np.float32)
 
 
 def packed_width(values_per_image: int, bits: int) -> int:

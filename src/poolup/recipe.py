@@ -56,8 +56,6 @@ class Recipe:
         if self.codec is not None:
             if self.codec not in image_files.CODECS:
                 raise PoolupError(f"unknown codec {self.codec!r}; use one of {', '.join(image_files.CODECS)}")
-            if self.quality is None:
-                raise PoolupError(f"codec {self.codec} needs a quality; add quality: 1-100")
             if self.bits != quantization.FULL_BITS:
                 raise PoolupError("bits and codec cannot be combined (the codec quantises on its own); drop one")
         elif self.quality is not None or self.tile != 1:
@@ -132,7 +130,8 @@ class Recipe:
             steps.append(f"{self.bits} bit{'s' if self.bits > 1 else ''}")
         if self.layout == "files":
             per_file = "1 image" if self.tile == 1 else f"{self.tile} images"
-            steps.append(f"{self.codec} q{self.quality}, {per_file} per file")
+            quality = f"q{self.quality}" if self.quality is not None else "default quality"
+            steps.append(f"{self.codec} {quality}, {per_file} per file")
         return " + ".join(steps) or "as is"
 
     def block_size(self, block: int) -> int:
@@ -151,7 +150,7 @@ class Recipe:
             raise PoolupError(f"bits and codec need uint8 images, got {pooled.dtype}; set storage.dtype: uint8")
         if self.layout == "codes":
             return {"codes": quantization.pack(quantization.to_codes(pooled, self.bits), self.bits)}
-        assert self.codec is not None and self.quality is not None
+        assert self.codec is not None
         encoded, sizes = image_files.encode(pooled, self.codec, self.quality, self.tile)
         return {"encoded": encoded, "sizes": sizes}
 
