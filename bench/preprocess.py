@@ -10,10 +10,17 @@
 3. Memory: peak RSS of the real ``store`` and ``upsample`` stages, each in its
    own process, on a synthetic raw.h5 of 1,000,000 images (real digits tiled).
 
-Goals (issue 2): >= 20x the per-image loop; one case's pool + upsample of
-70,000 images under 1 s on 2 cores; peak RSS under 1 GB at 1,000,000 images.
+4. Recipes: each transform's encode (forward) and decode (the way back)
+   images/s on the 70,000 digits, one thread, with the bytes per image it
+   stores; and the two ways to keep image files in HDF5 (one flat byte array +
+   offsets, as stored.h5 does, against HDF5 variable-length data): bytes on disk.
+5. Memory: peak RSS of the real ``pool`` stage for a quantising and a per-image
+   codec recipe at ``--big`` images.
 
-Usage: python bench/preprocess.py [--mnist DIR] [--loop-images N] [--big N] [--workdir DIR]
+Goals: >= 20x the per-image loop; one case's pool + upsample of 70,000 images
+under 1 s on 2 cores; peak RSS under 1 GB at 1,000,000 images.
+
+Usage: python bench/preprocess.py [--mnist DIR] [--loop-images N] [--big N] [--workdir DIR] [--only SECTION]
 """
 
 from __future__ import annotations
@@ -175,20 +182,109 @@ def memory(real: np.ndarray, n: int, workdir: Path) -> None:
     print(json.dumps({"images": n, "raw_MB_uncompressed": n * 784 / 2**20}))
 
 
+# The recipes the recipe benchmark times (a representative of each transform family).
+RECIPES = {
+    "pool 2x2/2": {"window": 2, "stride": 2},
+    "1 bit": {"window": 1, "stride": 1, "bits": 1},
+    "2 bits": {"window": 1, "stride": 1, "bits": 2},
+    "4 bits": {"window": 1, "stride": 1, "bits": 4},
+    "6 bits": {"window": 1, "stride": 1, "bits": 6},
+    "jpeg q50, 1 per file": {"window": 1, "stride": 1, "codec": "jpeg", "quality": 50},
+    "webp q50, 1 per file": {"window": 1, "stride": 1, "codec": "webp", "quality": 50},
+    "avif q50, 1,024 per file": {"window": 1, "stride": 1, "codec": "avif", "quality": 50, "tile": 1024},
+}
+
+
+def recipes(images: np.ndarray, workdir: Path) -> None:
+    from poolup.recipe import Recipe, read_back
+
+    print(f"== recipes: encode (pool -> quantise -> encode) and read back {images.shape[0]:,} images, one thread")
+    print(f"{'recipe':26} {'encode img/s':>13} {'decode img/s':>13} {'stored B/img':>13}")
+    for name, spec in RECIPES.items():
+        recipe = Recipe.from_case(spec)
+        start = time.perf_counter()
+        pooled = round_to_dtype(average_pool(images, recipe.window, recipe.stride), "uint8")
+        parts = recipe.encode(pooled)
+        encode = time.perf_counter() - start
+        path = workdir / "recipe.h5"
+        with h5py.File(path, "w") as file:
+            for key, value in parts.items():
+                file[key if key != "sizes" else "offsets"] = (
+                    value if key != "sizes" else np.concatenate([[0], np.cumsum(value)])
+                )
+            file["labels"] = np.zeros(images.shape[0], np.uint8)
+            file.attrs.update({"window": recipe.window, "stride": recipe.stride, **recipe.recorded()})
+            file.attrs["stored_shape"] = list(pooled.shape[1:])
+        stored = sum(part.nbytes for key, part in parts.items() if key != "sizes")
+        with h5py.File(path) as file:
+            start = time.perf_counter()
+            read_back(file)
+            decode = time.perf_counter() - start
+        n = images.shape[0]
+        print(f"{name:26} {n / encode:13,.0f} {n / decode:13,.0f} {stored / n:13.1f}")
+    files(images, workdir)
+
+
+def files(images: np.ndarray, workdir: Path) -> None:
+    """Flat bytes + offsets against variable-length data, for WebP q50 files, one per image."""
+    from poolup import image_files
+
+    encoded, sizes = image_files.encode(images, "webp", 50)
+    n = images.shape[0]
+    flat, vlen = workdir / "flat.h5", workdir / "vlen.h5"
+    with h5py.File(flat, "w") as file:
+        file.create_dataset("encoded", data=encoded, chunks=(16384,))
+        file.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(sizes)]), **filter_options("gzip", 4))
+    with h5py.File(vlen, "w") as file:
+        data = file.create_dataset("files", shape=(n,), dtype=h5py.vlen_dtype(np.uint8))
+        ends = np.cumsum(sizes)
+        for index, end in enumerate(ends):
+            data[index] = encoded[end - sizes[index] : end]
+    payload = int(sizes.sum())
+    print(
+        f"WebP q50 files, {payload / n:.1f} B/image: in HDF5 as flat bytes + gzip offsets "
+        f"{(flat.stat().st_size - payload) / n:+.1f} B/image, as variable-length data "
+        f"{(vlen.stat().st_size - payload) / n:+.1f} B/image (whole files on disk, less the payload)"
+    )
+
+
+def recipe_memory(real: np.ndarray, n: int, workdir: Path) -> None:
+    print(f"== memory: the pool stage of encoding recipes, own process, {n:,} images")
+    raw = workdir / "raw.h5"
+    if not raw.exists():
+        write_big_raw(raw, real, n)
+    for name, encoding in (("2 bits", {"bits": 2}), ("webp q50, 1 per file", {"codec": "webp", "quality": 50})):
+        pooled = str(workdir / "pooled.h5")
+        call = f"preprocess.pool({str(raw)!r}, {pooled!r}, 'c', 1, 1, encoding={encoding!r})"
+        seconds, rss = run_stage(call)
+        print(f"pool ({name}): {seconds:6.1f} s, peak RSS {rss:6.0f} MB ({'OK' if rss < 1024 else 'OVER'} 1 GB goal)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
     parser.add_argument("--loop-images", type=int, default=10000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--only", choices=["speed", "methods", "memory", "recipes", "recipe-memory"], default=None)
     args = parser.parse_args()
     if not args.mnist.is_dir():
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
     images, _, _ = load_idx(args.mnist)
-    speed(images, args.loop_images)
-    methods(images, args.loop_images)
+    print(
+        subprocess.run(["bash", "-c", "lscpu | grep -E '^(Model name|Flags)'"], capture_output=True, text=True).stdout
+    )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        memory(images, args.big, Path(tmp))
+        sections = {
+            "speed": lambda: speed(images, args.loop_images),
+            "methods": lambda: methods(images, args.loop_images),
+            "memory": lambda: memory(images, args.big, Path(tmp)),
+            "recipes": lambda: recipes(images, Path(tmp)),
+            "recipe-memory": lambda: recipe_memory(images, args.big, Path(tmp)),
+        }
+        for name, section in sections.items():
+            if args.only in (None, name):
+                section()
 
 
 if __name__ == "__main__":

@@ -106,12 +106,17 @@ def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
-TINY_CASES = {"baseline": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}}
+# The baseline, a pooling case, and a recipe that stores image files (so every end-to-end check meets an encoded store).
+TINY_CASES = {
+    "baseline": {"window": 1, "stride": 1},
+    "w2s2": {"window": 2, "stride": 2},
+    "w2webp": {"window": 2, "stride": 2, "codec": "webp", "quality": 50},
+}
 TINY_TRAINING = {"history_every": 3, "monitor_samples": 20}
 
 
 def tiny_config(path: Path, cases: dict = TINY_CASES, training: dict = TINY_TRAINING, **extra) -> Path:
-    """The tiny end-to-end config: 200 bundled real digits, 2 cases, 2 seeds."""
+    """The tiny end-to-end config: 200 bundled real digits, 3 cases, 2 seeds."""
     return write_config(
         path,
         datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}],

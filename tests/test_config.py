@@ -71,6 +71,25 @@ def test_defaults_fill_missing_sections():
         ({"storage__dtype": "int16"}, "'storage.dtype'"),
         ({"baseline": "nope"}, "'baseline': case 'nope' is not among cases"),
         ({"colour": True}, "Additional properties are not allowed ('colour' was unexpected)"),
+        # storage recipes
+        ({"cases__b": {"window": 1, "stride": 1, "bits": 0}}, "'cases.b.bits': 0 is less than the minimum of 1"),
+        ({"cases__b": {"window": 1, "stride": 1, "bits": 9}}, "'cases.b.bits': 9 is greater than the maximum of 8"),
+        ({"cases__c": {"window": 1, "stride": 1, "codec": "gif"}}, "'cases.c.codec': 'gif' is not allowed"),
+        ({"cases__c": {"window": 1, "stride": 1, "codec": "webp", "quality": 0}}, "'cases.c.quality': 0 is less"),
+        ({"cases__c": {"window": 1, "stride": 1, "codec": "webp", "tile": 0}}, "'cases.c.tile': 0 is less"),
+        (
+            {"cases__c": {"window": 1, "stride": 1, "codec": "webp", "bits": 2}},
+            "'cases.c': bits and codec cannot be combined (the codec quantises on its own); drop one",
+        ),
+        ({"cases__c": {"window": 1, "stride": 1, "quality": 50}}, "'cases.c': quality and tile apply to a codec"),
+        (
+            {"cases__b": {"window": 1, "stride": 1, "bits": 2}, "storage__dtype": "float32"},
+            "'cases.b': bits and codec store 8-bit images, but storage.dtype is float32",
+        ),
+        (
+            {"cases__c": {"window": 1, "stride": 1, "codec": "jpeg"}, "datasets": [{"image_shape": [28, 28, 2]}]},
+            "'cases.c.codec': images of shape [28, 28, 2] cannot be stored as JPEG, WebP or AVIF",
+        ),
     ],
 )
 def test_invalid_values_give_one_line_naming_the_key(changes, message):
@@ -78,6 +97,14 @@ def test_invalid_values_give_one_line_naming_the_key(changes, message):
         validated(**changes)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_pillow_without_avif_is_named_before_any_job(monkeypatch):
+    from PIL import features
+
+    monkeypatch.setattr(features, "check", lambda name: name != "avif")
+    with pytest.raises(PoolupError, match=r"'cases.a.codec': this Pillow \(.*\) cannot write AVIF; install a Pillow"):
+        validated(cases__a={"window": 1, "stride": 1, "codec": "avif", "quality": 50})
 
 
 def test_settings_are_in_key_order_whatever_the_file_order():

@@ -44,8 +44,8 @@ from poolup.verify import verify_tree
 
 SEED = 20261128
 SIDE = 12
-MUTATIONS_PER_TARGET = 60  # 10 targets: 600 mutations
-TIME_LIMIT_S = 60
+MUTATIONS_PER_TARGET = 60  # 12 targets: 720 mutations
+TIME_LIMIT_S = 150  # a guard against a run gone slow (a hang), not a speed goal
 HANG_LIMIT_S = 30  # a last resort: the alarm interrupts h5py mid-call, so only for a real hang
 
 CLEAR, CORRECT = "clear error", "correct result"
@@ -114,6 +114,11 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
     pooled = tree / "tiny/w2s2" / POOLED
     pool_stage(tree / "tiny/raw.h5", pooled)
     preprocess.upsample(pooled, tree / "tiny/w2s2/upsampled.h5")
+    # Encoded stores: packed 2-bit codes, and WebP files (4 images per file) with their offsets.
+    encoded = {}
+    for case, encoding in (("bits2", {"bits": 2}), ("webp", {"codec": "webp", "quality": 50, "tile": 4})):
+        encoded[case] = tree / f"tiny/{case}" / POOLED
+        preprocess.pool(tree / "tiny/raw.h5", encoded[case], case, 1, 1, encoding=encoding)
     upsampled = read_image_set(tree / "tiny/w2s2/upsampled.h5")
     n_test = 12
     rng = np.random.default_rng(5)
@@ -181,6 +186,8 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
         Target("npz (uncompressed)", plain_npz, load("npz"), "npz"),
         Target("raw.h5 -> pool", tree / "tiny/raw.h5", pool_consumer, "h5", in_tree=True),
         Target(f"{POOLED} -> upsample", pooled, upsample_consumer, "h5", in_tree=True),
+        Target(f"{POOLED} (2-bit codes) -> upsample", encoded["bits2"], upsample_consumer, "h5", in_tree=True),
+        Target(f"{POOLED} (WebP files) -> upsample", encoded["webp"], upsample_consumer, "h5", in_tree=True),
         Target("upsampled.h5 -> training reader", tree / "tiny/w2s2/upsampled.h5", training_reader, "h5", in_tree=True),
         Target("predictions.h5 -> reader", run / "predictions.h5", h5_content, "h5", in_tree=True),
         Target("test_metrics.json -> aggregation reader", run / "test_metrics.json", read_json, "json", in_tree=True),

@@ -20,8 +20,10 @@ import yaml
 from conftest import REPO, run_snakemake, scheduled_jobs
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
-# The case that per-case keys (cases.*.window, ...) are changed on.
+# The case that per-case keys (cases.*.window, ...) are changed on; a codec's own keys on the case that has one.
 CHANGED_CASE = "w2s2"
+CODEC_CASE = "w2webp"
+CASE_OF_KEY = {"cases.*.quality": CODEC_CASE, "cases.*.tile": CODEC_CASE}
 
 
 # Rule families: the lead's training rules are one per seed group (train_seeds_0_4, ...);
@@ -36,7 +38,7 @@ def family(rule: str) -> str:
 SUMMARY = "summary"
 # And "every figure" stands for every plot_* rule.
 FIGURES = "every figure"
-PIXELS = {"pool", "store", "codecs", "codec_table", "upsample", "train", "plot_preprocessing", SUMMARY}
+PIXELS = {"pool", "store", "codecs", "codec_table", "upsample", "fidelity", "train", "plot_preprocessing", SUMMARY}
 EVERYTHING = {"fetch", "plot_examples"} | PIXELS
 TRAINING = {"train", SUMMARY}
 NOTHING: set[str] = set()
@@ -55,6 +57,10 @@ EXPECTED: dict[str, set[str]] = {
     "baseline": {"plot_preprocessing", SUMMARY},
     "cases.*.window": PIXELS,
     "cases.*.stride": PIXELS,
+    "cases.*.bits": PIXELS,
+    "cases.*.codec": PIXELS,
+    "cases.*.quality": PIXELS,
+    "cases.*.tile": PIXELS,
     # The figures that name the cases (plot_methods names methods instead).
     "cases.*.label": {
         "plot_preprocessing",
@@ -64,10 +70,12 @@ EXPECTED: dict[str, set[str]] = {
         "plot_forest",
         "plot_per_class",
         "plot_per_class_delta",
+        "frontier",
+        "plot_frontier",
     },
-    "cases.*.method": {"upsample", "train", "plot_preprocessing", SUMMARY},
-    "interpolation.method": {"upsample", "train", "plot_preprocessing", SUMMARY},
-    "interpolation.grid": {"upsample", "train", "plot_preprocessing", SUMMARY},
+    "cases.*.method": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
+    "interpolation.method": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
+    "interpolation.grid": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
     "storage.dtype": PIXELS,
     "storage.filter": {"store", SUMMARY},
     "storage.level": {"store", SUMMARY},
@@ -137,7 +145,7 @@ def get_key(config: dict[str, Any], key: str) -> Any:
         if part == "[]":
             node = node[0]
         elif part == "*":
-            node = node[CHANGED_CASE]
+            node = node[CASE_OF_KEY.get(key, CHANGED_CASE)]
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
@@ -148,8 +156,9 @@ def get_key(config: dict[str, Any], key: str) -> Any:
 def set_key(config: dict[str, Any], key: str, value: Any) -> None:
     node: Any = config
     parts = _parts(key)
+    case = CASE_OF_KEY.get(key, CHANGED_CASE)
     for part in parts[:-1]:
-        node = node[0] if part == "[]" else node[CHANGED_CASE] if part == "*" else node.setdefault(part, {})
+        node = node[0] if part == "[]" else node[case] if part == "*" else node.setdefault(part, {})
     node[parts[-1]] = value
 
 
@@ -251,6 +260,7 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
         "codecs",
         "codec_table",
         "upsample",
+        "fidelity",
         "train",
         "plot_preprocessing",
         "plot_tradeoff",

@@ -35,7 +35,9 @@ def test_codes_are_the_plain_formula_and_pack_losslessly(bits):
     reference = np.rint(images.astype(np.float64) * levels / 255).astype(np.uint8)
     codes = quantization.to_codes(images, bits)
     np.testing.assert_array_equal(codes, reference)
-    np.testing.assert_allclose(quantization.from_codes(codes, bits), reference.astype(np.float64) * 255 / levels, rtol=1e-6)
+    np.testing.assert_allclose(
+        quantization.from_codes(codes, bits), reference.astype(np.float64) * 255 / levels, rtol=1e-6
+    )
     packed = quantization.pack(codes, bits)
     assert packed.shape == (37, quantization.packed_width(13 * 11, bits))
     np.testing.assert_array_equal(quantization.unpack(packed, bits, (13, 11)), codes)
@@ -268,3 +270,13 @@ def test_bits_with_float32_storage_is_refused(raw, tmp_path):
     with pytest.raises(PoolupError, match="storage.dtype uint8"):
         pool(raw=raw[0], pooled=tmp_path / "p.h5", case="b", window=1, stride=1, dtype="float32", encoding={"bits": 2})
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_inspect_names_the_recipe_and_its_payload(raw, tmp_path):
+    from poolup.cli import describe_h5
+
+    pool(raw=raw[0], pooled=tmp_path / "p.h5", case="webp", window=1, stride=1, encoding=RECIPES["webp"])
+    lines, ok = describe_h5(tmp_path / "p.h5")
+    assert ok
+    assert "recipe: webp q30, 1 image per file (family codec); images stored as encoded, offsets" in "\n".join(lines)
+    assert any(line.startswith("  /encoded: shape (") and "filter none" in line for line in lines)

@@ -9,6 +9,7 @@ a bad option).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from poolup.artifacts import (
     read_json,
 )
 from poolup.errors import PoolupError
+from poolup.recipe import PAYLOADS, Recipe
 
 OK, PROBLEM, UNUSABLE = 0, 1, 2
 
@@ -61,6 +63,14 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
             lines.append("attributes:")
             for key in sorted(file.attrs):
                 lines.append(f"  {key}: {decode_attr(file.attrs[key])}")
+            attrs = {key: decode_attr(file.attrs[key]) for key in file.attrs}
+            if "window" in attrs and attrs.get("stage") in ("pool", "store"):
+                with contextlib.suppress(PoolupError):
+                    recipe = Recipe.from_attrs(attrs)
+                    lines.append(
+                        f"recipe: {recipe.describe()} (family {recipe.family}); images stored as "
+                        f"{', '.join(PAYLOADS[recipe.layout])}, read back with poolup.recipe.read_back(file)"
+                    )
             recorded = decode_attr(file.attrs.get("content_sha256", ""))
             if not recorded:
                 lines.append("checksum: none recorded")
