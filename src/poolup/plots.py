@@ -101,10 +101,7 @@ def plot_preprocessing(
         recipe = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()})
         rows = [
             ("original", r["images"][chosen]),
-            (
-                f"stored {stored.shape[2]}x{stored.shape[1]}" + ("" if recipe.pools else f", {recipe.describe()}"),
-                stored,
-            ),
+            (f"stored {stored.shape[2]}x{stored.shape[1]}", stored),
             ("up-sampled to 28x28", u["images"][chosen]),
         ]
         full = r["images"].shape[1]
@@ -113,7 +110,7 @@ def plot_preprocessing(
         for column, image in enumerate(images):
             _gray(axes[row, column], np.clip(image, 0, 255), side=full)
         axes[row, 0].set_ylabel(name, fontsize=9)
-    figure.suptitle(label, fontsize=11)
+    figure.suptitle(label if recipe.layout == "images" else f"{label} ({recipe.describe()})", fontsize=11)
     _save(figure, png, pdf, dpi)
 
 
