@@ -30,6 +30,7 @@ from poolup.artifacts import (
     write_json,
 )
 from poolup.errors import PoolupError
+from poolup.image_files import files_for
 from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, round_to_dtype
 from poolup.recipe import PAYLOADS, UNFILTERED, Recipe, read_back
@@ -212,6 +213,8 @@ def store(
             "versions": library_versions(),
         }
     )
+    # Codes and files arrive in blocks of unknown total size; pixel arrays keep the writer they always had
+    # (the same chunks, so the same bytes, as before recipes existed).
     if payload != ("images",):
         return _write_stored(
             raw,
@@ -399,7 +402,7 @@ def _write_stored(
         # The same files kept one per path instead of in stored.h5 (their sizes as Pillow wrote them).
         record.update(
             {
-                "files": -(-n // recipe.tile),
+                "files": files_for(n, recipe.tile),
                 "file_bytes": measured["file_bytes"],
                 "file_bytes_per_image": measured["file_bytes"] / n,
                 "file_byte_ratio": measured["file_bytes"] / raw_bytes if raw_bytes else float("nan"),
