@@ -24,7 +24,7 @@ from poolup.config import (
 )
 from poolup.errors import PoolupError
 from poolup.interpolation import effective_grid
-from poolup.recipe import Recipe
+from poolup.recipe import Recipe, storage_dtype
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
@@ -100,6 +100,12 @@ def case_stride(wildcards):
 def case_recipe(case):
     """The storage recipe of one case (src/poolup/recipe.py)."""
     return Recipe.from_case(config["cases"][case])
+
+
+def case_dtype(wildcards):
+    """The dtype a case's pooled pixels are rounded to: storage.dtype, but always uint8 when the recipe
+    quantises or encodes (both start from 8-bit pixels), so that storage.dtype reruns only pooling-only cases."""
+    return storage_dtype(case_recipe(wildcards.case), config["storage"]["dtype"])
 
 
 def case_encoding(wildcards):

@@ -34,7 +34,7 @@ rule pool:
     params:
         window=case_window,
         stride=case_stride,
-        dtype=config["storage"]["dtype"],
+        dtype=case_dtype,
         encoding=case_encoding,
     script:
         "../workflow/scripts/pool.py"

@@ -83,10 +83,6 @@ def test_defaults_fill_missing_sections():
         ),
         ({"cases__c": {"window": 1, "stride": 1, "quality": 50}}, "'cases.c': quality and tile apply to a codec"),
         (
-            {"cases__b": {"window": 1, "stride": 1, "bits": 2}, "storage__dtype": "float32"},
-            "'cases.b': bits and codec store 8-bit images, but storage.dtype is float32",
-        ),
-        (
             {"cases__c": {"window": 1, "stride": 1, "codec": "jpeg"}, "datasets": [{"image_shape": [28, 28, 2]}]},
             "'cases.c.codec': images of shape [28, 28, 2] cannot be stored as JPEG, WebP or AVIF",
         ),

@@ -220,11 +220,6 @@ def _check_recipe(config: dict[str, Any], name: str, case: dict[str, Any], datas
         recipe = Recipe.from_case(case)
     except PoolupError as error:
         raise PoolupError(f"config key 'cases.{name}': {error}") from None
-    if recipe.layout != "images" and config["storage"]["dtype"] != "uint8":
-        raise PoolupError(
-            f"config key 'cases.{name}': bits and codec store 8-bit images, but storage.dtype is "
-            f"{config['storage']['dtype']}; set storage.dtype: uint8 or drop them"
-        )
     if recipe.codec is not None:
         try:
             image_mode(dataset["image_shape"])

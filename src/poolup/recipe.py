@@ -155,9 +155,10 @@ class Recipe:
         return {"encoded": encoded, "sizes": sizes}
 
 
-def payload_names(attrs: Mapping[str, Any]) -> tuple[str, ...]:
-    """The HDF5 datasets that hold the images of an artifact with these attributes."""
-    return PAYLOADS[Recipe.from_attrs(attrs).layout]
+def storage_dtype(recipe: Recipe, configured: str) -> str:
+    """The dtype pooled pixels are rounded to: ``configured`` (``storage.dtype``), but uint8 for recipes
+    that quantise or encode, since both steps start from 8-bit pixels."""
+    return configured if recipe.layout == "images" else "uint8"
 
 
 def read_back(file: h5py.File, start: int = 0, stop: int | None = None) -> NDArray:
