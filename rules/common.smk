@@ -179,7 +179,7 @@ def all_targets():
         *expand(
             "results/{dataset}/summary/{name}",
             dataset=DATASETS if COMPARED_CASES else [],
-            name=["frontier.csv", "frontier.md"],
+            name=["frontier.csv", "frontier.md", "frontier.manifest.json"],
         ),
         *expand(figures, dataset=DATASETS if COMPARED_CASES else [], name=["frontier"]),
         # Figures of the paired comparison need a case besides the baseline.

@@ -30,6 +30,7 @@ rule frontier:
             labels={"name": "bytes against ΔF1, per recipe"},
         ),
         table_md="results/{dataset}/summary/frontier.md",
+        manifest="results/{dataset}/summary/frontier.manifest.json",
     log:
         "results/logs/{dataset}/frontier.log",
     benchmark:

@@ -160,4 +160,7 @@ def codec_table(storage_codecs: Sequence[str | os.PathLike[str]], table: str | o
     rows = [
         {"case": record["case"], **entry} for record in map(read_json, storage_codecs) for entry in record["codecs"]
     ]
-    write_csv(table, pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    # One column order whatever the first case measured (a skipped case has only `skipped`).
+    measured = sorted(set(frame.columns) - {"case", "skipped"})
+    write_csv(table, frame[["case", *measured, *(["skipped"] if "skipped" in frame else [])]])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from poolup.artifacts import decode_attr, open_h5, read_json, write_csv, write_json, write_text
+from poolup.artifacts import decode_attr, open_h5, read_json, write_csv, write_json, write_manifest, write_text
 from poolup.errors import PoolupError
 from poolup.fidelity import psnr, squared_error, ssim_per_image
 from poolup.recipe import Recipe
@@ -199,11 +199,13 @@ def frontier(
     fidelity: Sequence[PathLike],
     table: PathLike,
     table_md: PathLike,
+    manifest: PathLike,
     baseline: str,
     labels: Mapping[str, str],
     margin: float,
 ) -> pd.DataFrame:
-    """The ``frontier`` rule: ``frontier.csv`` and ``frontier.md`` of one data set."""
+    """The ``frontier`` rule: ``frontier.csv`` and ``frontier.md`` of one data set, and
+    ``frontier.manifest.json`` (the sha256 of its inputs and outputs, which ``poolup verify`` checks)."""
     frame = pd.read_csv(summary)
     if "delta_f1" not in frame:
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
@@ -212,4 +214,5 @@ def frontier(
     result = frontier_table(frame, records, fidelities, baseline, labels)
     write_csv(table, result)
     write_text(table_md, frontier_markdown(result, margin))
+    write_manifest(manifest, [summary, *storage, *fidelity], [table, table_md], stage="frontier")
     return result

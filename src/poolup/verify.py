@@ -59,6 +59,8 @@ from poolup.training import RUN_FOLDER
 RUN_RECORD = "test_metrics.json"
 # The record of an aggregation: every file it read and wrote, with digests.
 MANIFEST = "manifest.json"
+# A stage that writes more tables beside an aggregation's keeps its own manifest, named <stage>.manifest.json.
+STAGE_MANIFEST_SUFFIX = ".manifest.json"
 # Each figure is written as a PNG (report) and a PDF (print).
 FIGURE_SUFFIXES = (".png", ".pdf")
 # An artifact's own digest; every other key ending in LINK_SUFFIX is a link.
@@ -363,17 +365,21 @@ class _TreeChecker:
                 yield from self._check_summary(folder, names)
 
     def _check_summary(self, folder: Path, names: set[str]) -> Iterator[str]:
-        manifest = folder / MANIFEST
-        record = self.records.get(manifest)
+        manifests = {name for name in names if name == MANIFEST or name.endswith(STAGE_MANIFEST_SUFFIX)}
+        record = self.records.get(folder / MANIFEST)
         listed: set[Path] = set()
-        if record is None:
-            if names - {CODEC_TABLE}:
-                yield f"{folder}: summary files without manifest.json (a half-finished aggregation); rerun the workflow"
-        elif isinstance(record.get("outputs"), dict):
-            listed = {Path(os.path.normpath(folder / name)) for name in record["outputs"] if isinstance(name, str)}
-        for name in sorted(names - {MANIFEST, CODEC_TABLE}):
+        if record is None and names - manifests - {CODEC_TABLE}:
+            yield f"{folder}: summary files without manifest.json (a half-finished aggregation); rerun the workflow"
+        for name in manifests:
+            outputs = (self.records.get(folder / name) or {}).get("outputs")
+            if isinstance(outputs, dict):
+                listed |= {Path(os.path.normpath(folder / out)) for out in outputs if isinstance(out, str)}
+        for name in sorted(names - manifests - {CODEC_TABLE}):
             if record is not None and folder / name not in listed:
-                yield f"{folder / name}: not recorded in {manifest.name}, so no stage of this run wrote it; delete it"
+                yield (
+                    f"{folder / name}: not recorded in {MANIFEST} (or a stage's manifest), so no stage of this run "
+                    "wrote it; delete it"
+                )
         if CODEC_TABLE in names:
             yield from self._check_codec_table(folder / CODEC_TABLE)
 

@@ -8,6 +8,7 @@ with logged_job(snakemake):
         fidelity=snakemake.input.fidelity,
         table=snakemake.output.table,
         table_md=snakemake.output.table_md,
+        manifest=snakemake.output.manifest,
         baseline=snakemake.params.baseline,
         labels=snakemake.params.labels,
         margin=snakemake.params.margin,
