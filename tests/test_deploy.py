@@ -51,7 +51,7 @@ def test_a_directory_without_config_yaml_says_what_it_runs(tmp_path):
     notices = [line for line in result.stderr.splitlines() if line.startswith("poolup:")]
     assert notices == [
         f"poolup: no config.yaml in {tmp_path}: running {config} over the schema's defaults"
-        " (workflow/schemas/config.schema.yaml)"
+        " (the paper's experiment: workflow/schemas/config.schema.yaml)"
     ]
 
 
