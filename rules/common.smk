@@ -243,4 +243,3 @@ if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
     hint = report_hint([target for target in all_targets() if not Path(target).exists()])
     if hint:
         sys.stderr.write(hint + "\n")
-
