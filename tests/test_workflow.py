@@ -180,6 +180,8 @@ def test_the_end_of_a_run_says_where_the_answer_is_and_how_to_report_it(preproce
         f" --report results/report.html --configfile {config.name}"
     ), said
     assert (workdir / "results/tiny/summary/result.csv").is_file()
+    # Every rule runs a script: the profile does not ask Snakemake to print its (absent) shell command.
+    assert "Shell command: None" not in result.stdout + result.stderr
 
 
 def test_the_small_jobs_are_local_rules():
