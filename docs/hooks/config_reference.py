@@ -116,7 +116,7 @@ def reference(schema: dict[str, Any]) -> str:
     lines = []
     for name, spec in schema["properties"].items():
         lines += [f"## `{name}`", ""]
-        if spec.get("description"):
+        if spec.get("description") and name not in keys:  # a key that is itself a leaf has it in its row
             lines += [_text(spec["description"]), ""]
         if isinstance(spec.get("default"), dict) and spec["default"] and "additionalProperties" in spec:
             lines += [
