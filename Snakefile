@@ -1,8 +1,8 @@
 # poolup: classification quality lost, and disk saved, when images are stored
-# average-pooled and interpolated back to full size. See README.md.
+# average-pooled and interpolated back to full size. See README.md and docs/.
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.19")  # the same lower bound as pyproject.toml's snakemake>=9.19 (tests/test_deploy.py)
 
 
 configfile: "config.yaml"
@@ -20,7 +20,28 @@ include: "rules/frontier.smk"
 include: "rules/plots.smk"
 
 
+# Jobs of seconds that read and write a few small files: run them on the submitting
+# host instead of one cluster job each.
+localrules:
+    all,
+    codec_table,
+    compare_datasets,
+    plot_examples,
+    plot_preprocessing,
+    plot_curves,
+    plot_per_class,
+    plot_tradeoff,
+    plot_methods,
+    plot_confusion,
+    plot_forest,
+    plot_per_class_delta,
+
+
 rule all:
     default_target: True
     input:
         all_targets(),
+
+
+onsuccess:
+    say_where_the_answer_is()

@@ -6,12 +6,48 @@ from pathlib import Path
 # The workflow's own package (src/poolup) is importable here and in every job,
 # wherever the checkout sits and whether or not it was pip-installed: used as a
 # Snakemake module, a workflow runs from another directory with only Snakemake
-# installed. (A module loaded from a remote URL needs `pip install` instead.)
+# and the libraries installed.
 WORKFLOW_SRC = Path(str(workflow.current_basedir.get_path_or_uri(secret_free=True))).parent / "src"
-if WORKFLOW_SRC.is_dir():
-    sys.path.insert(0, str(WORKFLOW_SRC))
-    # Set, not required from the user, so not an `envvars:` entry; jobs inherit it.
-    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH")))))
+
+
+def copy_package_from_source(basedir):
+    """Copy src/poolup out of a git-hosted workflow source (github(...), gitfile(...)) into .snakemake/.
+
+    Such a source has no folder on disk; Snakemake's source cache reads its files.
+    The package's __init__.py lists the modules (MODULES). Each file is written
+    only when its content differs, under a temporary name then renamed: cluster
+    jobs parse the workflow too, while other jobs import the package.
+    """
+    import ast
+    import hashlib
+
+    package = basedir.join("../src/poolup")
+    with workflow.sourcecache.open(package.join("__init__.py")) as handle:
+        init = handle.read()
+    names = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(init).body
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", "") == "MODULES" for target in node.targets)
+    )
+    uri = str(package.get_path_or_uri(secret_free=True))
+    root = Path(".snakemake", "poolup-src", hashlib.sha256(uri.encode()).hexdigest()[:16])
+    (root / "poolup").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        with workflow.sourcecache.open(package.join(f"{name}.py")) as handle:
+            text = handle.read()
+        target = root / "poolup" / f"{name}.py"
+        if not target.is_file() or target.read_text() != text:
+            temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
+            temporary.write_text(text)
+            os.replace(temporary, target)
+    return root.resolve()
+
+
+if not WORKFLOW_SRC.is_dir():
+    WORKFLOW_SRC = copy_package_from_source(workflow.current_basedir)
+sys.path.insert(0, str(WORKFLOW_SRC))
+# Set, not required from the user, so not an `envvars:` entry; jobs inherit it.
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH")))))
 
 from poolup.config import (
     case_method,
@@ -23,6 +59,7 @@ from poolup.config import (
     validate_config,
 )
 from poolup.errors import PoolupError
+from poolup.hints import answer_lines, config_options, report_command, report_hint
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
 from poolup.sources import idx_files
@@ -44,7 +81,7 @@ except PoolupError as error:
 if not workflow.modifier.skip_configfile and not Path("config.yaml").is_file():
     sys.stderr.write(
         f"poolup: no config.yaml in {Path.cwd()}: running {', '.join(map(str, workflow.configfiles)) or 'no config file'}"
-        " over the schema's defaults (workflow/schemas/config.schema.yaml)\n"
+        " over the schema's defaults (the paper's experiment: workflow/schemas/config.schema.yaml)\n"
     )
 
 DATASETS = dataset_names(config)
@@ -124,8 +161,18 @@ def case_grid(wildcards):
 
 
 def case_methods():
-    """Interpolation method of every case, in config order (the summary's method column)."""
-    return {case: case_method(config, case) for case in CASES}
+    """Interpolation method of every case (the summary's method column), by case name.
+
+    A lookup, sorted so that reordering cases in a config file (or Snakemake's
+    merge of --configfile files, which puts a case an overlay restates first)
+    changes no parameter: the tables take their order from the inputs.
+    """
+    return {case: case_method(config, case) for case in sorted(CASES)}
+
+
+def compares_methods():
+    """Whether the compared cases use more than one interpolation method (else methods.png has one column)."""
+    return len({case_method(config, case) for case in COMPARED_CASES}) > 1
 
 
 def training_settings():
@@ -155,8 +202,12 @@ PER_CLASS_FIGURE_METRICS = ["precision", "recall", "f1"]
 
 
 def case_labels():
-    """Legend text of each case, in config order (plots only: a new label reruns only plots)."""
-    return {case: spec.get("label", case) for case, spec in config["cases"].items()}
+    """Legend text of each case, by case name (plots only: a new label reruns only plots).
+
+    A lookup, sorted like case_methods(): figures take their order from the
+    summary files they draw.
+    """
+    return {case: config["cases"][case].get("label", case) for case in sorted(CASES)}
 
 
 def case_label(wildcards):
@@ -174,7 +225,9 @@ def all_targets():
             dataset=DATASETS,
             name=["summary.csv", "summary.md", "storage_codecs.csv"],
         ),
-        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods"]),
+        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff"]),
+        # The methods figure compares interpolation methods: drawn where the cases use several.
+        *expand(figures, dataset=DATASETS if compares_methods() else [], name=["methods"]),
         # The frontier: every case's bytes against its paired ΔF1 (needs a case besides the baseline).
         *expand(
             "results/{dataset}/summary/{name}",
@@ -192,3 +245,25 @@ def all_targets():
         *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS]),
         *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
     ]
+
+
+def run_config_options():
+    """The command-line options that selected this run's config (for the report command)."""
+    settings = workflow.config_settings
+    return config_options(settings.configfiles, settings.replace_workflow_config, settings.config_args or ())
+
+
+def say_where_the_answer_is():
+    """At the end of a successful run: where the answer is and the report command for this config."""
+    for line in answer_lines(DATASETS, report_command(run_config_options(), workflow.main_snakefile)):
+        sys.stderr.write(line + "\n")
+
+
+# `snakemake --report` builds the report of the config it is given. Asked for with
+# another config than the run's, it would report missing results without a word of
+# why (one "Missing metadata" line per file): say it once, first. Snakemake tells a
+# Snakefile nothing about --report, so the command line is read.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    hint = report_hint([target for target in all_targets() if not Path(target).exists()])
+    if hint:
+        sys.stderr.write(hint + "\n")

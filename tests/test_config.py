@@ -205,3 +205,10 @@ def test_reserved_names_cover_every_name_the_rules_use():
         example = re.sub(r"\{[^}]*\}", "7", part)
         if part.strip("{}") not in ("dataset", "case") and not re.fullmatch(r"\{[^}]*\}", part):
             assert RESERVED_PATTERN.fullmatch(example), part
+
+
+def test_the_schema_defaults_are_the_paper_experiment():
+    """A config that names only its data set runs what config.yaml runs (the paper's cases, seeds, training)."""
+    only_data = validate_config({"datasets": copy.deepcopy(PAPER["datasets"])}, SCHEMA)
+    assert only_data == validate_config(copy.deepcopy(PAPER), SCHEMA)
+    assert list(only_data["cases"]) == ["baseline", "w2s1", "w2s2", "w3s1", "w3s2"]

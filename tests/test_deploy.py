@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, TINY_CASES, TINY_TRAINING, write_config
 
@@ -51,7 +54,7 @@ def test_a_directory_without_config_yaml_says_what_it_runs(tmp_path):
     notices = [line for line in result.stderr.splitlines() if line.startswith("poolup:")]
     assert notices == [
         f"poolup: no config.yaml in {tmp_path}: running {config} over the schema's defaults"
-        " (workflow/schemas/config.schema.yaml)"
+        " (the paper's experiment: workflow/schemas/config.schema.yaml)"
     ]
 
 
@@ -84,3 +87,111 @@ def test_the_ci_test_config_is_valid():
     result = snakemake_in(REPO, "-n", "--directory", str(REPO / ".test"))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "rule pool:" in result.stdout and "rule fetch:" in result.stdout
+
+
+def test_min_version_is_the_lower_bound_pyproject_requires():
+    """The Snakefile refuses the Snakemake versions pyproject.toml does not install."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    required = next(dep for dep in project["dependencies"] if dep.startswith("snakemake"))
+    assert re.search(r'min_version\("([\d.]+)"\)', (REPO / "Snakefile").read_text()).group(1) == required.split(">=")[1]
+
+
+def test_the_package_lists_every_module():
+    """MODULES is what a workflow from a remote source copies: every module file, no other."""
+    from poolup import MODULES
+
+    assert sorted(MODULES) == sorted(path.stem for path in (REPO / "src/poolup").glob("*.py"))
+
+
+def snapshot(folder: Path) -> Path:
+    """The repository's files (tracked and new, not ignored) as a fresh git repository tagged v-test."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source, target = REPO / name, folder / name
+        if source.is_symlink() or source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"], ["tag", "v-test"]):
+        subprocess.run([*git, *command], cwd=folder, check=True)
+    return folder
+
+
+def snakedeploy(*args: str) -> subprocess.CompletedProcess:
+    tool = shutil.which("snakedeploy")
+    if tool is None:
+        pytest.skip("snakedeploy is not installed (pip install -e '.[test]')")
+    return subprocess.run([tool, "deploy-workflow", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_snakedeploy_from_a_local_clone_with_the_documented_edit(tmp_path):
+    """snakedeploy copies config/ (the paper's experiment) and names the module "Snakefile", relative to the
+    deployment itself; the documented one-line edit points it at the clone, and the deployment plans the experiment."""
+    clone = snapshot(tmp_path / "poolup")
+    deployed = tmp_path / "my-experiment"
+    result = snakedeploy(str(clone), str(deployed), "--tag", "v-test")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (deployed / "config/config.yaml").read_text() == (REPO / "config.yaml").read_text()
+    snakefile = deployed / "workflow/Snakefile"
+    text = snakefile.read_text()
+    assert '"Snakefile"' in text
+    snakefile.write_text(text.replace('"Snakefile"', f'"{clone / "Snakefile"}"'))  # docs/cluster.md's one line
+    result = snakemake_in(deployed, "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    planned = {
+        line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith(("rule ", "localrule "))
+    }
+    assert {"fetch", "pool", "upsample", "aggregate"} <= planned
+    assert result.stdout.count("rule pool:") == 5  # the paper's five cases
+
+
+def test_snakedeploy_from_a_git_url_runs_as_a_remote_module(tmp_path):
+    """From a git URL snakedeploy clones the repository and declares github(...); the module then runs
+    from a source that is not a folder on disk, which here (offline) is the same tree over HTTP on 127.0.0.1.
+    Its jobs import the package copied out of that source, not an installed one."""
+    import http.server
+    import threading
+
+    clone = snapshot(tmp_path / "github.com/owner/poolup")
+    deployed = tmp_path / "my-experiment"
+    result = snakedeploy(f"file://{clone}", str(deployed), "--tag", "v-test")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (deployed / "config/config.yaml").read_text() == (REPO / "config.yaml").read_text()
+    declaration = 'github("owner/poolup", path="Snakefile", tag="v-test")'
+    assert declaration in (deployed / "workflow/Snakefile").read_text()
+
+    served = tmp_path / "served"
+    shutil.copytree(clone, served, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    init = served / "src/poolup/__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.0+served"'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/Snakefile"
+        snakefile = deployed / "workflow/Snakefile"
+        snakefile.write_text(snakefile.read_text().replace(declaration, f'"{url}"'))
+        write_config(
+            deployed / "config/config.yaml",
+            datasets=[{"name": "tiny", "source": "bundled", "max_images": 100}],
+            cases=TINY_CASES,
+            seeds=1,
+        )
+        result = snakemake_in(deployed, "--cores", "2", "results/tiny/w2s2/pooled.h5")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from poolup.artifacts import read_image_set
+
+    versions = read_image_set(deployed / "results/tiny/w2s2/pooled.h5").attrs["versions"]
+    assert versions["poolup"] == "0.1.0+served", versions

@@ -4,7 +4,7 @@ For every key in workflow/schemas/config.schema.yaml (found at test time, so a
 new key needs a row here), the key is changed to another valid value and
 ``snakemake -n`` lists the rules it would rerun. That table must equal
 EXPECTED: each setting reruns the rules whose output it changes, and what reads
-those outputs. The README's table "What a config change reruns" is this one.
+those outputs. The table of docs/reruns.md ("What a change reruns") is this one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 from conftest import REPO, run_snakemake, scheduled_jobs
+
+from poolup.config import schema_keys
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 # The case that per-case keys (cases.*.window, ...) are changed on; a codec's own keys on the case that has one.
@@ -117,22 +119,6 @@ NEW_VALUES: dict[str, Any] = {
     "codecs.names": ["hdf5-gzip", "png"],
     "seeds": 3,
 }
-
-
-def schema_keys(node: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Every leaf key of the schema as a dotted path (``[]`` a list item, ``*`` any name)."""
-    items = node.get("items")
-    if node.get("type") == "array" and isinstance(items, dict) and "properties" in items:
-        return schema_keys(items, prefix + "[]")
-    if "properties" in node:
-        keys: dict[str, dict[str, Any]] = {}
-        for name, child in node["properties"].items():
-            keys.update(schema_keys(child, f"{prefix}.{name}" if prefix else name))
-        return keys
-    extra = node.get("additionalProperties")
-    if isinstance(extra, dict) and "properties" in extra:
-        return schema_keys(extra, prefix + ".*")
-    return {prefix: node}
 
 
 def _parts(key: str) -> list[str]:
@@ -251,7 +237,7 @@ def rerun_table(workdir: Path, base: dict[str, Any], folder: Path) -> tuple[dict
 
 
 def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
-    """The table as the README shows it."""
+    """The table as docs/reruns.md shows it."""
     order = [
         "fetch",
         "plot_examples",
@@ -286,18 +272,20 @@ def test_every_setting_reruns_only_what_it_changes(tiny_run, tmp_path):
     )
 
 
-def test_the_readme_shows_the_table():
-    """The README's table lists every schema key with its expected rules."""
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_show_the_table():
+    """The table of docs/reruns.md lists every schema key with its expected rules."""
+    page = (REPO / "docs/reruns.md").read_text()
     schema = yaml.safe_load(SCHEMA.read_text())
     for key in schema_keys(schema):
-        row = next((line for line in readme.splitlines() if line.startswith(f"| `{key}` (")), None)
-        assert row is not None, f"README.md: no row for `{key}` in 'What a config change reruns'"
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{key}` (")), None)
+        assert row is not None, (
+            f"docs/reruns.md: no row for `{key}`; add the row `python {__file__} WORKDIR CONFIG` prints"
+        )
         shown = row.rsplit("|", 2)[1].strip()
-        assert set(shown.split(", ")) - {"nothing"} == EXPECTED[key], f"README.md row for {key}: {shown}"
+        assert set(shown.split(", ")) - {"nothing"} == EXPECTED[key], f"docs/reruns.md row for {key}: {shown}"
 
 
-if __name__ == "__main__":  # print the table for the README: python tests/test_invalidation.py WORKDIR CONFIG
+if __name__ == "__main__":  # print the table for docs/reruns.md: python tests/test_invalidation.py WORKDIR CONFIG
     import sys
     import tempfile
 

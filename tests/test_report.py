@@ -4,13 +4,15 @@ import re
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
+# (No methods.png: the tiny run's cases use one interpolation method; see
+# test_the_methods_figure_is_drawn_where_cases_use_several_methods.)
 FIGURES = [
     "examples",
     "preprocessing_w2s2",
     "tradeoff",
-    "methods",
     "confusion_vs_baseline",
     "forest",
     "per_class_delta",
@@ -79,6 +81,55 @@ def test_a_new_margin_reruns_only_the_aggregation_and_what_follows(tiny_run, tmp
     assert {"aggregate", "plot_forest"} <= rules
     assert rules <= {"aggregate", "compare_datasets", "all"} | {rule for rule in rules if rule.startswith("plot_")}
     assert not rules & {"plot_examples", "plot_preprocessing"}  # they read no summary
+
+
+def test_the_methods_figure_is_drawn_where_cases_use_several_methods(tiny_run, tmp_path):
+    from conftest import TINY_CASES, run_snakemake, scheduled_jobs, tiny_config
+
+    workdir, config = tiny_run
+    assert not (workdir / "results/tiny/figures/methods.png").exists()
+    cubic = {**TINY_CASES, "w2s2-cubic": {"window": 2, "stride": 2, "method": "cubic"}}
+    result = run_snakemake(
+        workdir, "-n", "--cores", "1", configfiles=[tiny_config(tmp_path / "cubic.yaml", cases=cubic)]
+    )
+    assert "plot_methods" in {rule for rule, _ in scheduled_jobs(result.stdout)}
+
+
+def render_front_page(config: dict) -> str:
+    """workflow/report/workflow.rst as Snakemake renders it (Jinja2, ``snakemake.config``), without result tables."""
+    from types import SimpleNamespace
+
+    import jinja2
+
+    from poolup.config import load_schema, validate_config
+
+    template = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text())
+    validated = validate_config(config, load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+    return template.render(snakemake=SimpleNamespace(config=validated), categories={})
+
+
+def test_the_front_page_names_the_methods_the_config_uses():
+    cases = {"baseline": {"window": 1, "stride": 1}, "a": {"window": 2, "stride": 2, "method": "cubic"}}
+    page = render_front_page({"cases": cases, "interpolation": {"method": "nearest"}})
+    assert "(nearest, cubic interpolation)" in page and "linear" not in page
+    assert "(linear interpolation)" in render_front_page({})
+
+
+def test_a_report_for_another_config_says_why_first(tiny_run, tmp_path):
+    """Snakemake builds the report of the config it is given: for results that are not there, one line says so
+    before Snakemake's own messages (a "Missing metadata" line per file, or its stop on a missing file)."""
+    from conftest import run_snakemake, tiny_config
+
+    workdir, _ = tiny_run
+    other = tiny_config(tmp_path / "other.yaml")
+    other.write_text(other.read_text().replace("name: tiny", "name: other"))
+    result = run_snakemake(workdir, "--report", str(tmp_path / "other.html"), configfiles=[other], check=False)
+    hints = [line for line in result.stderr.splitlines() if line.startswith("poolup: results/")]
+    assert len(hints) == 1 and "give --report the run's --configfile options" in hints[0], result.stderr[-2000:]
+    if "Creating report" in result.stderr:  # printed while the workflow is read, before the report
+        assert result.stderr.index(hints[0]) < result.stderr.index("Creating report")
+    same = run_snakemake(workdir, "--report", str(tmp_path / "same.html"), configfiles=[tiny_run[1]])
+    assert not [line for line in same.stderr.splitlines() if line.startswith("poolup: results/")]
 
 
 @pytest.mark.browser

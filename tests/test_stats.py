@@ -217,15 +217,16 @@ def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_ze
 
     deltas = pd.DataFrame(
         [
-            {"case": "w2s2", "class": 0, "delta_f1": -0.004, "delta_ci_low": -0.006, "delta_ci_high": -0.002},
-            {"case": "w2s2", "class": 1, "delta_f1": 0.001, "delta_ci_low": -0.003, "delta_ci_high": 0.005},
             {"case": "w3s2", "class": 0, "delta_f1": -0.010, "delta_ci_low": -0.02, "delta_ci_high": 0.0001},
             {"case": "w3s2", "class": 1, "delta_f1": 0.002, "delta_ci_low": 0.001, "delta_ci_high": 0.003},
+            {"case": "w2s2", "class": 0, "delta_f1": -0.004, "delta_ci_low": -0.006, "delta_ci_high": -0.002},
+            {"case": "w2s2", "class": 1, "delta_f1": 0.001, "delta_ci_low": -0.003, "delta_ci_high": 0.005},
         ]
     )
-    figure = per_class_delta_figure(deltas, {"w3s2": "Case 4", "w2s2": "Case 2"}, 0.95)
+    figure = per_class_delta_figure(deltas, {"w2s2": "Case 2", "w3s2": "Case 4"}, 0.95)
     axis = figure.axes[0]
-    assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 4", "Case 2"]  # label (config) order
+    # The order of the file (the aggregation's, the config's), not of the labels (passed sorted by name).
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["Case 4", "Case 2"]
     np.testing.assert_allclose(axis.images[0].get_array(), [[-0.010, 0.002], [-0.004, 0.001]])
     assert axis.images[0].get_clim() == (-0.010, 0.010)  # symmetric: white is no difference
     texts = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in axis.texts}

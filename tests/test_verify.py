@@ -247,3 +247,11 @@ def test_group_checks_do_not_depend_on_folder_names(tree):
         f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was added); "
         "rerun the workflow",
     ]
+
+
+def test_help_is_plain_text(capsys):
+    """`poolup --help` is read in a terminal: no reST markup."""
+    assert cli_main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "poolup inspect FILE" in text and "Exit status" in text
+    assert "``" not in text and ":func:" not in text

@@ -165,3 +165,45 @@ def test_fetch_declares_its_idx_files(tmp_path):
     assert missing.returncode != 0
     said = missing.stdout + missing.stderr  # Snakemake 9 logs its errors to stdout
     assert "MissingInputException" in said and "t10k-labels-idx1-ubyte.gz" in said
+
+
+def test_reordered_cases_rerun_nothing(preprocessed, tmp_path):
+    """Cases in another order (as Snakemake's merge of --configfile files may give them): nothing to do."""
+    workdir, _ = preprocessed
+    reordered = tiny_config(tmp_path / "reordered.yaml", cases=dict(reversed(list(CASES.items()))))
+    assert _dry_run(workdir, reordered, []) == set()
+
+
+def test_the_end_of_a_run_says_where_the_answer_is_and_how_to_report_it(preprocessed):
+    workdir, config = preprocessed
+    result = run_snakemake(workdir, "--cores", "1", "--forcerun", "compare_datasets", configfiles=[config])
+    said = [line for line in result.stderr.splitlines() if line.startswith("poolup: the ")]
+    assert said[0].startswith("poolup: the answer (every case against the baseline): results/tiny/summary/result.csv")
+    # Run from elsewhere (-s, -d): the command changes into the working directory and names the Snakefile.
+    from conftest import REPO
+
+    assert said[-1] == (
+        f"poolup: the report of this run: cd {workdir.resolve()} && snakemake --snakefile {REPO / 'Snakefile'}"
+        f" --report results/report.html --configfile {config.name}"
+    ), said
+    assert (workdir / "results/tiny/summary/result.csv").is_file()
+    # Every rule runs a script: the profile does not ask Snakemake to print its (absent) shell command.
+    assert "Shell command: None" not in result.stdout + result.stderr
+
+
+def test_the_small_jobs_are_local_rules():
+    """Every figure, the codec table and the data-set table run on the submitting host (one sbatch each otherwise)."""
+    import re
+
+    from conftest import REPO
+
+    snakefile = (REPO / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", snakefile, flags=re.M).group(1)
+    local = set(re.findall(r"\w+", block))
+    rules = set()
+    for path in (REPO / "rules").glob("*.smk"):
+        rules |= set(re.findall(r"^rule (\w+):", path.read_text(), flags=re.M))
+    rules |= set(re.findall(r"^rule (\w+):", snakefile, flags=re.M))
+    assert local <= rules, local - rules
+    assert {rule for rule in rules if rule.startswith("plot_")} | {"codec_table", "compare_datasets", "all"} <= local
+    assert not local & {"fetch", "pool", "store", "codecs", "upsample", "aggregate"}

@@ -2,3 +2,30 @@
 and interpolated back to full size, and how much disk is saved."""
 
 __version__ = "0.1.0"
+
+# The package's modules. A workflow loaded as a Snakemake module from a git source
+# (github(...), a URL) has no src/ folder on disk: rules/common.smk copies these
+# files out of the source into the working directory. tests/test_deploy.py checks
+# that the list names every module file.
+MODULES = (
+    "__init__",
+    "__main__",
+    "aggregate",
+    "artifacts",
+    "cli",
+    "codecs",
+    "config",
+    "errors",
+    "hints",
+    "interpolation",
+    "metrics",
+    "plots",
+    "pooling",
+    "preprocess",
+    "scripting",
+    "sources",
+    "stats",
+    "storage",
+    "training",
+    "verify",
+)

@@ -507,7 +507,8 @@ def aggregate(
     write_csv(mean_history, average_history(by_case))
     write_csv(per_class, per_class_table(records, cases))
     write_csv(per_class_delta, deltas)
-    write_json(confusion, {"row_normalised_mean": mean_confusion(records, cases)})
+    # JSON keys are written sorted: "cases" keeps the order of the tables, for the figure.
+    write_json(confusion, {"cases": cases, "row_normalised_mean": mean_confusion(records, cases)})
     write_manifest(
         manifest,
         [*metrics, *history, *storage],

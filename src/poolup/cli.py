@@ -28,6 +28,16 @@ from poolup.errors import PoolupError
 from poolup.recipe import PAYLOADS, Recipe
 
 OK, PROBLEM, UNUSABLE = 0, 1, 2
+# What `poolup --help` says: plain text (the module docstring is reST, for the API docs).
+DESCRIPTION = """\
+Inspect and verify poolup's artifacts: poolup inspect FILE shows an HDF5 or
+JSON artifact and checks its checksum; poolup verify results/ checks every
+recorded checksum and link under a results folder (also: python -m poolup).
+
+Exit status, for both commands: 0 every checksum and link holds; 1 a problem
+was found (a finding line says which); 2 an argument is unusable (a missing
+path, a folder where a file is meant, a file that is not an artifact at all,
+a bad option)."""
 
 
 def describe_h5(path: str | Path) -> tuple[list[str], bool]:
@@ -150,7 +160,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="poolup", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="poolup", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"poolup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)

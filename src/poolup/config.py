@@ -68,6 +68,27 @@ def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
+def schema_keys(node: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Every leaf key of a schema as a dotted path (``[]`` a list item, ``*`` any name), with its schema.
+
+    ``datasets[].name``, ``cases.*.window``, ``training.early_stopping.patience``:
+    what the configuration reference lists and what tests/test_invalidation.py
+    changes one at a time.
+    """
+    items = node.get("items")
+    if node.get("type") == "array" and isinstance(items, dict) and "properties" in items:
+        return schema_keys(items, prefix + "[]")
+    if "properties" in node:
+        keys: dict[str, dict[str, Any]] = {}
+        for name, child in node["properties"].items():
+            keys.update(schema_keys(child, f"{prefix}.{name}" if prefix else name))
+        return keys
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict) and "properties" in extra:
+        return schema_keys(extra, prefix + ".*")
+    return {prefix: node}
+
+
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place (see :func:`_validate`); every error is one printable line."""
     try:

@@ -6,7 +6,7 @@ One function per figure rule, named after it, taking the rule's inputs, outputs 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -35,9 +35,23 @@ METRIC_TITLES = {
 
 
 def case_colours(cases: Sequence[str]) -> dict[str, Any]:
-    """The same colour for a case in every figure: tab10 in config order."""
+    """The same colour for a case in every figure: tab10 in the order of the summary files."""
     palette = plt.get_cmap("tab10").colors
     return {case: palette[i % len(palette)] for i, case in enumerate(cases)}
+
+
+def case_order(cases: Iterable[str]) -> list[str]:
+    """The cases in the order a summary file lists them (the aggregation's order, the config's).
+
+    Figures take their order from the files they draw, not from the ``labels``
+    mapping: the rules pass ``labels`` sorted by name, so that reordering cases in
+    a config file changes no parameter and reruns nothing.
+    """
+    return list(dict.fromkeys(cases))
+
+
+def _label(labels: Mapping[str, str], case: str) -> str:
+    return labels.get(case, case)
 
 
 def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
@@ -114,64 +128,112 @@ def plot_preprocessing(
     _save(figure, png, pdf, dpi)
 
 
+# A curve with at most this many points is drawn with a marker at each point: a
+# single point (one per epoch, when an epoch has fewer batches than
+# training.history_every) is then a visible dot, not an invisible line.
+MARKED_POINTS = 30
+
+
 def _band(axis: plt.Axes, x: np.ndarray, mean: np.ndarray, sd: np.ndarray, colour: Any, label: str) -> None:
-    axis.plot(x, mean, color=colour, label=label, linewidth=1.6)
+    marker = "o" if len(x) <= MARKED_POINTS else None
+    axis.plot(x, mean, color=colour, label=label, linewidth=1.6, marker=marker, markersize=5)
     if np.isfinite(sd).any():
-        axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.18, linewidth=0)
+        if len(x) > 1:
+            axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.18, linewidth=0)
+        else:
+            axis.errorbar(x, mean, yerr=sd, color=colour, alpha=0.5, capsize=3, linewidth=1)
 
 
-def plot_curves(
-    mean_history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
-) -> None:
-    """Figs. 6-9: a metric over training progress, every case, mean and a band of one SD over seeds."""
-    frame = pd.read_csv(mean_history)
-    colours = case_colours(list(labels))
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+def only_epoch_points(frame: pd.DataFrame) -> int | None:
+    """Batches per epoch when the curves hold only the epoch-end points (else None).
+
+    That happens when an epoch has fewer batches than ``training.history_every``:
+    each run then records one learning-curve point per epoch.
+    """
+    if frame.empty:
+        return None
+    points = frame.groupby("case").size()
+    epochs = frame.groupby("case")["epoch"].nunique()
+    if not (points == epochs).all():
+        return None
+    return int(frame.loc[frame["epoch"] == frame["epoch"].min(), "step"].max())
+
+
+def curves_figure(frame: pd.DataFrame, metric: str, labels: Mapping[str, str]) -> plt.Figure:
+    """Figs. 6-9: a metric over training progress, every case, mean and a band of one SD over seeds.
+
+    ``frame`` is ``summary/history.csv``. Where it holds only one point per epoch
+    (an epoch has fewer batches than ``training.history_every``), each point is
+    drawn as a dot and the figure says why there is no curve.
+    """
+    cases = case_order(frame["case"])
+    colours = case_colours(cases)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True, layout="constrained")
     for axis, side, title in (
         (axes[0], "train", "on the training batches of each interval"),
         (axes[1], "val", "on a fixed held-out sample"),
     ):
-        for case in labels:
+        for case in cases:
             rows = frame[frame["case"] == case]
-            if rows.empty:
-                continue
             _band(
                 axis,
                 rows["progress"].to_numpy(),
                 rows[f"{side}_{metric}_mean"].to_numpy(),
                 rows[f"{side}_{metric}_sd"].to_numpy(),
                 colours[case],
-                labels[case],
+                _label(labels, case),
             )
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("training progress (epochs)")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel(METRIC_TITLES[metric])
     axes[1].legend(fontsize=8, loc="best")
+    batches = only_epoch_points(frame)
+    if batches is not None:
+        figure.text(
+            0.5,
+            0.01,
+            f"One point per epoch: an epoch has {batches} batches, fewer than training.history_every;"
+            f" set training.history_every below {batches} to draw a curve.",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="dimgrey",
+        )
+        figure.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))
     figure.suptitle(f"{METRIC_TITLES[metric]} as learning progresses (mean ± 1 SD over seeds)", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    return figure
 
 
-def plot_per_class(
-    per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+def plot_curves(
+    mean_history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
-    """Figs. 10-12: per-class test precision, recall or F1 for every case (mean ± SD over seeds)."""
-    frame = pd.read_csv(per_class)
+    """Figs. 6-9 (:func:`curves_figure`) from ``summary/history.csv``."""
+    _save(curves_figure(pd.read_csv(mean_history), metric, labels), png, pdf, dpi)
+
+
+def per_class_figure(frame: pd.DataFrame, metric: str, labels: Mapping[str, str]) -> plt.Figure:
+    """Figs. 10-12: per-class test precision, recall or F1 for every case (mean ± SD over seeds).
+
+    ``frame`` is ``summary/per_class.csv``. The legend sits below the axes, where
+    it covers no bar.
+    """
     frame = frame[frame["metric"] == metric]
-    colours = case_colours(list(labels))
+    cases = case_order(frame["case"])
+    colours = case_colours(cases)
     classes = sorted(frame["class"].unique())
-    width = 0.8 / len(labels)
-    figure, axis = plt.subplots(figsize=(11, 4.2))
-    for i, case in enumerate(labels):
+    width = 0.8 / len(cases)
+    figure, axis = plt.subplots(figsize=(11, 4.8), layout="constrained")
+    for i, case in enumerate(cases):
         rows = frame[frame["case"] == case].set_index("class").reindex(classes)
         sd = rows["sd"].fillna(0).to_numpy()
         axis.bar(
-            np.arange(len(classes)) + (i - (len(labels) - 1) / 2) * width,
+            np.arange(len(classes)) + (i - (len(cases) - 1) / 2) * width,
             rows["mean"],
             width,
             yerr=sd,
             color=colours[case],
-            label=labels[case],
+            label=_label(labels, case),
             capsize=1.5,
             error_kw={"linewidth": 0.8},
         )
@@ -181,33 +243,47 @@ def plot_per_class(
     axis.set_xlabel("digit class")
     axis.set_ylabel(f"test {metric}")
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncol=min(5, len(labels)), loc="lower center")
+    figure.legend(*axis.get_legend_handles_labels(), fontsize=8, ncol=min(5, len(cases)), loc="outside lower center")
     axis.set_title(f"Test {metric} per class (mean ± 1 SD over seeds)", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    return figure
+
+
+def plot_per_class(
+    per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """Figs. 10-12 (:func:`per_class_figure`) from ``summary/per_class.csv``."""
+    _save(per_class_figure(pd.read_csv(per_class), metric, labels), png, pdf, dpi)
 
 
 CODEC_MARKERS = {"hdf5-gzip": "o", "hdf5-lzf": "s", "hdf5-zstd": "^", "hdf5-blosc-zstd": "v", "png": "D", "webp": "P"}
 
 
 def _ci_errors(rows: pd.DataFrame) -> np.ndarray | None:
-    """Error bars from the mean F1 down and up to its 95% CI; None without an interval (one seed)."""
-    errors = np.vstack(
-        [rows["macro_f1_mean"] - rows["macro_f1_ci_low"], rows["macro_f1_ci_high"] - rows["macro_f1_mean"]]
-    )
+    """Error bars from the mean F1 down and up to its 95% CI, cut at 0 and 1 (an F1 cannot leave them).
+
+    None without an interval (one seed). With two seeds the t-interval is wide
+    enough to pass 1; the bar then ends at 1.
+    """
+    low = rows["macro_f1_ci_low"].clip(lower=0.0)
+    high = rows["macro_f1_ci_high"].clip(upper=1.0)
+    errors = np.vstack([rows["macro_f1_mean"] - low, high - rows["macro_f1_mean"]])
     return None if np.isnan(errors).all() else errors
 
 
-def plot_tradeoff(
-    summary: PathLike, codec_table: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
-) -> None:
-    """Beyond the paper: test macro F1 against bytes on disk, as stored and under every codec."""
-    frame = pd.read_csv(summary).set_index("case")
-    table = pd.read_csv(codec_table)
+def tradeoff_figure(summary: pd.DataFrame, codec_table: pd.DataFrame, labels: Mapping[str, str]) -> plt.Figure:
+    """Beyond the paper: test macro F1 against bytes on disk, as stored and under every codec.
+
+    ``summary`` is ``summary/summary.csv``, ``codec_table`` ``summary/storage_codecs.csv``.
+    The legends sit outside the axes, where they hide no case; the F1 axis stays in [0, 1].
+    """
+    frame = summary.set_index("case")
+    table = codec_table
     if "skipped" in table:
         table = table[table["skipped"].isna()]
-    colours = case_colours(list(labels))
-    figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    for case in labels:
+    cases = case_order(summary["case"])
+    colours = case_colours(cases)
+    figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True, layout="constrained")
+    for case in cases:
         row = frame.loc[case]
         axis.errorbar(
             row["bytes_per_image"],
@@ -217,15 +293,14 @@ def plot_tradeoff(
             color=colours[case],
             capsize=4,
             markersize=7,
-            label=f"{labels[case]} ({row['pixel_ratio']:.0%} of pixels)",
+            label=f"{_label(labels, case)} ({row['pixel_ratio']:.0%} of pixels)",
         )
     axis.set_xlabel("bytes on disk per image (stored, after the HDF5 filter)")
     axis.set_ylabel("test macro F1")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
     axis.set_title("What is lost against what is saved (mean, 95% CI over seeds)", fontsize=11)
     for row in table.itertuples():
-        if row.case in labels:
+        if row.case in frame.index:
             by_codec.scatter(
                 row.ratio_to_raw,
                 frame.loc[row.case, "macro_f1_mean"],
@@ -234,14 +309,33 @@ def plot_tradeoff(
                 s=45,
             )
     by_codec.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    for codec, marker in CODEC_MARKERS.items():
-        if codec in set(table["codec"]):
-            by_codec.scatter([], [], color="grey", marker=marker, label=codec)
+    codec_handles = [
+        by_codec.scatter([], [], color="grey", marker=marker, label=codec)
+        for codec, marker in CODEC_MARKERS.items()
+        if codec in set(table["codec"])
+    ]
     by_codec.set_xlabel("bytes vs the raw images under the same codec (left of 1 saves disk)")
     by_codec.grid(alpha=0.3)
-    by_codec.legend(fontsize=8, loc="best", title="codec (colour: case)", title_fontsize=8)
     by_codec.set_title("The same cases under real codecs", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    low, high = axis.get_ylim()
+    axis.set_ylim(max(low, 0.0), min(high, 1.0))
+    figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=min(3, len(cases)))
+    if codec_handles:
+        figure.legend(
+            handles=codec_handles,
+            fontsize=8,
+            loc="outside right upper",
+            title="codec (colour: case)",
+            title_fontsize=8,
+        )
+    return figure
+
+
+def plot_tradeoff(
+    summary: PathLike, codec_table: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
+) -> None:
+    """The trade-off figure (:func:`tradeoff_figure`) from the summary and the codec table."""
+    _save(tradeoff_figure(pd.read_csv(summary), pd.read_csv(codec_table), labels), png, pdf, dpi)
 
 
 # One colour per interpolation method (figure of methods), apart from the case colours.
@@ -320,7 +414,7 @@ def plot_confusion(
     matrices = {case: np.asarray(m) * 100 for case, m in record["row_normalised_mean"].items()}
     if baseline not in matrices:
         raise PoolupError(f"{confusion}: no baseline case {baseline!r}")
-    others = [case for case in labels if case != baseline and case in matrices]
+    others = [case for case in case_order(record.get("cases", matrices)) if case != baseline and case in matrices]
     if not others:
         others = [baseline]
     diffs = [matrices[case] - matrices[baseline] for case in others]
@@ -329,7 +423,7 @@ def plot_confusion(
     image = None
     for axis, case, diff in zip(axes[0], others, diffs):
         image = axis.imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axis.set_title(labels[case], fontsize=9)
+        axis.set_title(_label(labels, case), fontsize=9)
         axis.set_xlabel("predicted class")
         axis.set_xticks(range(diff.shape[0]))
         axis.set_yticks(range(diff.shape[0]))
@@ -459,9 +553,7 @@ def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], conf
     """
     if deltas.empty:
         raise PoolupError("no per-class differences to draw: the run has no case besides the baseline")
-    cases = [case for case in labels if case in set(deltas["case"])] + [
-        case for case in dict.fromkeys(deltas["case"]) if case not in labels
-    ]
+    cases = case_order(deltas["case"])
     classes = sorted(deltas["class"].unique())
     table = deltas.set_index(["case", "class"])
     index = pd.MultiIndex.from_product([cases, classes])
