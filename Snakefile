@@ -5,6 +5,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# The workflow's package on sys.path, and config.yaml checked before Snakemake reads it.
+include: "rules/startup.smk"
+
+
 configfile: "config.yaml"
 
 
