@@ -173,8 +173,7 @@ def all_targets():
     rerun); `poolup verify` names it and the command that remakes exactly it.
     """
     per_case = {"dataset": DATASETS, "case": CASES}
-    figures = "results/{dataset}/figures/{name}.{suffix}"
-    suffixes = ["png", "pdf"]
+    figures = ["results/{dataset}/figures/{name}.png", "results/{dataset}/figures/{name}.pdf"]
     return [
         *rules.compare_datasets.output,
         *expand(rules.store.output, **per_case),
@@ -186,22 +185,18 @@ def all_targets():
         ),
         *expand(rules.aggregate.output, dataset=DATASETS),
         *expand(rules.codec_table.output, dataset=DATASETS),
-        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods"], suffix=suffixes),
+        *expand(figures, dataset=DATASETS, name=["examples", "tradeoff", "methods"]),
         # Figures of the paired comparison need a case besides the baseline.
         *expand(
             figures,
             dataset=DATASETS if COMPARED_CASES else [],
             name=["confusion_vs_baseline", "forest", "per_class_delta"],
-            suffix=suffixes,
         ),
-        *expand(
-            figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_FIGURE_METRICS], suffix=suffixes
-        ),
+        *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_FIGURE_METRICS]),
         *expand(
             figures,
             dataset=DATASETS,
             name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS],
-            suffix=suffixes,
         ),
-        *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES], suffix=suffixes),
+        *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
     ]

@@ -55,8 +55,8 @@ def test_defaults_fill_missing_sections():
             ">= 4",
         ),
         (
-            {"datasets": [{"name": "small", "image_shape": [4, 4]}]},
-            "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'",
+            {"datasets": [{"name": "small", "image_shape": [16, 16]}], "cases__w9s8": {"window": 9, "stride": 8}},
+            "'cases.w9s8': window 9, stride 8 stores a 1-pixel side of data set 'small'",
         ),
         ({"datasets": [{"name": "a"}, {"name": "a"}]}, "'datasets.1.name': 'a' is used twice"),
         ({"datasets": [{"name": "x y"}]}, "'datasets.0.name': name 'x y' is not safe in a path"),
