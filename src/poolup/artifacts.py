@@ -122,16 +122,17 @@ def write_refusal(exc: BaseException) -> str | None:
     """The cause (``os.strerror`` text) if ``exc`` is, or was raised while handling, a write the system refused.
 
     Libraries wrap a refused write differently: Python raises ``OSError``
-    with its errno, HDF5 an ``OSError`` whose message holds ``errno = 28``,
-    and Matplotlib's PDF writer an ``AttributeError`` while it cleans up
-    after the ``OSError``. All are found by following the exception chain.
+    with its errno, h5py an ``OSError`` or ``RuntimeError`` whose message
+    holds HDF5's ``errno = 28``, and Matplotlib's PDF writer an
+    ``AttributeError`` while it cleans up after the ``OSError``. All are
+    found by following the exception chain.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError):
-            code = current.errno
+        if isinstance(current, (OSError, RuntimeError)):  # h5py raises either for a failed HDF5 write
+            code = getattr(current, "errno", None)
             if code is None:
                 found = _HDF5_ERRNO.search(str(current))
                 code = int(found.group(1)) if found else None
@@ -553,20 +554,56 @@ def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
     return recorded
 
 
-def new_h5(path: str | os.PathLike[str]) -> h5py.File:
-    """Create an HDF5 file for writing (HDF5 1.10 format, ``LIBVER``) that records no times.
+@contextlib.contextmanager
+def new_h5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Create an HDF5 file for writing (HDF5 1.10 format, ``LIBVER``) that records no times; close it on exit.
 
     HDF5 stamps the creation time into the root group's header by default;
     without it the same content gives the same bytes, so a file remade from
     the same input is byte-identical to the one it replaces (and Snakemake's
     input checksums see no change).
+
+    Every dataset and the file are flushed before the file is closed: HDF5
+    reports a refused write (a full disk) from an explicit flush, but only
+    prints it, and leaves the file in a state that crashes the interpreter at
+    exit, when it happens while closing. A file whose writing failed is
+    abandoned (:func:`_abandon`) and the error raised.
     """
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     fcpl.set_obj_track_times(False)
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(*(getattr(h5py.h5f, f"LIBVER_{name.upper()}") for name in LIBVER))
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
-    return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
+    file = h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
+    try:
+        yield file
+        arrays: list[h5py.Dataset] = []
+        file.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        for array in arrays:
+            array.flush()
+        file.flush()
+    except BaseException:
+        _abandon(file)
+        raise
+    file.close()
+
+
+def _abandon(file: h5py.File) -> None:
+    """Close an HDF5 file whose writing failed, without writing any more of it.
+
+    Closing flushes what HDF5 still holds; on a full disk that fails again and
+    leaves HDF5 unable to shut down. Its file descriptor is first pointed at
+    the null device, so the last writes succeed nowhere and the close
+    completes; the temporary file itself is then deleted by :func:`atomic_path`.
+    """
+    with contextlib.suppress(Exception):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, file.id.get_vfd_handle())
+        finally:
+            os.close(null)
+    with contextlib.suppress(Exception):
+        file.close()
 
 
 def write_h5(
@@ -599,12 +636,15 @@ def write_h5(
     """
     options = filter_options(filter_name, level)
     with atomic_path(path) as tmp, new_h5(tmp) as file:
+        # Kept open until new_h5 flushes them: a dataset closed when dropped would write its
+        # cached chunks then, and HDF5 only prints an error raised there.
+        created = []
         for name, array in arrays.items():
             array = np.asarray(array)
             if name in image_arrays and array.ndim >= 2 and array.shape[0] > 0:
-                file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options)
+                created.append(file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options))
             else:
-                file.create_dataset(name, data=array)
+                created.append(file.create_dataset(name, data=array))
         for key, value in attrs.items():
             file.attrs[key] = encode_attr(value)
         digest = content_sha256(file)
@@ -710,7 +750,7 @@ def transform_images(
             )
             for start in range(0, n, block):
                 out[start : start + block] = transform(images[start : start + block])
-            target.create_dataset("labels", data=labels)
+            copied = target.create_dataset("labels", data=labels)  # noqa: F841 - open until new_h5 flushes it
             for key, value in attrs.items():
                 target.attrs[key] = encode_attr(value)
             if annotate is not None:

@@ -272,6 +272,23 @@ class _TreeChecker:
             yield self._deleted_input(target, made_from)
         for path in sorted(self.records):
             yield from self._guarded(path, lambda p: self._check_named_files(p, self.records[p]))
+        yield from self._check_copies(held)
+
+    def _check_copies(self, held: dict[str, list[Path]]) -> Iterator[str]:
+        """One case's artifact copied into a sibling folder: the same content, made for one case, twice.
+
+        Two cases' folders never hold the same artifact (each records its own
+        case); two folders side by side that do hold one are a copy, not a run.
+        """
+        for holders in held.values():
+            cased = sorted(path for path in holders if path in self.cases)
+            for first, second in zip(cased, cased[1:]):
+                if first.parent != second.parent and first.parent.parent == second.parent.parent:
+                    yield (
+                        f"{second}: the same file as {first}, made for case {self.cases[first]!r}: one case's file "
+                        "was copied into another case's folder (or made there from such a copy); delete the one "
+                        f"outside the folder of case {self.cases[first]!r} and rerun snakemake"
+                    )
 
     def _near(self, path: Path, holders: list[Path]) -> list[Path]:
         # An artifact's inputs sit beside it or in a folder above it (a run's above its
