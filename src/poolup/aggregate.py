@@ -47,16 +47,28 @@ def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[
     folders, ``{case}/seed{n}/`` (:func:`poolup.artifacts.check_made_for`), so a
     record copied from another run is named, never counted twice.
     """
-    records = [read_json(path) for path in metrics_files]
+    records = [read_run_record(path) for path in metrics_files]
     if not records:
         raise PoolupError("no test_metrics.json to aggregate; run the train stage first")
-    for path, record in zip(metrics_files, records):
-        check_made_for(path, record, {"case": Path(path).parent.parent.name, "seed": seed_of(path)}, fix=_REDO_RUN)
     missing = [str(path) for path, record in zip(metrics_files, records) if not set(RUN_COLUMNS) <= set(record)]
     if missing:
         raise PoolupError(f"{missing[0]}: not a complete test_metrics.json; delete it and rerun its train job")
     runs = pd.DataFrame([{column: record[column] for column in RUN_COLUMNS} for record in records])
     return runs.sort_values(["case", "seed"], key=_case_key(runs)).reset_index(drop=True), records
+
+
+def read_run_record(path: PathLike) -> dict[str, Any]:
+    """A run's ``test_metrics.json``, checked, and made for the case and seed of its folders ``{case}/seed{n}/``."""
+    record = read_json(path)
+    check_made_for(path, record, {"case": Path(path).parent.parent.name, "seed": seed_of(path)}, fix=_REDO_RUN)
+    return record
+
+
+def read_storage_record(path: PathLike) -> dict[str, Any]:
+    """A case's ``storage.json``, checked, and made for the case of its folder (above the case's run folders)."""
+    record = read_json(path)
+    check_made_for(path, record, {"case": Path(path).parent.name}, fix=_REDO_STORE)
+    return record
 
 
 def _case_key(frame: pd.DataFrame):
@@ -502,12 +514,7 @@ def aggregate(
     """
     run_table, records = collect_runs(metrics)
     cases = list(dict.fromkeys(run_table["case"]))
-    storage_records = {}
-    for path in storage:
-        record = read_json(path)
-        # A case's storage.json sits in its folder, above its run folders.
-        check_made_for(path, record, {"case": Path(path).parent.name}, fix=_REDO_STORE)
-        storage_records[record["case"]] = record
+    storage_records = {record["case"]: record for record in map(read_storage_record, storage)}
     missing = [case for case in cases if case not in storage_records]
     if missing:
         raise PoolupError(

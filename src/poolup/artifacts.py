@@ -735,7 +735,7 @@ def transform_images(
     str
         The target's ``content_sha256``.
     """
-    if "source_sha256" in attrs and "source_file" not in attrs:
+    if "source_sha256" in attrs:  # (a source_file copied from the source's own attributes names its source)
         attrs = {**attrs, "source_file": relative_name(source_path, target_path)}
     with open_h5(source_path, stage=source_stage) as source, atomic_path(target_path) as tmp:
         images, labels = source["images"], source["labels"][()]

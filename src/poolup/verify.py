@@ -67,8 +67,10 @@ CONTENT_KEY = "content_sha256"
 LINK_SUFFIX = "_sha256"
 # A link may name its file too, relative to the artifact's folder (source_file beside source_sha256).
 NAME_SUFFIX = "_file"
-# The case an artifact was made for: an artifact and what it was made from record the same one.
-CASE_KEY = "case"
+# The case an artifact was made for (an artifact and what it was made from record the same one), and
+# the seed a run's files were made for (their run folder's).
+CASE_KEY, SEED_KEY = "case", "seed"
+OWNER_KEYS = (CASE_KEY, SEED_KEY)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files in a summary folder that the aggregation's manifest does not list:
 # the codec table has its own rule (checked by recomputing it from its inputs).
@@ -96,7 +98,7 @@ def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any], dict[str, Any], l
     with h5py.File(path, "r") as file:
         recorded = decode_attr(file.attrs.get(CONTENT_KEY, ""))
         links = {key: decode_attr(file.attrs[key]) for key in file.attrs if _is_link(key)}
-        others = {key: decode_attr(file.attrs[key]) for key in file.attrs if key == CASE_KEY or _is_name(key)}
+        others = {key: decode_attr(file.attrs[key]) for key in file.attrs if key in OWNER_KEYS or _is_name(key)}
         return str(recorded or ""), content_sha256(file), links, others, list(h5_links(file))
 
 
@@ -133,6 +135,7 @@ class _TreeChecker:
         self.files: list[Path] = []
         # The case each artifact records, and the files its links name ({name key: relative path}).
         self.cases: dict[Path, str] = {}
+        self.seeds: dict[Path, int] = {}
         self.names: dict[Path, dict[str, Any]] = {}
 
     def run(self) -> Iterator[str]:
@@ -218,7 +221,7 @@ class _TreeChecker:
         record = read_json(path, verify=False)
         self.records[path] = record
         recorded, actual = record.get(CONTENT_KEY), json_content_sha256(record)
-        others = {key: value for key, value in record.items() if key == CASE_KEY or _is_name(key)}
+        others = {key: value for key, value in record.items() if key in OWNER_KEYS or _is_name(key)}
         self._index(path, recorded, actual, {key: value for key, value in record.items() if _is_link(key)}, others)
         if not isinstance(recorded, str) or not recorded:
             yield f"{path}: no content_sha256 recorded"
@@ -232,6 +235,8 @@ class _TreeChecker:
         self.names[path] = {key: value for key, value in others.items() if _is_name(key)}
         if isinstance(others.get(CASE_KEY), str) and others[CASE_KEY]:
             self.cases[path] = others[CASE_KEY]
+        if isinstance(others.get(SEED_KEY), int) and not isinstance(others[SEED_KEY], bool):
+            self.seeds[path] = others[SEED_KEY]
         if isinstance(recorded, str) and recorded and recorded != actual:
             self.claimed.setdefault(recorded, path)
 
@@ -458,12 +463,20 @@ class _TreeChecker:
                 yield from self._check_summary(folder, names)
 
     def _check_one_case(self, folder: Path, names: set[str]) -> Iterator[str]:
-        """The artifacts in one folder are made for one case (where they record one)."""
+        """The artifacts in one folder are made for one case (where they record one), and a run folder's
+        (``seed<N>``) for its seed."""
         by_case: dict[str, list[str]] = {}
+        run = RUN_FOLDER.fullmatch(folder.name)
         for name in sorted(names):
             case = self.cases.get(folder / name)
             if case:
                 by_case.setdefault(case, []).append(name)
+            seed = self.seeds.get(folder / name)
+            if run and seed is not None and seed != int(run.group(1)):
+                yield (
+                    f"{folder / name}: made for seed {seed}, but it is in the folder of seed {run.group(1)}: another "
+                    "run's file was copied in; delete it and rerun snakemake"
+                )
         if len(by_case) > 1:
             listed = "; ".join(f"case {case!r}: {', '.join(files)}" for case, files in sorted(by_case.items()))
             yield (
