@@ -517,3 +517,43 @@ def test_figures_on_a_full_disk_or_a_read_only_folder_fail_with_one_line_each(ti
     ), result.stderr[-4000:]
     assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.split("left:")[-1].split() == []
+
+
+# --- poolup inspect: a model, a listed file, a closed pipe ---------------------------------
+
+
+def test_inspect_shows_a_model_and_checks_it_against_its_runs_record(tiny_run, tmp_path, capsys):
+    model = tiny_run[0] / "results/tiny/w2s2/seed0/model.keras"
+    capsys.readouterr()
+    assert cli_main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "Keras archive members:\n  metadata.json:" in out and "model.weights.h5" in out
+    assert "model: Sequential 'paper_cnn', 13 layers, input [None, 28, 28, 1]; saved by Keras 3." in out
+    assert f"checksum: OK (recorded in test_metrics.json {file_sha256(model)}" in out
+    alone = tmp_path / "model.keras"
+    shutil.copy(model, alone)
+    assert cli_main(["inspect", str(alone)]) == 1  # no run record beside it: nothing to check it against
+    assert "checksum: none recorded (no test_metrics.json beside it lists model.keras)" in capsys.readouterr().out
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    table = tiny_run[0] / "results/tiny/summary/runs.csv"
+    for unusable, message in (
+        (tmp_path / "broken.keras", "not a Keras archive (not a zip file)"),
+        (table, "a .csv file, not an artifact `poolup inspect` reads"),
+    ):
+        assert cli_main(["inspect", str(unusable)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"poolup: error: {unusable}: {message}") and err.count("\n") == 1, err
+
+
+def test_inspect_into_a_pipe_closed_early_ends_quietly(small_tree):
+    raw = str(small_tree / "tiny/raw.h5")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "poolup", "inspect", *[raw] * 2000],  # far more than a pipe holds
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().startswith(raw)  # `| head -1`: one line read, then the reader is gone
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read() == ""
