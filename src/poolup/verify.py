@@ -18,13 +18,23 @@ of a training run's ``test_metrics.json``: file sha256, or content digest
 for ``.h5``; ``inputs`` and ``outputs`` of an aggregation's
 ``manifest.json``: file sha256) are followed by those names, as recorded.
 
+A link may also name its file (``source_file`` beside ``source_sha256``,
+relative to the artifact): an input that no file holds and that is missing
+under that name was deleted, and is reported once, with the command that
+remakes exactly it; one present under that name with other content was
+replaced. Files made for one case (``case``) belong together: an artifact
+and the file it was made from, the artifacts of one folder, and a run
+folder's files and its seed (``seed<N>``, ``seed``); one case's artifact
+found identical in a sibling case's folder was copied there.
+
 It also reports what no digest covers but a run must not leave behind: files
 left by interrupted writes (``.tmp-*``), half-finished jobs (a run folder
 without its record or the outputs that record names, a figure without its
 sibling), summary files that no manifest records, a codec table that its
-inputs no longer give, figures that do not decode, symbolic links, and
-record paths that point outside the tree. Every file, however damaged, gives
-a finding line, never an exception.
+inputs no longer give, figures that do not decode, symbolic links, HDF5
+soft and external links inside an artifact, and record paths that point
+outside the tree. Every file, however damaged, gives a finding line, never
+an exception.
 """
 
 from __future__ import annotations
