@@ -271,9 +271,17 @@ def test_the_readmes_config_pattern_with_numbers_inside_runs(tmp_path):
 )
 def test_a_config_file_snakemake_cannot_read_is_named_with_its_line(tmp_path, text, message):
     (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(PoolupError) as info:
+        read_config_file(tmp_path / "config.yaml")
+    assert f"{tmp_path / message}" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["", "- seeds: 2\n", "seeds: !!python/object:os.system {}\n"])
+def test_the_workflow_names_its_config_file_before_snakemake_reads_it(tmp_path, text):
+    (tmp_path / "config.yaml").write_text(text)
     result = run_snakemake(tmp_path, "-n", check=False)
     assert result.returncode == 1
-    assert f"poolup: config error: {message}" in result.stderr, result.stderr[-2000:]
+    assert "poolup: config error: config.yaml: " in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "WorkflowError" not in result.stderr
 
 
