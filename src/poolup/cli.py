@@ -37,8 +37,6 @@ OK, PROBLEM, UNUSABLE = 0, 1, 2
 PIPE_CLOSED = 141
 # Files a run writes that are no artifacts of their own: the record that lists them holds their digest.
 LISTED_FILES = (".csv", ".md", ".png", ".pdf", ".tsv", ".log", ".html")
-# The record beside a model.keras that lists its sha256 (a training run's).
-RUN_RECORD = "test_metrics.json"
 
 
 def describe_h5(path: str | Path) -> tuple[list[str], bool]:
@@ -131,6 +129,8 @@ def describe_keras(path: str | Path) -> tuple[list[str], bool]:
         f"model: {config.get('class_name', '?')} {config.get('config', {}).get('name', '?')!r}, {len(layers)} layers, "
         f"input {shape}; saved by Keras {metadata.get('keras_version', '?')} at {metadata.get('date_saved', '?')}"
     )
+    from poolup.verify import RUN_RECORD  # the run's record, which lists the model's sha256
+
     digest = file_sha256(path)
     record_path = path.parent / RUN_RECORD
     try:

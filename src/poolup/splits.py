@@ -5,17 +5,17 @@ stopping, carves a validation part from its training part
 (:func:`carve_validation`). A split that cannot be made must stop before any
 work, with one line naming the config key and the fix, not fail after the
 preprocessing inside scikit-learn: the sizes of the parts and, for a
-stratified split, the images per class decide it (:func:`check_split`). They
-are known once the data set is read, so ``fetch`` checks them before it
-writes ``raw.h5``, the workflow checks an existing ``raw.h5`` against the
-config before any job (:func:`check_raw`), and each training job checks its
-input again.
+stratified split, the images per class decide it (:func:`check_split`). The
+workflow checks, before any job, what ``max_images`` tells before the data is
+read and what the labels of an existing ``raw.h5`` tell (:func:`check_raw`);
+``fetch``, given the check, refuses before it writes ``raw.h5``; and each
+training job checks its input again.
 
 The split arithmetic is scikit-learn's (``train_test_split``, which the runs
 call): ``floor(train_size * n)`` training images, the rest held out; the
 validation part of early stopping is ``ceil(validation_size * n_train)`` of
 them; a stratified split needs two images of every class and at least one
-image per class in each part. ``tests/test_feasibility.py`` checks that this
+image per class in each part. ``tests/test_splits.py`` checks that this
 refuses exactly what scikit-learn refuses.
 """
 
@@ -68,9 +68,9 @@ def carve_validation(
 class SplitCheck:
     """The training settings that decide whether a data set can be split, and for which seeds.
 
-    ``fetch`` receives one as a parameter: not a plain value, so Snakemake
-    leaves it out of the parameters it compares, and a new ``train_size``
-    reruns the training, not the fetch (``tests/test_invalidation.py``).
+    Not a plain value: as a rule's parameter, Snakemake leaves it out of the
+    parameters it compares, so a new ``train_size`` passed this way to
+    ``fetch`` would rerun the training, not the fetch.
     """
 
     dataset: str
