@@ -5,6 +5,10 @@ from snakemake.utils import min_version
 min_version("9.19")  # the same lower bound as pyproject.toml's snakemake>=9.19 (tests/test_deploy.py)
 
 
+# The workflow's package on sys.path, and config.yaml checked before Snakemake reads it.
+include: "rules/startup.smk"
+
+
 configfile: "config.yaml"
 
 
@@ -35,6 +39,8 @@ localrules:
     plot_confusion,
     plot_forest,
     plot_per_class_delta,
+    frontier,
+    plot_frontier,
 
 
 rule all:

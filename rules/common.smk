@@ -3,52 +3,6 @@ import re
 import sys
 from pathlib import Path
 
-# The workflow's own package (src/poolup) is importable here and in every job,
-# wherever the checkout sits and whether or not it was pip-installed: used as a
-# Snakemake module, a workflow runs from another directory with only Snakemake
-# and the libraries installed.
-WORKFLOW_SRC = Path(str(workflow.current_basedir.get_path_or_uri(secret_free=True))).parent / "src"
-
-
-def copy_package_from_source(basedir):
-    """Copy src/poolup out of a git-hosted workflow source (github(...), gitfile(...)) into .snakemake/.
-
-    Such a source has no folder on disk; Snakemake's source cache reads its files.
-    The package's __init__.py lists the modules (MODULES). Each file is written
-    only when its content differs, under a temporary name then renamed: cluster
-    jobs parse the workflow too, while other jobs import the package.
-    """
-    import ast
-    import hashlib
-
-    package = basedir.join("../src/poolup")
-    with workflow.sourcecache.open(package.join("__init__.py")) as handle:
-        init = handle.read()
-    names = next(
-        ast.literal_eval(node.value)
-        for node in ast.parse(init).body
-        if isinstance(node, ast.Assign) and any(getattr(target, "id", "") == "MODULES" for target in node.targets)
-    )
-    uri = str(package.get_path_or_uri(secret_free=True))
-    root = Path(".snakemake", "poolup-src", hashlib.sha256(uri.encode()).hexdigest()[:16])
-    (root / "poolup").mkdir(parents=True, exist_ok=True)
-    for name in names:
-        with workflow.sourcecache.open(package.join(f"{name}.py")) as handle:
-            text = handle.read()
-        target = root / "poolup" / f"{name}.py"
-        if not target.is_file() or target.read_text() != text:
-            temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
-            temporary.write_text(text)
-            os.replace(temporary, target)
-    return root.resolve()
-
-
-if not WORKFLOW_SRC.is_dir():
-    WORKFLOW_SRC = copy_package_from_source(workflow.current_basedir)
-sys.path.insert(0, str(WORKFLOW_SRC))
-# Set, not required from the user, so not an `envvars:` entry; jobs inherit it.
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (str(WORKFLOW_SRC), os.environ.get("PYTHONPATH")))))
-
 from poolup.config import (
     case_method,
     check_config_files,
@@ -64,6 +18,7 @@ from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
+from poolup.splits import SplitCheck, check_raw
 from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
 
 # Validate before any job: one line naming the key and the fix, then stop.
@@ -88,6 +43,21 @@ DATASETS = dataset_names(config)
 CASES = list(config["cases"])
 SEEDS = seed_list(config["seeds"])
 COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
+
+
+def split_check(dataset):
+    """What decides whether data set ``dataset`` can be split for training as configured (poolup.splits)."""
+    return SplitCheck.from_config(config, dataset, SEEDS)
+
+
+# The training split, checked before any job with what is known of the data: the
+# labels of a raw.h5 fetched with these settings, else the max_images (one line, then stop).
+try:
+    for dataset in config["datasets"]:
+        check_raw(f"results/{dataset['name']}/raw.h5", fetch_settings(dataset), split_check(dataset["name"]))
+except PoolupError as error:
+    sys.stderr.write(f"poolup: config error: {error}\n")
+    sys.exit(1)
 
 
 wildcard_constraints:
@@ -160,6 +130,17 @@ def case_grid(wildcards):
     return effective_grid(case_method(config, wildcards.case), config["interpolation"]["grid"])
 
 
+def case_recipe(wildcards):
+    """What one case's up-sampled images must record to be trained on (a file of another case, or made with
+    other settings, is refused): its window, stride, method and the grid it really uses."""
+    return {
+        "window": case_window(wildcards),
+        "stride": case_stride(wildcards),
+        "method": case_interpolation(wildcards),
+        "grid": case_grid(wildcards),
+    }
+
+
 def case_methods():
     """Interpolation method of every case (the summary's method column), by case name.
 
@@ -216,15 +197,26 @@ def case_label(wildcards):
 
 
 def all_targets():
-    """Everything the default run produces: the summary and every figure."""
-    figures = "results/{dataset}/figures/{name}.png"
+    """Every file a run writes, except the intermediates that only feed other jobs (raw.h5, pooled.h5, upsampled.h5).
+
+    Snakemake remakes a deleted file only if it is asked for, so the default target asks for every
+    record, run file, summary file and figure: the plain command redoes a deleted one (and what was
+    made from it). A deleted intermediate is not remade by it (deleting one to save space costs no
+    rerun); `poolup verify` names it and the command that remakes exactly it.
+    """
+    per_case = {"dataset": DATASETS, "case": CASES}
+    figures = ["results/{dataset}/figures/{name}.png", "results/{dataset}/figures/{name}.pdf"]
     return [
-        "results/summary/datasets.csv",
-        *expand(
-            "results/{dataset}/summary/{name}",
-            dataset=DATASETS,
-            name=["summary.csv", "summary.md", "storage_codecs.csv"],
+        *rules.compare_datasets.output,
+        *expand(rules.store.output, **per_case),
+        *expand(rules.codecs.output, **per_case),
+        *(
+            path
+            for group in seed_groups()
+            for path in expand(getattr(rules, train_rule_name(group)).output, **per_case)
         ),
+        *expand(rules.aggregate.output, dataset=DATASETS),
+        *expand(rules.codec_table.output, dataset=DATASETS),
         *expand(figures, dataset=DATASETS, name=["examples", "tradeoff"]),
         # The methods figure compares interpolation methods: drawn where the cases use several.
         *expand(figures, dataset=DATASETS if compares_methods() else [], name=["methods"]),
@@ -242,7 +234,11 @@ def all_targets():
             name=["confusion_vs_baseline", "forest", "per_class_delta"],
         ),
         *expand(figures, dataset=DATASETS, name=[f"curve_{metric}" for metric in CURVE_FIGURE_METRICS]),
-        *expand(figures, dataset=DATASETS, name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS]),
+        *expand(
+            figures,
+            dataset=DATASETS,
+            name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS],
+        ),
         *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
     ]
 

@@ -32,5 +32,6 @@ for group in seed_groups():
             # seeds_per_job (new groups, same runs) reruns nothing.
             training=training_settings(),
             image_shape=dataset_image_shape,
+            recipe=case_recipe,
         script:
             "../workflow/scripts/train.py"

@@ -135,3 +135,40 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     run_snakemake(workdir, "--cores", "2", configfiles=[config])
     run_snakemake(workdir, "--report", "results/report.html", configfiles=[config])
     return workdir, config
+
+
+def on_small_disk(
+    folder: Path, command: list[str], size: str = "16k", read_only: bool = False, **run
+) -> subprocess.CompletedProcess:
+    """Run ``command`` with a real tmpfs of ``size`` (or a read-only one) mounted on ``folder``.
+
+    In a user and mount namespace of its own (``unshare -rm``), so no root is
+    needed and the mount disappears with the command. Skips, saying why, where
+    the kernel lets no unprivileged user mount (the write-limit tests, which
+    need no mount, still run there).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no tmpfs can be mounted here (unshare -rm: {probe.stderr.strip()[:100]})")
+    script = 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"'
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", options, str(folder), *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        **run,
+    )
+
+
+def with_file_size_limit(limit: int, command: list[str], **run) -> subprocess.CompletedProcess:
+    """Run ``command`` under a file size limit (``ulimit -f``): a write beyond ``limit`` bytes fails (EFBIG)."""
+    import resource
+    import signal
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=limit_files, **run)

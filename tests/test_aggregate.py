@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from poolup.aggregate import aggregate, mean_sd_ci, methods_markdown, welch_p
 from poolup.artifacts import write_json
+from poolup.errors import PoolupError
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
@@ -63,8 +65,8 @@ def write_run(folder, case, seed, f1):
     return folder / "test_metrics.json", folder / "history.csv"
 
 
-@pytest.fixture
-def summary_files(tmp_path):
+def aggregation_inputs(tmp_path, small_shape=(14, 14)):
+    """Each case's run files and storage.json, as the workflow lays them out, and the outputs' paths."""
     metrics, history, storage = [], [], []
     for case, values in F1.items():
         for seed, f1 in enumerate(values):
@@ -75,8 +77,8 @@ def summary_files(tmp_path):
             "case": case,
             "window": 1 if case == "baseline" else 2,
             "stride": 1 if case == "baseline" else 2,
-            "stored_shape": [28, 28] if case == "baseline" else [14, 14],
-            "stored_pixels": 784 if case == "baseline" else 196,
+            "stored_shape": [28, 28] if case == "baseline" else list(small_shape),
+            "stored_pixels": 784 if case == "baseline" else int(np.prod(small_shape)),
             "pixel_ratio": 1.0 if case == "baseline" else 0.25,
             "stored_bytes": STORED[case],
             "bytes_per_image": STORED[case] / 100,
@@ -85,8 +87,14 @@ def summary_files(tmp_path):
         storage.append(tmp_path / case / "storage.json")
     suffix = {"confusion": "json", "manifest": "json", "summary_md": "md", "methods_md": "md"}
     outputs = {name: tmp_path / "out" / f"{name}.{suffix.get(name, 'csv')}" for name in AGGREGATE_OUTPUTS}
-    aggregate(metrics=metrics, history=history, storage=storage, **outputs, baseline="baseline", analysis=ANALYSIS)
-    return outputs
+    return {"metrics": metrics, "history": history, "storage": storage, **outputs}
+
+
+@pytest.fixture
+def summary_files(tmp_path):
+    inputs = aggregation_inputs(tmp_path)
+    aggregate(**inputs, baseline="baseline", analysis=ANALYSIS)
+    return {name: inputs[name] for name in AGGREGATE_OUTPUTS}
 
 
 def test_summary_equals_hand_computation(summary_files):
@@ -247,7 +255,8 @@ def test_methods_table_puts_each_case_in_its_geometry_and_method():
             "window": window,
             "stride": stride,
             "method": method,
-            "stored_side": (28 - window) // stride + 1,
+            "stored_height": (28 - window) // stride + 1,
+            "stored_width": (28 - window) // stride + 1,
             "byte_ratio_to_baseline": 1.0 if window == 1 else 0.4,
             "macro_f1_mean": f1,
             "macro_f1_sd": sd,
@@ -332,3 +341,44 @@ def test_history_of_early_stopped_seeds_is_averaged_over_the_seeds_that_reached_
     pd.read_csv(tmp_path / "c.csv").assign(step=[7, 14]).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(PoolupError, match="different steps"):
         average_history({"w2s2": [files[1], tmp_path / "c.csv"]})
+
+
+# --- inputs made for another case or run ------------------------------------------------
+
+
+def test_another_cases_storage_record_is_named_as_such(tmp_path):
+    inputs = aggregation_inputs(tmp_path)
+    shutil.copy(tmp_path / "baseline/storage.json", tmp_path / "small/storage.json")
+    with pytest.raises(PoolupError) as info:
+        aggregate(**inputs, baseline="baseline", analysis=ANALYSIS)
+    assert str(info.value) == (
+        f"{tmp_path / 'small/storage.json'}: made for case 'baseline', expected case 'small'; a file made for another "
+        "one (or from one) is in its place; delete it and rerun snakemake: its store job remakes it"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "message"),
+    [
+        ("baseline/seed0", "baseline/seed1", "made for seed 0, expected seed 1"),
+        ("baseline/seed2", "small/seed2", "made for case 'baseline', expected case 'small'"),
+    ],
+)
+def test_a_run_record_of_another_run_is_named_never_counted(tmp_path, source, target, message):
+    inputs = aggregation_inputs(tmp_path)
+    shutil.copy(tmp_path / source / "test_metrics.json", tmp_path / target / "test_metrics.json")
+    with pytest.raises(PoolupError) as info:
+        aggregate(**inputs, baseline="baseline", analysis=ANALYSIS)
+    assert str(info.value).startswith(f"{tmp_path / target / 'test_metrics.json'}: {message}; a file made for")
+    assert str(info.value).endswith("delete it and rerun snakemake: its train job remakes it")
+
+
+def test_non_square_images_are_shown_with_their_real_shape(tmp_path):
+    inputs = aggregation_inputs(tmp_path, small_shape=(10, 18))
+    aggregate(**inputs, baseline="baseline", analysis=ANALYSIS)
+    row = pd.read_csv(inputs["summary"]).set_index("case").loc["small"]
+    assert (row["stored_height"], row["stored_width"]) == (10, 18)
+    text = inputs["summary_md"].read_text()
+    assert "| small | 10x18 |" in text and "10x10" not in text and "18x18" not in text
+    assert "| 2x2/2 | 10x18 |" in inputs["methods_md"].read_text()

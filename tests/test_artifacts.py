@@ -1,6 +1,9 @@
+import sys
+
 import h5py
 import numpy as np
 import pytest
+from conftest import on_small_disk, with_file_size_limit
 
 from poolup import preprocess
 from poolup.artifacts import content_sha256, read_image_set, write_h5
@@ -335,3 +338,126 @@ def test_store_writes_every_attribute_before_the_rename(tmp_path):
     record = pool_and_store(tmp_path / "raw.h5", tmp_path / "stored.h5", tmp_path / "storage.json", "w2s2", 2, 2)
     data = read_image_set(tmp_path / "stored.h5")  # the digest holds: nothing was added after it
     assert data.attrs["stored_bytes"] == record["stored_bytes"] == stored_bytes(tmp_path / "stored.h5")
+
+
+# --- an input made for another case, or with other settings -----------------------
+
+
+def test_check_made_for_names_the_files_value_and_the_expected_one(tmp_path):
+    from poolup.artifacts import check_made_for
+
+    recorded = {"case": "baseline", "window": np.int64(1), "stride": 1, "grid": "corners", "shape": np.array([28, 28])}
+    # Equal by value: numbers of any type, lists and tuples, None and HDF5's empty text for it.
+    check_made_for("f.h5", {**recorded, "codec": ""}, {"window": 1.0, "shape": (28, 28), "codec": None})
+    with pytest.raises(PoolupError) as info:
+        check_made_for("f.h5", recorded, {"case": "w2s2", "window": 2, "stride": 1})
+    assert str(info.value) == (
+        "f.h5: made for case 'baseline', window 1, expected case 'w2s2', window 2; a file made for another one (or "
+        "from one) is in its place; delete it and rerun snakemake to remake it (`poolup verify` on the results folder "
+        "names every such one)"
+    )
+    with pytest.raises(
+        PoolupError,
+        match="made for grid 'corners', no bits, expected grid 'centers', bits 4; it is "
+        "stale: made with other settings than the config's",
+    ):
+        check_made_for("f.h5", recorded, {"case": "baseline", "grid": "centers", "bits": 4})
+    with pytest.raises(PoolupError, match="made for window 1, expected window true"):  # a bool is no number
+        check_made_for("f.h5", recorded, {"window": True})
+
+
+def test_training_refuses_another_cases_or_a_stale_upsampled_file(tmp_path):
+    from poolup.training import load_training_data
+
+    images = np.random.default_rng(0).integers(0, 256, size=(40, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", images=images, labels=np.arange(40) % 4)
+    fetch_source(tmp_path / "raw.h5", "npz", str(tmp_path / "d.npz"))
+    preprocess.pool(tmp_path / "raw.h5", tmp_path / "pooled.h5", "baseline", 1, 1)
+    upsample(tmp_path / "pooled.h5", tmp_path / "upsampled.h5")
+    recipe = {"window": 1, "stride": 1, "method": "linear", "grid": "corners"}
+    assert load_training_data(tmp_path / "upsampled.h5", (16, 16), {"case": "baseline", **recipe}).n_classes == 4
+    with pytest.raises(
+        PoolupError,
+        match=r"upsampled.h5: made for case 'baseline', window 1, stride 1, expected "
+        r"case 'w2s2', window 2, stride 2; a file made for another one",
+    ):
+        load_training_data(tmp_path / "upsampled.h5", (16, 16), {"case": "w2s2", **recipe, "window": 2, "stride": 2})
+    with pytest.raises(PoolupError, match="made for method 'linear', expected method 'nearest'; it is stale"):
+        load_training_data(tmp_path / "upsampled.h5", (16, 16), {"case": "baseline", **recipe, "method": "nearest"})
+
+
+# --- links inside an HDF5 file --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["external", "soft"])
+def test_an_hdf5_link_is_refused_even_with_a_matching_digest(tmp_path, kind):
+    outside = tmp_path / "elsewhere" / "images.h5"
+    outside.parent.mkdir()
+    write_h5(outside, {"images": np.ones((4, 5, 5), np.uint8)}, {"stage": "other"})
+    path = tmp_path / "raw.h5"
+    write_h5(path, {"labels": np.arange(4, dtype=np.uint8), "kept": np.zeros((4, 5, 5), np.uint8)}, {"stage": "fetch"})
+    with h5py.File(path, "r+") as file:
+        file["images"] = h5py.ExternalLink(str(outside), "/images") if kind == "external" else h5py.SoftLink("/kept")
+        file.attrs["content_sha256"] = content_sha256(file)  # the digest does not see the link
+    link = f"an external link to {outside}:/images" if kind == "external" else "a soft link to /kept"
+    with pytest.raises(PoolupError, match=f"raw.h5: /images is {link}; a poolup artifact holds its data itself"):
+        read_image_set(path)
+
+
+# --- writes the system refuses: a full disk, a read-only folder, a file size limit ---------
+
+WRITERS = """
+import os
+import sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from poolup.artifacts import write_figure, write_h5, write_json
+from poolup.errors import PoolupError
+folder = sys.argv[1]
+images = np.random.default_rng(0).random((200, 28, 28))
+writers = {
+    "raw.h5": lambda: write_h5(f"{folder}/raw.h5", {"images": images, "labels": np.zeros(200)}, {"a": 1}, "gzip", 4),
+    "figure.png": lambda: write_figure(plt.figure(), f"{folder}/figure.png", f"{folder}/figure.pdf", 300),
+    "record.json": lambda: write_json(f"{folder}/record.json", {"values": list(range(20000))}),
+}
+for name, write in writers.items():
+    try:
+        write()
+        print(f"{name}: written")
+    except PoolupError as error:
+        print(f"poolup: error: {error}")
+print("left:", sorted(os.listdir(folder)))  # seen from inside: the mount ends with the command
+"""
+
+
+def refused_writes(result, folder, cause: str) -> None:
+    """Every writer refused with one line naming its file and the cause; nothing left; a clean exit."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]  # no traceback, not even one HDF5 prints while closing
+    *lines, left = result.stdout.splitlines()
+    assert [line.split(": cannot be written")[0] for line in lines] == [
+        f"poolup: error: {folder}/{name}" for name in ("raw.h5", "figure.png", "record.json")
+    ], lines
+    assert all(f"cannot be written ({cause}); nothing was written, " in line for line in lines), lines
+    assert left == "left: []"
+
+
+def test_a_full_disk_is_one_line_per_file_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "full"
+    result = on_small_disk(folder, [sys.executable, "-c", WRITERS, str(folder)], size="16k")
+    refused_writes(result, folder, "No space left on device")
+
+
+def test_a_read_only_folder_is_one_line_per_file(tmp_path):
+    folder = tmp_path / "read-only"
+    result = on_small_disk(folder, [sys.executable, "-c", WRITERS, str(folder)], read_only=True)
+    refused_writes(result, folder, "Read-only file system")
+
+
+def test_a_file_size_limit_is_one_line_per_file_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "limited"
+    folder.mkdir()
+    result = with_file_size_limit(8192, [sys.executable, "-c", WRITERS, str(folder)])
+    refused_writes(result, folder, "File too large")

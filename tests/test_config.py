@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake, write_config
 
-from poolup.config import check_config_files, load_schema, seed_list, validate_config
+from poolup.config import check_config_files, load_schema, read_config_file, seed_list, validate_config
 from poolup.errors import PoolupError
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -55,8 +55,8 @@ def test_defaults_fill_missing_sections():
             ">= 4",
         ),
         (
-            {"datasets": [{"name": "small", "image_shape": [4, 4]}]},
-            "'cases.w3s2': window 3, stride 2 stores a 1-pixel side of data set 'small'",
+            {"datasets": [{"name": "small", "image_shape": [16, 16]}], "cases__w9s8": {"window": 9, "stride": 8}},
+            "'cases.w9s8': window 9, stride 8 stores a 1-pixel side of data set 'small'",
         ),
         ({"datasets": [{"name": "a"}, {"name": "a"}]}, "'datasets.1.name': 'a' is used twice"),
         ({"datasets": [{"name": "x y"}]}, "'datasets.0.name': name 'x y' is not safe in a path"),
@@ -212,3 +212,121 @@ def test_the_schema_defaults_are_the_paper_experiment():
     only_data = validate_config({"datasets": copy.deepcopy(PAPER["datasets"])}, SCHEMA)
     assert only_data == validate_config(copy.deepcopy(PAPER), SCHEMA)
     assert list(only_data["cases"]) == ["baseline", "w2s1", "w2s2", "w3s1", "w3s2"]
+
+
+# --- what the user meant: text where the schema wants a number --------------------
+
+
+def test_numbers_written_as_text_are_taken_where_the_schema_wants_a_number():
+    """PyYAML reads `1e-3` as text; Snakemake's --config reads every value inside a list or mapping as text."""
+    config = validate_config(
+        {
+            "datasets": [
+                {"name": "m", "source": "idx", "path": "/data/2", "max_images": "3000", "image_shape": ["28", "28"]}
+            ],
+            "cases": {"baseline": {"window": "1", "stride": "1", "label": "1"}},
+            "seeds": "3",
+            "training": {
+                "learning_rate": "1e-3",
+                "epochs": "2",
+                "stratify": "true",
+                "early_stopping": {"enabled": "no"},
+            },
+            "analysis": {"margin": "5e-3"},
+        },
+        SCHEMA,
+    )
+    assert config["training"]["learning_rate"] == 0.001 and config["training"]["epochs"] == 2
+    assert config["training"]["stratify"] is True and config["training"]["early_stopping"]["enabled"] is False
+    assert config["datasets"][0]["max_images"] == 3000 and config["datasets"][0]["image_shape"] == [28, 28]
+    assert config["datasets"][0]["path"] == "/data/2" and config["cases"]["baseline"]["label"] == "1"  # text stays text
+    assert config["cases"]["baseline"]["window"] == 1 and config["seeds"] == 3 and config["analysis"]["margin"] == 0.005
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"training__learning_rate": "fast"},
+            "'training.learning_rate': 'fast' is not of type 'number'; write a number, such as 0.001 or 1e-3",
+        ),
+        (
+            {"training__epochs": "2.5"},
+            "'training.epochs': '2.5' is not of type 'integer'; write a whole number without a decimal point, such "
+            "as 2",
+        ),
+        ({"training__epochs": "1e1"}, "'training.epochs': '1e1' is not of type 'integer'; write a whole number"),
+        ({"training__stratify": "maybe"}, "'training.stratify': 'maybe' is not of type 'boolean'; write true or false"),
+    ],
+)
+def test_text_that_is_no_value_of_the_type_says_how_to_write_it(changes, message):
+    with pytest.raises(PoolupError) as info:
+        validated(**changes)
+    assert message in str(info.value)
+
+
+def test_the_readmes_config_pattern_with_numbers_inside_runs(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the paper's, as in the README
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--config",
+        "training={epochs: 2, learning_rate: 1e-3, stratify: true}",
+        "datasets=[{name: tiny, source: bundled, max_images: 300}]",
+        "cases={w2s2: {window: 2, stride: 2}}",
+        "seeds=2",
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train_seeds_0_4" in result.stdout
+
+
+# --- config files: YAML faults name the file and the line ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "config.yaml: the config file is empty; write its settings as keys at the top level"),
+        ("null\n", "config.yaml: the config file holds only null"),
+        ("- seeds: 2\n", "config.yaml: the config file holds a list, not a mapping of keys"),
+        ("seeds: 2\ncases:\n\tbaseline: {window: 1, stride: 1}\n", "config.yaml: line 3: a tab indents the text"),
+        (
+            "seeds: !!python/object:os.system {}\n",
+            "config.yaml: line 1: the tag !!python/object:os.system is not allowed",
+        ),
+        ("seeds: 2\nseeds: 3\n", "config.yaml: line 2: key 'seeds' appears twice"),
+        ("cases: {baseline: {window: 1, stride: 1]\n", "config.yaml: line 1: not valid YAML (expected ',' or '}'"),
+    ],
+)
+def test_a_config_file_snakemake_cannot_read_is_named_with_its_line(tmp_path, text, message):
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(PoolupError) as info:
+        read_config_file(tmp_path / "config.yaml")
+    assert f"{tmp_path / message}" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["", "- seeds: 2\n", "seeds: !!python/object:os.system {}\n"])
+def test_the_workflow_names_its_config_file_before_snakemake_reads_it(tmp_path, text):
+    (tmp_path / "config.yaml").write_text(text)
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode == 1
+    assert "poolup: config error: config.yaml: " in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "WorkflowError" not in result.stderr
+
+
+def test_yaml_merge_keys_are_yaml(tmp_path):
+    text = (
+        "cases:\n"
+        "  baseline: {window: 1, stride: 1}\n"
+        "  w2s2: &w2s2 {window: 2, stride: 2}\n"
+        "  w2s2-nearest:\n    <<: *w2s2\n    method: nearest\n"
+        "  w2s2-again:\n    <<: *w2s2\n    stride: 1\n"
+    )
+    (tmp_path / "merge.yaml").write_text(text)
+    cases = check_config_files([tmp_path / "merge.yaml"]) or read_config_file(tmp_path / "merge.yaml")["cases"]
+    assert cases["w2s2-nearest"] == {"window": 2, "stride": 2, "method": "nearest"}
+    assert cases["w2s2-again"] == {"window": 2, "stride": 1}  # a key given again overrides the merged one
+    (tmp_path / "twice.yaml").write_text("cases:\n  w2s2:\n    <<: {window: 2}\n    stride: 2\n    stride: 3\n")
+    with pytest.raises(PoolupError, match="twice.yaml: line 5: key 'stride' appears twice"):
+        read_config_file(tmp_path / "twice.yaml")

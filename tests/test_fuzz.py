@@ -2,8 +2,11 @@
 
 Each mutation is applied to a copy of a small real artifact (written by the
 library's own stages), and the real consumer is run on it: the source
-loader, the next stage, the training-side reader, the aggregation-side JSON
-reader, and ``poolup verify`` on a whole tree. Every outcome must be a clear
+loader, the next stage, the training-side reader, the aggregation-side
+readers, and ``poolup verify`` on a whole tree. Besides damage, an input may
+be swapped for another case's file or a stale one (made with other settings,
+an earlier config), each written by the library too: the training and
+aggregation readers must refuse those, naming both. Every outcome must be a clear
 error (one-line ``PoolupError``) or a result equal to the unmutated one;
 when the consumer refuses a file, ``verify`` must report it too. A table of
 mutation class x outcome is printed (``pytest -s``) and is part of the
@@ -20,7 +23,7 @@ import struct
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +33,17 @@ import pytest
 from conftest import write_idx
 
 from poolup import preprocess
+from poolup.aggregate import read_run_record, read_storage_record
 from poolup.artifacts import (
     file_sha256,
     open_h5,
     read_image_set,
-    read_json,
     write_h5,
     write_json,
 )
 from poolup.errors import PoolupError
 from poolup.sources import load_source
+from poolup.training import load_training_data
 from poolup.verify import verify_tree
 
 SEED = 20261128
@@ -59,6 +63,8 @@ def labelled_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 # The file the up-sampling reads.
 POOLED = "pooled.h5"
+# What the training of case w2s2 expects its up-sampled images to record besides the case (rules/train.smk).
+RECIPE = {"window": 2, "stride": 2, "method": "linear", "grid": "corners"}
 
 
 def pool_stage(raw: Path, output: Path) -> str:
@@ -79,7 +85,11 @@ def h5_content(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Target:
-    """One artifact under test: its file, the consumer that reads it, and that consumer's unmutated result."""
+    """One artifact under test: its file, the consumer that reads it, and that consumer's unmutated result.
+
+    ``others`` are files that may stand in its place, by mutation class ("swapped input": another case's
+    or run's; "stale input": the same case's, made with other settings), for consumers that must refuse them.
+    """
 
     name: str
     path: Path
@@ -87,6 +97,7 @@ class Target:
     kind: str  # "idx", "npz", "h5" or "json"
     reference: Any = None
     in_tree: bool = False
+    others: dict[str, list[Path]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +187,24 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
         return preprocess.upsample(path, out)["content_sha256"], h5_content(out)
 
     def training_reader(path: Path) -> Any:
-        data = read_image_set(path, image_shape=(SIDE, SIDE), dtype="float32")
-        return data.images.tobytes(), data.labels.tobytes(), repr(data.attrs)
+        data = load_training_data(path, (SIDE, SIDE), {"case": "w2s2", **RECIPE})
+        return data.images.tobytes(), data.labels.tobytes(), data.source_sha256
+
+    # Files that may stand in for a target: another case's, another run's, or one made with other settings.
+    others = base / "others"
+    others.mkdir()
+    preprocess.pool(tree / "tiny/raw.h5", others / "baseline-pooled.h5", "baseline", 1, 1)
+    preprocess.upsample(others / "baseline-pooled.h5", others / "baseline-upsampled.h5")
+    preprocess.pool(tree / "tiny/raw.h5", others / "w3s2-pooled.h5", "w2s2", 3, 2)  # w2s2 once was 3x3/2
+    preprocess.upsample(others / "w3s2-pooled.h5", others / "w2s2-was-w3s2-upsampled.h5")
+    preprocess.upsample(pooled, others / "w2s2-nearest-upsampled.h5", method="nearest")
+    record = json.loads((run / "test_metrics.json").read_text())
+    for name, case, seed in (("baseline-seed0", "baseline", 0), ("w2s2-seed1", "w2s2", 1)):
+        write_json(others / f"{name}-test_metrics.json", {**record, "case": case, "seed": seed})
+    storage_record = {"stored_bytes": 1234, "byte_ratio": 0.41, "stored_shape": [6, 6], "source_sha256": "ab" * 32}
+    write_json(others / "baseline-storage.json", {**storage_record, "case": "baseline"})
+    (base / "w2s2").mkdir()
+    write_json(base / "w2s2/storage.json", {**storage_record, "case": "w2s2"})
 
     found = [
         Target("idx images (gzip)", idx / "train-images-idx3-ubyte.gz", lambda p: load("idx")(p.parent), "idx"),
@@ -188,15 +215,36 @@ def targets(tmp_path_factory) -> tuple[list[Target], Path, Path]:
         Target(f"{POOLED} -> upsample", pooled, upsample_consumer, "h5", in_tree=True),
         Target(f"{POOLED} (2-bit codes) -> upsample", encoded["bits2"], upsample_consumer, "h5", in_tree=True),
         Target(f"{POOLED} (WebP files) -> upsample", encoded["webp"], upsample_consumer, "h5", in_tree=True),
-        Target("upsampled.h5 -> training reader", tree / "tiny/w2s2/upsampled.h5", training_reader, "h5", in_tree=True),
+        Target(
+            "upsampled.h5 -> training reader",
+            tree / "tiny/w2s2/upsampled.h5",
+            training_reader,
+            "h5",
+            in_tree=True,
+            others={
+                "swapped input": [others / "baseline-upsampled.h5"],
+                "stale input": [others / "w2s2-was-w3s2-upsampled.h5", others / "w2s2-nearest-upsampled.h5"],
+            },
+        ),
         Target("predictions.h5 -> reader", run / "predictions.h5", h5_content, "h5", in_tree=True),
-        Target("test_metrics.json -> aggregation reader", run / "test_metrics.json", read_json, "json", in_tree=True),
-        Target("storage-like json -> aggregation reader", base / "storage.json", read_json, "json"),
+        Target(
+            "test_metrics.json -> aggregation reader",
+            run / "test_metrics.json",
+            read_run_record,
+            "json",
+            in_tree=True,
+            others={
+                "swapped input": [others / "baseline-seed0-test_metrics.json", others / "w2s2-seed1-test_metrics.json"]
+            },
+        ),
+        Target(
+            "storage.json -> aggregation reader",
+            base / "w2s2/storage.json",
+            read_storage_record,
+            "json",
+            others={"swapped input": [others / "baseline-storage.json"]},
+        ),
     ]
-    write_json(
-        base / "storage.json",
-        {"case": "w2s2", "stored_bytes": 1234, "byte_ratio": 0.41, "stored_shape": [6, 6], "source_sha256": "ab" * 32},
-    )
     for target in found:
         target.reference = target.consume(target.path)
     return found, tree, scratch
@@ -339,6 +387,11 @@ def npz_edit(path: Path, rng: np.random.Generator) -> str:
 
 
 def mutate(target: Target, rng: np.random.Generator) -> str:
+    if target.others and rng.random() < 0.15:
+        kind = sorted(target.others)[int(rng.integers(len(target.others)))]
+        choices = target.others[kind]
+        target.path.write_bytes(choices[int(rng.integers(len(choices)))].read_bytes())
+        return kind
     roll = rng.random()
     data = target.path.read_bytes()
     if roll < 0.4:
@@ -418,6 +471,8 @@ def test_fuzz_every_artifact_and_source(targets):
                     )
             if result not in (CLEAR, CORRECT):
                 failures.append(f"{target.name} #{index} {kind}: {result} {detail[:200]}")
+            if kind in ("swapped input", "stale input") and not (result == CLEAR and "made for " in detail):
+                failures.append(f"{target.name} #{index} {kind}: not refused as another's or stale: {detail[:200]}")
             target.path.write_bytes(original)
             for leftover in scratch.iterdir():
                 leftover.unlink()

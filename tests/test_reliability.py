@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from conftest import (
     TINY_CASES,
     TINY_TRAINING,
+    on_small_disk,
     run_snakemake,
     snakemake_command,
     tiny_config,
@@ -401,3 +403,157 @@ def test_the_job_log_holds_what_went_wrong(tmp_path, kind):
     else:
         assert "ERROR input.h5: bad input; fix it" in text and "Traceback" not in text
         assert result.stderr == "poolup: error: input.h5: bad input; fix it\n"
+
+
+# --- an input made for another case -----------------------------------------------
+
+
+def finished_copy(tiny_run, folder: Path) -> tuple[Path, Path]:
+    """A copy of the finished tiny run's working directory (results and Snakemake's records), and its config."""
+    source, config = tiny_run
+    shutil.copytree(source, folder, symlinks=True)
+    return folder, folder / config.name
+
+
+def test_another_cases_input_is_refused_named_by_verify_and_the_advice_restores_the_run(tiny_run, tmp_path):
+    """The baseline's pooled.h5 copied over w2s2's: nothing trains on it, verify names the copy, and deleting it
+    (the advice) gives back the run."""
+    reference, _ = tiny_run
+    workdir, config = finished_copy(tiny_run, tmp_path / "swapped")
+    case = workdir / "results/tiny/w2s2"
+    shutil.copy(workdir / "results/tiny/baseline/pooled.h5", case / "pooled.h5")
+    result = run_snakemake(workdir, "--cores", "2", configfiles=[config], check=False)
+    assert result.returncode != 0
+    assert (
+        "poolup: error: results/tiny/w2s2/upsampled.h5: made for case 'baseline', window 1, stride 1, expected case "
+        "'w2s2', window 2, stride 2; a file made for another one (or from one) is in its place" in result.stderr
+    )
+    assert "poolup: error: results/tiny/w2s2/pooled.h5: made for case 'baseline', expected case 'w2s2'" in result.stderr
+    assert "unexpected error" not in result.stderr
+    assert not list(case.glob("seed*/test_metrics.json")), "no run was trained on the baseline's images"
+    findings = subprocess.run(
+        [sys.executable, "-m", "poolup", "verify", "results"], cwd=workdir, capture_output=True, text=True, check=False
+    ).stdout
+    assert (
+        "results/tiny/w2s2/pooled.h5: the same file as results/tiny/baseline/pooled.h5, made for case 'baseline': "
+        "one case's file was copied into another case's folder" in findings
+    ), findings
+    (case / "pooled.h5").unlink()
+    run_snakemake(workdir, "--cores", "2", configfiles=[config])
+    assert cli_main(["verify", str(workdir / "results")]) == 0
+    assert run_outputs(workdir) == run_outputs(reference)
+
+
+# --- a deleted file -------------------------------------------------------------------
+
+
+def test_a_deleted_run_record_is_redone_by_the_plain_command(tiny_run, tmp_path):
+    reference, _ = tiny_run
+    workdir, config = finished_copy(tiny_run, tmp_path / "deleted")
+    for name in ("w2s2/seed0/test_metrics.json", "baseline/storage.json", "summary/runs.csv", "figures/forest.pdf"):
+        (workdir / "results/tiny" / name).unlink()
+    assert cli_main(["verify", str(workdir / "results")]) == 1
+    run_snakemake(workdir, "--cores", "2", configfiles=[config])
+    assert cli_main(["verify", str(workdir / "results")]) == 0
+    assert run_outputs(workdir) == run_outputs(reference)
+
+
+def test_a_deleted_intermediate_is_named_with_the_command_that_remakes_exactly_it(tiny_run, tmp_path, capsys):
+    """raw.h5, pooled.h5 and upsampled.h5 feed other jobs only: deleting them reruns nothing, and verify gives,
+    for each, the command that remakes it; run, it gives back the same bytes, and nothing reruns after."""
+    workdir, config = finished_copy(tiny_run, tmp_path / "intermediates")
+    results = workdir / "results"
+    deleted = [results / "tiny/raw.h5", results / "tiny/baseline/pooled.h5", results / "tiny/w2s2/upsampled.h5"]
+    before = {path: path.read_bytes() for path in deleted}
+    for path in deleted:
+        path.unlink()
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", configfiles=[config]).stdout
+    capsys.readouterr()
+    assert cli_main(["verify", str(results)]) == 1
+    findings = capsys.readouterr().out.splitlines()[:-1]
+    assert len(findings) == 3, findings
+    for path, finding in zip(deleted, findings):
+        target = path.relative_to(workdir)
+        assert finding.startswith(f"{path}: missing (deleted), though "), finding
+        assert finding.endswith(
+            f"were made from it; `snakemake --cores 1 {target}` in {workdir} (with the run's --configfile options) "
+            "remakes exactly it"
+        ) or finding.endswith(
+            f"was made from it; `snakemake --cores 1 {target}` in {workdir} (with the run's --configfile options) "
+            "remakes exactly it"
+        ), finding
+        run_snakemake(workdir, "--cores", "1", str(target), configfiles=[config])
+    assert cli_main(["verify", str(results)]) == 0
+    assert {path: path.read_bytes() for path in deleted} == before
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", configfiles=[config]).stdout
+
+
+# --- a full disk, a read-only folder ----------------------------------------------------
+
+FIGURES = [
+    "results/tiny/figures/examples.png",
+    "results/tiny/figures/tradeoff.png",
+    "results/tiny/figures/curve_f1.png",
+]
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["full disk", "read-only folder"])
+def test_figures_on_a_full_disk_or_a_read_only_folder_fail_with_one_line_each(tiny_run, tmp_path, read_only):
+    workdir, config = finished_copy(tiny_run, tmp_path / "disk")
+    figures = workdir / "results/tiny/figures"
+    for path in figures.iterdir():
+        path.unlink()
+    command = " ".join(map(shlex.quote, snakemake_command(workdir, "--cores", "1", *FIGURES, configfiles=[config])))
+    # What the job left in the small disk, seen from inside (the mount ends with the command).
+    script = f"{command}; echo left:; ls -A {shlex.quote(str(figures))}"
+    result = on_small_disk(figures, ["sh", "-c", script], size="16k", read_only=read_only, timeout=900)
+    cause = "Read-only file system" if read_only else "No space left on device"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("poolup:")]
+    assert sorted(errors) == sorted(
+        f"poolup: error: {figure}: cannot be written ({cause}); nothing was written, "
+        + ("write the results to a writable file system" if read_only else "free space on that disk")
+        + " and rerun"
+        for figure in FIGURES
+    ), result.stderr[-4000:]
+    assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.split("left:")[-1].split() == []
+
+
+# --- poolup inspect: a model, a listed file, a closed pipe ---------------------------------
+
+
+def test_inspect_shows_a_model_and_checks_it_against_its_runs_record(tiny_run, tmp_path, capsys):
+    model = tiny_run[0] / "results/tiny/w2s2/seed0/model.keras"
+    capsys.readouterr()
+    assert cli_main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "Keras archive members:\n  metadata.json:" in out and "model.weights.h5" in out
+    assert "model: Sequential 'paper_cnn', 13 layers, input [None, 28, 28, 1]; saved by Keras 3." in out
+    assert f"checksum: OK (recorded in test_metrics.json {file_sha256(model)}" in out
+    alone = tmp_path / "model.keras"
+    shutil.copy(model, alone)
+    assert cli_main(["inspect", str(alone)]) == 1  # no run record beside it: nothing to check it against
+    assert "checksum: none recorded (no test_metrics.json beside it lists model.keras)" in capsys.readouterr().out
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    table = tiny_run[0] / "results/tiny/summary/runs.csv"
+    for unusable, message in (
+        (tmp_path / "broken.keras", "not a Keras archive (not a zip file)"),
+        (table, "a .csv file, not an artifact `poolup inspect` reads"),
+    ):
+        assert cli_main(["inspect", str(unusable)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"poolup: error: {unusable}: {message}") and err.count("\n") == 1, err
+
+
+def test_inspect_into_a_pipe_closed_early_ends_quietly(small_tree):
+    raw = str(small_tree / "tiny/raw.h5")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "poolup", "inspect", *[raw] * 2000],  # far more than a pipe holds
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().startswith(raw)  # `| head -1`: one line read, then the reader is gone
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read() == ""

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from poolup.artifacts import write_json
+from poolup.artifacts import content_sha256, write_json
 from poolup.cli import main as cli_main
 from poolup.verify import verify_tree
 
@@ -47,6 +47,40 @@ def made_from(path: Path, digest: str, root: Path) -> str:
     )
 
 
+def replaced_since(path: Path, digest: str, name: str) -> str:
+    """The finding for a file whose named input (``source_file``) now holds other content."""
+    return (
+        f"{path}: made from content {digest[:12]} (source_sha256), but its {name} holds other content: that file was "
+        "replaced since (another case's, or an older run's); rerun the workflow"
+    )
+
+
+def copied(path: Path, original: Path, case: str) -> str:
+    """The finding for a case's file that sits, identical, in a sibling case's folder."""
+    return (
+        f"{path}: the same file as {original}, made for case {case!r}: one case's file was copied into another case's "
+        f"folder (or made there from such a copy); delete the one outside the folder of case {case!r} and rerun "
+        "snakemake"
+    )
+
+
+def mixed(folder: Path, cases: dict[str, list[str]]) -> str:
+    """The finding for a folder whose artifacts record several cases."""
+    listed = "; ".join(f"case {case!r}: {', '.join(names)}" for case, names in sorted(cases.items()))
+    return (
+        f"{folder}: holds files made for different cases ({listed}): another case's file was copied in; delete the "
+        "ones that are not this folder's and rerun snakemake"
+    )
+
+
+CASE_FILES = ["pooled.h5", "storage.json", "storage_codecs.json", "stored.h5", "upsampled.h5"]
+
+
+def others(*names: str) -> list[str]:
+    """The case folder's files but these."""
+    return [name for name in CASE_FILES if name not in names]
+
+
 def test_a_clean_copy_verifies(tree, capsys):
     assert list(verify_tree(tree)) == []
     assert cli_main(["verify", str(tree)]) == 0
@@ -57,11 +91,18 @@ def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
     case = tree / DATASET / CASE
     replaced = content(case / "pooled.h5")
     shutil.copy(tree / DATASET / OTHER / "pooled.h5", case / "pooled.h5")
-    expected = [made_from(case / name, replaced, tree) for name in ("storage_codecs.json", "stored.h5", "upsampled.h5")]
+    expected = sorted(
+        [
+            copied(case / "pooled.h5", tree / DATASET / OTHER / "pooled.h5", OTHER),
+            made_from(case / "storage_codecs.json", replaced, tree),
+            *(replaced_since(case / name, replaced, "pooled.h5") for name in ("stored.h5", "upsampled.h5")),
+            mixed(case, {OTHER: ["pooled.h5"], CASE: others("pooled.h5")}),
+        ]
+    )
     assert sorted(verify_tree(tree)) == expected
     capsys.readouterr()
     assert cli_main(["verify", str(tree)]) == 1
-    assert capsys.readouterr().out.splitlines() == [*expected, "3 problems found"]
+    assert sorted(capsys.readouterr().out.splitlines()[:-1]) == expected
 
 
 def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
@@ -72,12 +113,14 @@ def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
     assert sorted(verify_tree(tree)) == sorted(
         [
             *(
-                made_from(case / f"seed{seed}" / name, replaced, tree)
+                replaced_since(case / f"seed{seed}" / name, replaced, "../upsampled.h5")
                 for seed in SEEDS
                 for name in ("predictions.h5", "test_metrics.json")
             ),
             # and the copy itself was made from the other case's pooled images
             held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
+            copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
+            mixed(case, {OTHER: ["upsampled.h5"], CASE: others("upsampled.h5")}),
         ]
     )
 
@@ -87,22 +130,43 @@ def test_another_cases_stored_file_breaks_the_storage_record(tree):
     replaced = content(case / "stored.h5")
     shutil.copy(tree / DATASET / OTHER / "stored.h5", case / "stored.h5")
     other_pooled = tree / DATASET / OTHER / "pooled.h5"
+    assert sorted(verify_tree(tree)) == sorted(
+        [
+            f"{case / 'storage.json'}: records stored content {replaced[:12]} (stored_sha256), which no file in {tree} "
+            "holds: that file was replaced, changed or deleted; rerun the workflow",
+            held_elsewhere(case / "stored.h5", content(other_pooled), [other_pooled]),
+            copied(case / "stored.h5", tree / DATASET / OTHER / "stored.h5", OTHER),
+            mixed(case, {OTHER: ["stored.h5"], CASE: others("stored.h5")}),
+        ]
+    )
+
+
+def test_a_deleted_raw_file_is_named_once_with_the_command_that_remakes_it(tree):
+    """Every link to it is broken; the files made from it name it, so it is one finding, with its command."""
+    raw = tree / DATASET / "raw.h5"
+    raw.unlink()
+    pooled = [tree / DATASET / case / "pooled.h5" for case in (OTHER, CASE)]
     assert list(verify_tree(tree)) == [
-        f"{case / 'storage.json'}: records stored content {replaced[:12]} (stored_sha256), which no file in {tree} "
-        "holds: that file was replaced, changed or deleted; rerun the workflow",
-        held_elsewhere(case / "stored.h5", content(other_pooled), [other_pooled]),
+        f"{raw}: missing (deleted), though {pooled[0]}, {pooled[1]} were made from it; `snakemake --cores 1 "
+        f"results/{DATASET}/raw.h5` in {tree.parent} (with the run's "
+        "--configfile options) remakes exactly it"
     ]
 
 
-def test_deleted_raw_file_breaks_every_link_to_it(tree):
+def test_a_deleted_input_that_no_record_names_is_still_found(tree):
+    """A record without source_file (an older poolup's): the broken link, as before."""
     raw = tree / DATASET / "raw.h5"
     digest = content(raw)
+    for case in (OTHER, CASE):
+        pooled = tree / DATASET / case / "pooled.h5"
+        with h5py.File(pooled, "r+") as file:
+            del file.attrs["source_file"]
+            file.attrs["content_sha256"] = content_sha256(file)
     raw.unlink()
-    assert sorted(verify_tree(tree)) == [
-        made_from(tree / DATASET / case / name, digest, tree)
-        for case in (OTHER, CASE)
-        for name in ("pooled.h5", "storage.json")
-    ]
+    found = sorted(verify_tree(tree))
+    for case in (OTHER, CASE):
+        for name in ("pooled.h5", "storage.json"):
+            assert made_from(tree / DATASET / case / name, digest, tree) in found
 
 
 def test_an_edited_file_is_named_by_the_links_to_it(tree):
@@ -151,16 +215,23 @@ def test_a_moved_and_renamed_tree_verifies_and_a_replaced_file_in_it_is_found(tr
         (folder / "upsampled.h5").rename(folder / "for-training.h5")
     assert list(verify_tree(moved)) == []
 
-    replaced = content(case / "for-training.h5")
     shutil.copy(other / "for-training.h5", case / "for-training.h5")
+    # The runs name their input as it was written (upsampled.h5): under its new name it is not found.
+    made_from_it = [case / "seed0/predictions.h5", case / "seed0/test_metrics.json"]
     assert sorted(verify_tree(moved)) == sorted(
         [
-            *(
-                made_from(case / f"seed{seed}" / name, replaced, moved)
-                for seed in SEEDS
-                for name in ("predictions.h5", "test_metrics.json")
-            ),
             held_elsewhere(case / "for-training.h5", content(other / "pooled-images.h5"), [other / "pooled-images.h5"]),
+            copied(case / "for-training.h5", other / "for-training.h5", OTHER),
+            f"{case / 'upsampled.h5'}: missing (deleted), though {', '.join(map(str, made_from_it))} and 2 more were "
+            f"made from it; `snakemake --cores 1 archived-run/{DATASET}/pooled-2x2/upsampled.h5` in {moved.parent} "
+            "(with the run's --configfile options) remakes exactly it",
+            mixed(
+                case,
+                {
+                    OTHER: ["for-training.h5"],
+                    CASE: ["pooled-images.h5", "storage.json", "storage_codecs.json", "stored.h5"],
+                },
+            ),
         ]
     )
 
@@ -185,6 +256,10 @@ def test_two_cases_swapped_inputs_are_found(tree):
         for folder in (case, other)
         for name in ("storage_codecs.json", "stored.h5", "upsampled.h5")
     ]
+    expected += [
+        mixed(case, {OTHER: ["pooled.h5"], CASE: others("pooled.h5")}),
+        mixed(other, {CASE: ["pooled.h5"], OTHER: others("pooled.h5")}),
+    ]
     assert sorted(verify_tree(tree)) == sorted(expected)
 
 
@@ -204,6 +279,8 @@ def test_an_input_kept_in_another_folder_does_not_stand_in_for_the_one_replaced(
                 for name in ("predictions.h5", "test_metrics.json")
             ),
             held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
+            copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
+            mixed(case, {OTHER: ["upsampled.h5"], CASE: others("upsampled.h5")}),
         ]
     )
 
@@ -255,3 +332,44 @@ def test_help_is_plain_text(capsys):
     text = capsys.readouterr().out
     assert "poolup inspect FILE" in text and "Exit status" in text
     assert "``" not in text and ":func:" not in text
+
+
+# --- files of another case or run, links out of the file ----------------------------
+
+
+def test_runs_trained_on_another_cases_images_are_found(tree):
+    """What an older poolup let happen: another case's upsampled.h5 copied in, and the case's runs retrained on it."""
+    case = tree / DATASET / CASE
+    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
+    for seed in SEEDS:
+        record = case / f"seed{seed}" / "test_metrics.json"
+        write_json(record, {**json.loads(record.read_text()), "source_sha256": content(case / "upsampled.h5")})
+    found = list(verify_tree(tree))
+    for seed in SEEDS:
+        assert (
+            f"{case / f'seed{seed}' / 'test_metrics.json'}: records case {CASE!r} but was made from "
+            f"{case / 'upsampled.h5'}, made for case {OTHER!r}: a file of another case was copied in"
+        ) in "\n".join(found)
+
+
+def test_another_runs_record_in_a_run_folder_is_found(tree):
+    case = tree / DATASET / CASE
+    shutil.copy(case / "seed0/test_metrics.json", case / "seed1/test_metrics.json")
+    assert (
+        f"{case / 'seed1/test_metrics.json'}: made for seed 0, but it is in the folder of seed 1: another run's file "
+        "was copied in; delete it and rerun snakemake"
+    ) in list(verify_tree(tree))
+
+
+def test_an_hdf5_external_link_to_a_file_outside_the_tree_is_found(tree, tmp_path):
+    upsampled = tree / DATASET / CASE / "upsampled.h5"
+    outside = tmp_path / "outside.h5"
+    with h5py.File(upsampled, "r") as source, h5py.File(outside, "w") as target:
+        target["images"] = source["images"][()]
+    with h5py.File(upsampled, "r+") as file:
+        del file["images"]
+        file["images"] = h5py.ExternalLink(str(outside), "/images")
+        file.attrs["content_sha256"] = content_sha256(file)  # the digest does not see what the link reads
+    assert (
+        f"{upsampled}: /images is an external link to {outside}:/images; a poolup artifact holds its data itself"
+    ) in "\n".join(verify_tree(tree))

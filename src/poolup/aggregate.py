@@ -13,15 +13,18 @@ import pandas as pd
 from scipy import stats
 
 from poolup import stats as paired
-from poolup.artifacts import read_json, write_csv, write_json, write_manifest, write_text
+from poolup.artifacts import check_made_for, read_json, write_csv, write_json, write_manifest, write_text
 from poolup.errors import PoolupError
 from poolup.interpolation import method_order
-from poolup.training import HISTORY_METRICS
+from poolup.training import HISTORY_METRICS, seed_of
 
 PathLike = str | os.PathLike[str]
 # The method column of a case whose method is not given: interpolation.method's default.
 DEFAULT_METHOD = "linear"
 SCORES: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+# What to do about a record that is not its folder's (check_made_for's fix).
+_REDO_RUN = "delete it and rerun snakemake: its train job remakes it"
+_REDO_STORE = "delete it and rerun snakemake: its store job remakes it"
 RUN_COLUMNS: tuple[str, ...] = (
     "case",
     "seed",
@@ -38,8 +41,13 @@ RUN_COLUMNS: tuple[str, ...] = (
 
 
 def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """One row per case x seed from ``test_metrics.json`` files, and the parsed files."""
-    records = [read_json(path) for path in metrics_files]
+    """One row per case x seed from ``test_metrics.json`` files, and the parsed files.
+
+    Each file must be its run's: the case and seed it records are those of its
+    folders, ``{case}/seed{n}/`` (:func:`poolup.artifacts.check_made_for`), so a
+    record copied from another run is named, never counted twice.
+    """
+    records = [read_run_record(path) for path in metrics_files]
     if not records:
         raise PoolupError("no test_metrics.json to aggregate; run the train stage first")
     missing = [str(path) for path, record in zip(metrics_files, records) if not set(RUN_COLUMNS) <= set(record)]
@@ -49,9 +57,28 @@ def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[
     return runs.sort_values(["case", "seed"], key=_case_key(runs)).reset_index(drop=True), records
 
 
+def read_run_record(path: PathLike) -> dict[str, Any]:
+    """A run's ``test_metrics.json``, checked, and made for the case and seed of its folders ``{case}/seed{n}/``."""
+    record = read_json(path)
+    check_made_for(path, record, {"case": Path(path).parent.parent.name, "seed": seed_of(path)}, fix=_REDO_RUN)
+    return record
+
+
+def read_storage_record(path: PathLike) -> dict[str, Any]:
+    """A case's ``storage.json``, checked, and made for the case of its folder (above the case's run folders)."""
+    record = read_json(path)
+    check_made_for(path, record, {"case": Path(path).parent.name}, fix=_REDO_STORE)
+    return record
+
+
 def _case_key(frame: pd.DataFrame):
     order = {case: i for i, case in enumerate(dict.fromkeys(frame["case"]))}
     return lambda column: column.map(order) if column.name == "case" else column
+
+
+def shape_text(height: int, width: int) -> str:
+    """An image's size as the tables show it: height x width (``14x14``, ``10x18``)."""
+    return f"{int(height)}x{int(width)}"
 
 
 def mean_sd_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
@@ -128,7 +155,8 @@ def summarize(
                 "window": record["window"],
                 "stride": record["stride"],
                 "method": methods.get(case, DEFAULT_METHOD),
-                "stored_side": record["stored_shape"][0],
+                "stored_height": record["stored_shape"][0],
+                "stored_width": record["stored_shape"][1],
                 "stored_pixels": record["stored_pixels"],
                 "pixel_ratio": record["pixel_ratio"],
                 "stored_bytes": record["stored_bytes"],
@@ -282,7 +310,7 @@ def summary_markdown(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary.itertuples():
-        side = f"{row.stored_side}x{row.stored_side}"
+        side = shape_text(row.stored_height, row.stored_width)
         ci = "" if np.isnan(row.macro_f1_ci_low) else f"[{row.macro_f1_ci_low:.4f}, {row.macro_f1_ci_high:.4f}]"
         lines.append(
             f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | "
@@ -325,7 +353,7 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
         rows.append(
             {
                 "case": row.case,
-                "stored": f"{row.stored_side}x{row.stored_side}",
+                "stored": shape_text(row.stored_height, row.stored_width),
                 "bytes saved": f"{1 - row.byte_ratio_to_baseline:.0%}",
                 "test macro F1": _f1_text(row.macro_f1_mean, row.macro_f1_sd),
                 f"ΔF1 [{level} CI]": f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}",
@@ -448,7 +476,7 @@ def _geometry_table(others: pd.DataFrame, cell: Callable[[Any], str]) -> list[st
         cells = ["; ".join(cell(row) for row in group[group["method"] == method].itertuples()) for method in methods]
         first = group.iloc[0]
         lines.append(
-            f"| {window}x{window}/{stride} | {first['stored_side']}x{first['stored_side']} |"
+            f"| {window}x{window}/{stride} | {shape_text(first['stored_height'], first['stored_width'])} |"
             f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
         )
     return lines
@@ -486,10 +514,13 @@ def aggregate(
     """
     run_table, records = collect_runs(metrics)
     cases = list(dict.fromkeys(run_table["case"]))
-    storage_records = {record["case"]: record for record in map(read_json, storage)}
+    storage_records = {record["case"]: record for record in map(read_storage_record, storage)}
     missing = [case for case in cases if case not in storage_records]
     if missing:
-        raise PoolupError(f"no storage.json for case {missing[0]}; rerun its store job")
+        raise PoolupError(
+            f"case {missing[0]} has runs but no storage.json among the aggregation's inputs; pass every case's "
+            "storage.json (the aggregate rule lists them)"
+        )
     if len(history) != len(metrics):
         raise PoolupError(f"{len(history)} history files for {len(metrics)} runs; every run needs both")
     by_case: dict[str, list[PathLike]] = {case: [] for case in cases}
@@ -573,7 +604,8 @@ def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
             "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
         )
         lines.append(
-            f"| {row.dataset} | {row.case} | {row.stored_side}x{row.stored_side} | {row.byte_ratio_to_baseline:.2f} |"
+            f"| {row.dataset} | {row.case} | {shape_text(row.stored_height, row.stored_width)} |"
+            f" {row.byte_ratio_to_baseline:.2f} |"
             f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
             f" {_p_text(row.f1_welch_p, '.3g')} | {paired_text} | {_p_text(row.holm_p, '.3g')} |"
             f" {row.verdict if isinstance(row.verdict, str) else ''} | {row.seeds} |"

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,23 +72,74 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name is unpredictable and created exclusively (``mkstemp``:
     ``O_CREAT | O_EXCL``), so a file or symlink planted at a guessed name is
     never followed or overwritten. On any exception the temporary file is
-    removed and ``path`` is untouched.
+    removed and ``path`` is untouched. A write that the disk or the folder
+    refuses (full disk, quota, read-only or unwritable folder, file size
+    limit), wherever in the writing it happens, becomes one line naming
+    ``path`` and the cause (:func:`write_refusal`).
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (so the rename is atomic) and same suffix (Keras checks it).
-    handle, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"-{final.name}", dir=final.parent)
-    os.close(handle)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Same folder (so the rename is atomic) and same suffix (Keras checks it).
+        handle, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"-{final.name}", dir=final.parent)
+        os.close(handle)
+        tmp = Path(name)
         # mkstemp creates mode 0600; give the artifact the usual umask-based mode.
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
         yield tmp
         os.replace(tmp, final)
+    except BaseException as exc:
+        refusal = write_refusal(exc)
+        if refusal is None:
+            raise
+        raise PoolupError(
+            f"{final}: cannot be written ({refusal}); nothing was written, {_REFUSAL_FIX[refusal]} and rerun"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+# The causes of a refused write, as os.strerror words them, and what to do about each.
+_REFUSALS = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "write the results to a writable file system",
+    errno.EACCES: "make the folder writable for you",
+    errno.EPERM: "make the folder writable for you",
+    errno.EFBIG: "raise the file size limit (ulimit -f)",
+}
+_REFUSAL_FIX = {os.strerror(code): fix for code, fix in _REFUSALS.items()}
+# HDF5 reports the C library's errno inside its message ("... errno = 28, error message = ...").
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def write_refusal(exc: BaseException) -> str | None:
+    """The cause (``os.strerror`` text) if ``exc`` is, or was raised while handling, a write the system refused.
+
+    Libraries wrap a refused write differently: Python raises ``OSError``
+    with its errno, h5py an ``OSError`` or ``RuntimeError`` whose message
+    holds HDF5's ``errno = 28``, and Matplotlib's PDF writer an
+    ``AttributeError`` while it cleans up after the ``OSError``. All are
+    found by following the exception chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, RuntimeError)):  # h5py raises either for a failed HDF5 write
+            code = getattr(current, "errno", None)
+            if code is None:
+                found = _HDF5_ERRNO.search(str(current))
+                code = int(found.group(1)) if found else None
+            if code in _REFUSALS:
+                return os.strerror(code)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:
@@ -228,10 +281,14 @@ PDF_METADATA = {"CreationDate": None}
 
 
 def write_figure(figure: Any, png: str | os.PathLike[str], pdf: str | os.PathLike[str], dpi: int) -> None:
-    """Save a Matplotlib figure as PNG (at ``dpi``) and PDF (no date: the same bytes on a rerun), atomically."""
-    for path, options in ((png, {"dpi": dpi}), (pdf, {"metadata": PDF_METADATA})):
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **options)
+    """Save a Matplotlib figure as PNG (at ``dpi``) and PDF (no date: the same bytes on a rerun), atomically.
+
+    Both are written before either is renamed into place, so a write that fails
+    (a full disk) leaves neither, not a PNG without its PDF.
+    """
+    with atomic_path(png) as png_tmp, atomic_path(pdf) as pdf_tmp:
+        figure.savefig(png_tmp, format="png", bbox_inches="tight", dpi=dpi)
+        figure.savefig(pdf_tmp, format="pdf", bbox_inches="tight", metadata=PDF_METADATA)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -318,6 +375,86 @@ def check_provenance(
         )
 
 
+# What to do about a file made for another case or with other settings (the end of check_made_for's message).
+MADE_FOR_FIX = "delete it and rerun snakemake to remake it (`poolup verify` on the results folder names every such one)"
+# Keys that say whose file it is: a difference there means another case's or data set's file.
+_OWNER_KEYS = ("dataset", "case", "seed")
+
+
+def check_made_for(
+    path: str | os.PathLike[str],
+    recorded: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    fix: str = MADE_FOR_FIX,
+) -> None:
+    """Check that an artifact was made for the case, data set and recipe the stage reading it expects.
+
+    Parameters
+    ----------
+    path : path-like
+        The artifact, named in the message.
+    recorded : mapping
+        What it records: an HDF5 file's attributes (decoded or not) or a JSON record.
+    expected : mapping
+        What the reading stage expects, key by key: ``dataset``, ``case``, ``seed``,
+        ``window``, ``stride``, ``method``, ``grid`` or any other recipe key the
+        writer records. Numbers compare by value (2 == 2.0, never a bool), lists
+        and tuples item by item, and None equals the empty text that HDF5 holds
+        for it (:func:`encode_attr`).
+    fix : str
+        What to do about it, the end of the message.
+
+    Raises
+    ------
+    PoolupError
+        One line naming the file, each key that differs or is not recorded with
+        the file's value and the expected one, whether the file is another case's
+        (or data set's, or seed's) or stale (made with other settings), and ``fix``.
+    """
+    wrong = [key for key in expected if key not in recorded or not _same_value(recorded[key], expected[key])]
+    if not wrong:
+        return
+    found = ", ".join(
+        f"{key} {_shown(decode_attr(recorded[key]))}" if key in recorded else f"no {key}" for key in wrong
+    )
+    wanted = ", ".join(f"{key} {_shown(expected[key])}" for key in wrong)
+    what = (
+        "a file made for another one (or from one) is in its place"
+        if any(key in _OWNER_KEYS for key in wrong)
+        else "it is stale: made with other settings than the config's"
+    )
+    raise PoolupError(f"{path}: made for {found}, expected {wanted}; {what}; {fix}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else json.dumps(_plain(value), default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain Python: decoded HDF5 attributes, tuples as lists, None as the empty text HDF5 holds."""
+    value = decode_attr(value)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _same_value(found: Any, wanted: Any) -> bool:
+    found, wanted = _plain(found), _plain(wanted)
+    if isinstance(found, list) and isinstance(wanted, list):
+        return len(found) == len(wanted) and all(_same_value(a, b) for a, b in zip(found, wanted))
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        return found.keys() == wanted.keys() and all(_same_value(found[k], wanted[k]) for k in found)
+    numbers = (int, float)
+    if isinstance(found, numbers) and isinstance(wanted, numbers):
+        return isinstance(found, bool) == isinstance(wanted, bool) and found == wanted
+    return type(found) is type(wanted) and found == wanted
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -359,8 +496,44 @@ def content_sha256(file: h5py.File) -> str:
     return hasher.hexdigest()
 
 
+def h5_links(group: h5py.Group, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every soft or external link in an HDF5 file: (its path, what it points to).
+
+    A poolup artifact holds its data itself; a link reads another object, or
+    another file, that the digest (over the objects the file holds) does not
+    cover. Links are listed without being followed.
+    """
+    for name in group:
+        where = f"{prefix}/{name}"
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            yield where, f"an external link to {link.filename}:{link.path}"
+        elif isinstance(link, h5py.SoftLink):
+            yield where, f"a soft link to {link.path}"
+        else:
+            member = group.get(name)
+            if isinstance(member, h5py.Group):
+                yield from h5_links(member, where)
+
+
+def check_links(file: h5py.File, path: str | os.PathLike[str]) -> None:
+    """Refuse an HDF5 artifact that holds a soft or external link (:func:`h5_links`)."""
+    try:
+        found = next(h5_links(file), None)
+    except H5_ERRORS:
+        raise PoolupError(
+            f"{path}: the data cannot be read (truncated or corrupt); delete it and rerun the stage that makes it"
+        ) from None
+    if found is not None:
+        raise PoolupError(
+            f"{path}: {found[0]} is {found[1]}; a poolup artifact holds its data itself (the digest does not cover "
+            "what a link reads), delete it and rerun the stage that makes it"
+        )
+
+
 def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
-    """The recorded ``content_sha256`` of an open artifact, after checking that it holds."""
+    """The recorded ``content_sha256`` of an open artifact, after checking that it holds (and holds no link)."""
+    check_links(file, path)
     try:
         recorded = decode_attr(file.attrs["content_sha256"]) if "content_sha256" in file.attrs else ""
         actual = content_sha256(file)
@@ -379,6 +552,58 @@ def check_content(file: h5py.File, path: str | os.PathLike[str]) -> str:
             "delete it and rerun the stage that makes it"
         )
     return recorded
+
+
+@contextlib.contextmanager
+def new_h5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Create an HDF5 file for writing (HDF5 1.10 format, ``LIBVER``) that records no times; close it on exit.
+
+    HDF5 stamps the creation time into the root group's header by default;
+    without it the same content gives the same bytes, so a file remade from
+    the same input is byte-identical to the one it replaces (and Snakemake's
+    input checksums see no change).
+
+    Every dataset and the file are flushed before the file is closed: HDF5
+    reports a refused write (a full disk) from an explicit flush, but only
+    prints it, and leaves the file in a state that crashes the interpreter at
+    exit, when it happens while closing. A file whose writing failed is
+    abandoned (:func:`_abandon`) and the error raised.
+    """
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(*(getattr(h5py.h5f, f"LIBVER_{name.upper()}") for name in LIBVER))
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    file = h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
+    try:
+        yield file
+        arrays: list[h5py.Dataset] = []
+        file.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        for array in arrays:
+            array.flush()
+        file.flush()
+    except BaseException:
+        _abandon(file)
+        raise
+    file.close()
+
+
+def _abandon(file: h5py.File) -> None:
+    """Close an HDF5 file whose writing failed, without writing any more of it.
+
+    Closing flushes what HDF5 still holds; on a full disk that fails again and
+    leaves HDF5 unable to shut down. Its file descriptor is first pointed at
+    the null device, so the last writes succeed nowhere and the close
+    completes; the temporary file itself is then deleted by :func:`atomic_path`.
+    """
+    with contextlib.suppress(Exception):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, file.id.get_vfd_handle())
+        finally:
+            os.close(null)
+    with contextlib.suppress(Exception):
+        file.close()
 
 
 def write_h5(
@@ -410,13 +635,16 @@ def write_h5(
         The ``content_sha256`` recorded in the file.
     """
     options = filter_options(filter_name, level)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as file:
+    with atomic_path(path) as tmp, new_h5(tmp) as file:
+        # Kept open until new_h5 flushes them: a dataset closed when dropped would write its
+        # cached chunks then, and HDF5 only prints an error raised there.
+        created = []
         for name, array in arrays.items():
             array = np.asarray(array)
             if name in image_arrays and array.ndim >= 2 and array.shape[0] > 0:
-                file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options)
+                created.append(file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options))
             else:
-                file.create_dataset(name, data=array)
+                created.append(file.create_dataset(name, data=array))
         for key, value in attrs.items():
             file.attrs[key] = encode_attr(value)
         digest = content_sha256(file)
@@ -491,7 +719,10 @@ def transform_images(
     Reads ``block`` images at a time, so memory stays bounded whatever the
     number of images. ``labels`` are copied unchanged. The source's digest
     is checked first (and its ``stage`` if ``source_stage`` is given); the
-    target is written atomically and gets ``content_sha256``.
+    target is written atomically and gets ``content_sha256``. When ``attrs``
+    link the source (``source_sha256``), the target also records the source's
+    path relative to its own folder (``source_file``), so ``poolup verify``
+    can name a deleted source and the command that remakes it.
 
     Parameters
     ----------
@@ -509,11 +740,13 @@ def transform_images(
     str
         The target's ``content_sha256``.
     """
+    if "source_sha256" in attrs:  # (a source_file copied from the source's own attributes names its source)
+        attrs = {**attrs, "source_file": relative_name(source_path, target_path)}
     with open_h5(source_path, stage=source_stage) as source, atomic_path(target_path) as tmp:
         labels = source["labels"][()]
         n = labels.shape[0]
         images = source["images"] if read is None else None
-        with h5py.File(tmp, "w", libver=LIBVER) as target:
+        with new_h5(tmp) as target:
             out = target.create_dataset(
                 "images",
                 shape=(n,) + tuple(image_shape),
@@ -524,7 +757,7 @@ def transform_images(
             for start in range(0, n, block):
                 stop = min(start + block, n)
                 out[start:stop] = transform(images[start:stop] if read is None else read(source, start, stop))
-            target.create_dataset("labels", data=labels)
+            copied = target.create_dataset("labels", data=labels)  # noqa: F841 - open until new_h5 flushes it
             for key, value in attrs.items():
                 target.attrs[key] = encode_attr(value)
             if annotate is not None:
@@ -560,7 +793,7 @@ def write_h5_blocks(
         The ``content_sha256`` recorded in the file.
     """
     options = filter_options(filter_name, level)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as file:
+    with atomic_path(path) as tmp, new_h5(tmp) as file:
         for block in blocks:
             for name, array in block.items():
                 array = np.asarray(array)
@@ -588,6 +821,11 @@ def write_h5_blocks(
         digest = content_sha256(file)
         file.attrs["content_sha256"] = digest
     return digest
+
+
+def relative_name(source: str | os.PathLike[str], artifact: str | os.PathLike[str]) -> str:
+    """The path of ``source`` relative to the folder of ``artifact`` (POSIX form: what a record names)."""
+    return Path(os.path.relpath(os.path.abspath(source), os.path.abspath(Path(artifact).parent))).as_posix()
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,19 @@
 Exit status, for both commands: 0 every checksum and link holds; 1 a problem
 was found (a finding line says which); 2 an argument is unusable (a missing
 path, a folder where a file is meant, a file that is not an artifact at all,
-a bad option).
+a bad option); 141 the reader of the output stopped early (``| head``), as
+for any program that SIGPIPE ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import json
+import os
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +25,8 @@ from poolup.artifacts import (
     H5_ERRORS,
     content_sha256,
     decode_attr,
+    file_sha256,
+    h5_links,
     json_content_sha256,
     open_h5,
     read_json,
@@ -38,6 +45,10 @@ Exit status, for both commands: 0 every checksum and link holds; 1 a problem
 was found (a finding line says which); 2 an argument is unusable (a missing
 path, a folder where a file is meant, a file that is not an artifact at all,
 a bad option)."""
+# 128 + SIGPIPE: what a shell reports for a program whose reader went away.
+PIPE_CLOSED = 141
+# Files a run writes that are no artifacts of their own: the record that lists them holds their digest.
+LISTED_FILES = (".csv", ".md", ".png", ".pdf", ".tsv", ".log", ".html")
 
 
 def describe_h5(path: str | Path) -> tuple[list[str], bool]:
@@ -81,6 +92,10 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
                         f"recipe: {recipe.describe()} (family {recipe.family}); images stored as "
                         f"{', '.join(PAYLOADS[recipe.layout])}, read back with poolup.recipe.read_back(file)"
                     )
+            links = list(h5_links(file))
+            if links:
+                lines.append("links (a poolup artifact holds none: the checksum does not cover what they read):")
+                lines.extend(f"  {where}: {what}" for where, what in links)
             recorded = decode_attr(file.attrs.get("content_sha256", ""))
             if not recorded:
                 lines.append("checksum: none recorded")
@@ -91,7 +106,97 @@ def describe_h5(path: str | Path) -> tuple[list[str], bool]:
             return lines, False
         ok = actual == recorded
         lines.append(f"checksum: {'OK' if ok else 'MISMATCH'} (recorded {recorded}, computed {actual})")
-        return lines, ok
+        return lines, ok and not links
+
+
+def describe_keras(path: str | Path) -> tuple[list[str], bool]:
+    """Lines describing a saved Keras model (``model.keras``), and whether its checksum holds.
+
+    Lists the archive's members, the model (class, name, layers, input
+    shape) and the Keras version that saved it, checks every member's CRC,
+    and compares the file's sha256 with the one its run's record
+    (``test_metrics.json`` beside it) lists. Nothing is loaded: no code of
+    the archive runs.
+
+    Raises
+    ------
+    PoolupError
+        If the path is missing, a folder, or not a zip archive at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder, not a file" if path.is_dir() else "file not found"
+        raise PoolupError(f"{path}: {what}; check the path or rerun the train stage")
+    if not zipfile.is_zipfile(path):
+        raise PoolupError(f"{path}: not a Keras archive (not a zip file); delete it and rerun the train stage")
+    lines = [f"{path}  ({path.stat().st_size:,} bytes on disk)", "Keras archive members:"]
+    ok = True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            lines += [f"  {info.filename}: {info.file_size:,} bytes" for info in archive.infolist()]
+            damaged = archive.testzip()
+            metadata = _archive_json(archive, "metadata.json")
+            config = _archive_json(archive, "config.json")
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        lines.append(f"archive: cannot be read ({type(exc).__name__}: {str(exc)[:100]})")
+        return lines, False
+    if damaged is not None:
+        lines.append(f"archive: member {damaged} is damaged (bad CRC)")
+        ok = False
+    layers = config.get("config", {}).get("layers", []) if isinstance(config.get("config"), dict) else []
+    shape = next((layer.get("config", {}).get("batch_shape") for layer in layers if isinstance(layer, dict)), None)
+    lines.append(
+        f"model: {config.get('class_name', '?')} {config.get('config', {}).get('name', '?')!r}, {len(layers)} layers, "
+        f"input {shape}; saved by Keras {metadata.get('keras_version', '?')} at {metadata.get('date_saved', '?')}"
+    )
+    from poolup.verify import RUN_RECORD  # the run's record, which lists the model's sha256
+
+    digest = file_sha256(path)
+    record_path = path.parent / RUN_RECORD
+    try:
+        outputs = read_json(record_path, verify=False).get("outputs", {}) if record_path.is_file() else {}
+    except PoolupError:
+        outputs = {}
+    recorded = outputs.get(path.name) if isinstance(outputs, dict) else None
+    if not recorded:
+        lines.append(f"checksum: none recorded (no {RUN_RECORD} beside it lists {path.name}); sha256 {digest}")
+        return lines, False
+    lines.append(
+        f"checksum: {'OK' if recorded == digest else 'MISMATCH'} (recorded in {RUN_RECORD} {recorded}, "
+        f"computed {digest})"
+    )
+    return lines, ok and recorded == digest
+
+
+def _archive_json(archive: zipfile.ZipFile, name: str) -> dict:
+    """A JSON member of a Keras archive as a mapping (empty if absent or not a JSON object)."""
+    try:
+        value = json.loads(archive.read(name))
+    except (KeyError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def describe(path: str | Path) -> tuple[list[str], bool]:
+    """Lines describing any artifact, by its kind (HDF5, JSON record, Keras model), and whether it holds.
+
+    Raises
+    ------
+    PoolupError
+        For a path that is no artifact: missing, a folder, a table or figure
+        (their digest is in the record that lists them), or not a file of its kind.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return describe_json(path)
+    if suffix == ".keras":
+        return describe_keras(path)
+    if suffix in LISTED_FILES and Path(path).is_file():
+        raise PoolupError(
+            f"{path}: a {suffix} file, not an artifact `poolup inspect` reads (HDF5 .h5, JSON records, Keras .keras); "
+            "its digest is in the record that lists it: `poolup verify` on the results folder checks it"
+        )
+    return describe_h5(path)
 
 
 def describe_json(path: str | Path) -> tuple[list[str], bool]:
@@ -114,7 +219,6 @@ def describe_json(path: str | Path) -> tuple[list[str], bool]:
 def _inspect(args: argparse.Namespace) -> int:
     status = OK
     for path in args.files:
-        describe = describe_json if Path(path).suffix.lower() == ".json" else describe_h5
         try:
             lines, ok = describe(path)
         except PoolupError as exc:
@@ -168,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="show an artifact's datasets (or keys) and attributes and check its checksum"
     )
     inspect.add_argument(
-        "files", nargs="+", help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5) or JSON records"
+        "files",
+        nargs="+",
+        help="HDF5 files (raw.h5, stored.h5, upsampled.h5, predictions.h5), JSON records or Keras models (model.keras)",
     )
     inspect.set_defaults(run=_inspect)
     verify = commands.add_parser("verify", help="check every recorded checksum and link under a results folder")
@@ -185,10 +291,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on a bad option, 0 on --help/--version
         return int(exc.code or 0)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
     except PoolupError as exc:
         print(f"poolup: error: {exc}", file=sys.stderr)
         return UNUSABLE
+    except BrokenPipeError:
+        _discard_output()
+        return PIPE_CLOSED
+
+
+def _discard_output() -> None:
+    """Send what is left of standard output nowhere: its reader has gone (``| head``), and Python would
+    otherwise fail again when it flushes the output at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

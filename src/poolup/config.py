@@ -21,6 +21,7 @@ from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
+from poolup.training import FEATURE_LAYERS, smallest_input_side
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -60,6 +61,11 @@ def _with_defaults(validator_class: type) -> type:
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
+# The same checks without filling defaults, to test a value without changing it.
+_Checker = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -132,6 +138,8 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
         raise PoolupError(
             "config key 'dataset': replaced by 'datasets', a list; write `datasets: [{name: ..., source: ...}]`"
         )
+    for key in list(config):
+        config[key] = coerce_to_schema(config[key], schema.get("properties", {}).get(key, {}))
     _check_values(config)
     for name in (config.get("cases") or {}) if isinstance(config.get("cases"), dict) else ():
         _check_name(f"cases.{name}", name)
@@ -174,6 +182,55 @@ def _sort_settings(config: dict[str, Any]) -> None:
             config[key] = {case: _sorted_keys(spec) for case, spec in value.items()}
         else:
             config[key] = _sorted_keys(value)
+
+
+# Text that means a number, a truth value or nothing, where the schema wants one: PyYAML reads
+# `1e-3` (YAML 1.2's float, without a dot) as text, and Snakemake's --config reads every value
+# inside a list or mapping (`training={epochs: 2}`) as text.
+_INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_BOOLEAN_TEXT = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+_NULL_TEXT = frozenset({"null", "Null", "NULL", "~", ""})
+
+
+def coerce_to_schema(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` with text turned into the number, truth value or null the schema wants there.
+
+    Only where that is unambiguous: the schema accepts no text at that place,
+    and the text is written as YAML writes the value (``1e-3``, ``2``,
+    ``true``, ``null``). Everything else is returned as it is, for the schema
+    to refuse with one line. Mappings and lists are walked with the schema's
+    ``properties``, ``additionalProperties`` and ``items``; a ``oneOf`` takes
+    the first alternative that the coerced value satisfies.
+    """
+    if "oneOf" in schema:
+        for alternative in schema["oneOf"]:
+            coerced = coerce_to_schema(value, alternative)
+            if _Checker(alternative).is_valid(coerced):
+                return coerced
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, dict):
+        properties, others = schema.get("properties", {}), schema.get("additionalProperties")
+        return {
+            key: coerce_to_schema(item, properties.get(key, others if isinstance(others, dict) else {}))
+            for key, item in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce_to_schema(item, schema["items"]) for item in value]
+    if not isinstance(value, str) or "string" in types:
+        return value
+    text = value.strip()
+    if "integer" in types and _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if "number" in types and _NUMBER_TEXT.fullmatch(text):
+        return int(text) if _INTEGER_TEXT.fullmatch(text) else float(text)
+    if "boolean" in types and text.lower() in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[text.lower()]
+    if "null" in types and text in _NULL_TEXT:
+        return None
+    return value
 
 
 def _check_values(value: Any, key: str = "") -> None:
@@ -232,6 +289,7 @@ def _check_datasets(config: dict[str, Any]) -> None:
                 "give each data set its own name"
             )
         seen.add(dataset["name"])
+        _check_image_shape(index, dataset)
     _check_unique_names("datasets", [dataset["name"] for dataset in config["datasets"]])
 
 
@@ -247,6 +305,19 @@ def _check_recipe(config: dict[str, Any], name: str, case: dict[str, Any], datas
             check_codec(recipe.codec)
         except PoolupError as error:
             raise PoolupError(f"config key 'cases.{name}.codec': {error}") from None
+
+
+def _check_image_shape(index: int, dataset: dict[str, Any]) -> None:
+    """Refuse images smaller than the CNN's smallest input (:func:`poolup.training.smallest_input_side`)."""
+    height, width = dataset["image_shape"][:2]
+    smallest = smallest_input_side()
+    if min(height, width) < smallest:
+        layers = ", ".join(f"{layer} {size}x{size}" for layer, size in FEATURE_LAYERS)
+        raise PoolupError(
+            f"config key 'datasets.{index}.image_shape': {height}x{width} images of data set {dataset['name']!r} "
+            f"are smaller than the CNN's smallest input, {smallest}x{smallest} (its {layers} leave no pixel); use "
+            f"images of at least {smallest}x{smallest}"
+        )
 
 
 def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
@@ -307,16 +378,37 @@ def _describe(error: jsonschema.ValidationError) -> str:
         )
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it"
+    if error.validator == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        how = " or ".join(_HOW_TO_WRITE.get(kind, kind) for kind in wanted)
+        return f"config key '{key}': {error.message}; write {how}"
     return f"config key '{key}': {error.message}; fix the value (see workflow/schemas/config.schema.yaml)"
+
+
+# How to write a value of each schema type, for the message that refuses another.
+_HOW_TO_WRITE = {
+    "number": "a number, such as 0.001 or 1e-3",
+    "integer": "a whole number without a decimal point, such as 2",
+    "boolean": "true or false",
+    "string": "text (quoted if it looks like a number)",
+    "null": "null",
+    "array": "a list, such as [28, 28]",
+    "object": "a mapping of keys to values",
+}
 
 
 class _StrictLoader(yaml.SafeLoader):
     """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last)."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # `<<: *base`: the merged keys may be given again, that is the point
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise PoolupError(
@@ -330,20 +422,64 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong, where, and the fix (``line N: ...; ...``), from a PyYAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+    if "'\\t'" in problem:
+        return f"{where}a tab indents the text, and YAML indents with spaces only; replace the tabs by spaces"
+    tag = re.search(r"tag:yaml\.org,2002:(python/[^'\s]+)|(![^'\s]+)", problem)
+    if isinstance(exc, yaml.constructor.ConstructorError) and tag:
+        shown = f"!!{tag.group(1)}" if tag.group(1) else tag.group(2)
+        return (
+            f"{where}the tag {shown} is not allowed: a config holds plain values (text, numbers, lists and "
+            "mappings), never Python objects; remove the tag"
+        )
+    return f"{where}not valid YAML ({problem}); fix the syntax"
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A config file's mapping, or one line naming the file (and the line) and what to fix.
+
+    Refused: text that is not YAML (tab-indented, unbalanced brackets), a
+    tag that would build a Python object (``!!python/object``), a key given
+    twice, and a file that holds no mapping of keys (empty, ``null`` or a
+    list). YAML merge keys (``<<: *base``) are YAML and are accepted.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PoolupError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
+    except OSError as exc:
+        raise PoolupError(f"{path}: cannot be read ({exc.strerror or exc}); check the path") from None
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise PoolupError(f"{path}: {_yaml_problem(exc)}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        what = (
+            ("is empty" if not text.strip() else "holds only null")
+            if data is None
+            else f"holds a {type(data).__name__}, not a mapping of keys"
+        )
+        raise PoolupError(
+            f"{path}: the config file {what}; write its settings as keys at the top level, e.g. `seeds: 10` "
+            "(workflow/schemas/config.schema.yaml lists them)"
+        )
+    return data
+
+
 def check_config_files(paths: Iterable[str | os.PathLike[str]]) -> None:
-    """Reject config files with duplicate keys, which YAML would silently merge."""
+    """Check each config file that exists with :func:`read_config_file` (one line naming the first at fault)."""
     for path in paths:
-        path = Path(path)
-        if path.is_file():
-            with open(path) as handle:
-                loader = _StrictLoader(handle)
-                loader.name = str(path)
-                try:
-                    loader.get_single_data()
-                except yaml.YAMLError as exc:
-                    raise PoolupError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
-                finally:
-                    loader.dispose()
+        if Path(path).is_file():
+            read_config_file(path)
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:

@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from poolup import stats  # noqa: E402
-from poolup.artifacts import decode_attr, open_h5, read_json, write_figure  # noqa: E402
+from poolup.aggregate import shape_text  # noqa: E402
+from poolup.artifacts import check_made_for, decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
@@ -68,16 +69,16 @@ def example_indices(labels: np.ndarray, count: int) -> np.ndarray:
     return np.array(chosen)
 
 
-def _gray(axis: plt.Axes, image: np.ndarray, side: int | None = None) -> None:
-    """Draw a grey (h, w) or colour (h, w, c) image of 0-255 values at its true size in a side x side frame."""
+def _gray(axis: plt.Axes, image: np.ndarray, frame: tuple[int, int] | None = None) -> None:
+    """Draw a grey (h, w) or colour (h, w, c) image of 0-255 values at its true size in a ``frame`` (h, w)."""
     image = np.squeeze(image)
     if image.ndim == 3:  # colour: imshow wants uint8 (or 0-1 floats) for RGB
         image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    size = image.shape[0]
-    full = side or size
-    axis.imshow(image, cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0), interpolation="nearest")
-    axis.set_xlim(0, full)
-    axis.set_ylim(full, 0)
+    height, width = image.shape[:2]
+    frame_height, frame_width = frame or (height, width)
+    axis.imshow(image, cmap="gray", vmin=0, vmax=255, extent=(0, width, height, 0), interpolation="nearest")
+    axis.set_xlim(0, frame_width)
+    axis.set_ylim(frame_height, 0)
     axis.set_xticks([])
     axis.set_yticks([])
 
@@ -93,7 +94,8 @@ def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dp
     for axis, image_index, index in zip(axes[0], order, chosen):
         _gray(axis, images[image_index])
         axis.set_title(f"label {labels[index]}", fontsize=9)
-    figure.suptitle("Example digits (28 x 28, uint8)", fontsize=11)
+    height, width = images.shape[1:3]
+    figure.suptitle(f"Example digits ({height} x {width}, {images.dtype})", fontsize=11)
     _save(figure, png, pdf, dpi)
 
 
@@ -106,23 +108,31 @@ def plot_preprocessing(
     pdf: PathLike,
     examples: int,
     dpi: int,
+    case: str | None = None,
 ) -> None:
-    """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled."""
+    """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled.
+
+    With ``case``, ``pooled`` and ``upsampled`` must be that case's
+    (:func:`poolup.artifacts.check_made_for`): a figure never shows another case's pixels under its label.
+    """
     with open_h5(raw) as r, open_h5(pooled) as s, open_h5(upsampled) as u:
+        if case is not None:
+            for path, file in ((pooled, s), (upsampled, u)):
+                check_made_for(path, dict(file.attrs), {"case": case})
         chosen = np.sort(example_indices(r["labels"][()], examples))
+        frame = tuple(r["images"].shape[1:3])
         # The stored images as the recipe reads them back (decoded, de-quantised), at their stored size.
         stored = np.stack([read_back(s, index, index + 1)[0] for index in chosen])
         recipe = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()})
         rows = [
             ("original", r["images"][chosen]),
             (f"stored {stored.shape[2]}x{stored.shape[1]}", stored),
-            ("up-sampled to 28x28", u["images"][chosen]),
+            (f"up-sampled to {u['images'].shape[1]}x{u['images'].shape[2]}", u["images"][chosen]),
         ]
-        full = r["images"].shape[1]
     figure, axes = plt.subplots(3, len(chosen), figsize=(1.4 * len(chosen), 4.6), squeeze=False)
     for row, (name, images) in enumerate(rows):
         for column, image in enumerate(images):
-            _gray(axes[row, column], np.clip(image, 0, 255), side=full)
+            _gray(axes[row, column], np.clip(image, 0, 255), frame=frame)
         axes[row, 0].set_ylabel(name, fontsize=9)
     figure.suptitle(label if recipe.layout == "images" else f"{label} ({recipe.describe()})", fontsize=11)
     _save(figure, png, pdf, dpi)
@@ -384,7 +394,7 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
     axis.set_xticks(range(len(geometries)))
     axis.set_xticklabels(
         [
-            f"{w}x{w}/{s}\n{ratios.loc[(w, s), 'stored_side']}x{ratios.loc[(w, s), 'stored_side']},"
+            f"{w}x{w}/{s}\n{shape_text(ratios.loc[(w, s), 'stored_height'], ratios.loc[(w, s), 'stored_width'])},"
             f" {ratios.loc[(w, s), 'byte_ratio_to_baseline']:.2f}x bytes"
             for w, s in geometries
         ],

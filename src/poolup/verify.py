@@ -18,13 +18,23 @@ of a training run's ``test_metrics.json``: file sha256, or content digest
 for ``.h5``; ``inputs`` and ``outputs`` of an aggregation's
 ``manifest.json``: file sha256) are followed by those names, as recorded.
 
+A link may also name its file (``source_file`` beside ``source_sha256``,
+relative to the artifact): an input that no file holds and that is missing
+under that name was deleted, and is reported once, with the command that
+remakes exactly it; one present under that name with other content was
+replaced. Files made for one case (``case``) belong together: an artifact
+and the file it was made from, the artifacts of one folder, and a run
+folder's files and its seed (``seed<N>``, ``seed``); one case's artifact
+found identical in a sibling case's folder was copied there.
+
 It also reports what no digest covers but a run must not leave behind: files
 left by interrupted writes (``.tmp-*``), half-finished jobs (a run folder
 without its record or the outputs that record names, a figure without its
 sibling), summary files that no manifest records, a codec table that its
-inputs no longer give, figures that do not decode, symbolic links, and
-record paths that point outside the tree. Every file, however damaged, gives
-a finding line, never an exception.
+inputs no longer give, figures that do not decode, symbolic links, HDF5
+soft and external links inside an artifact, and record paths that point
+outside the tree. Every file, however damaged, gives a finding line, never
+an exception.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from poolup.artifacts import (
     content_sha256,
     decode_attr,
     file_sha256,
+    h5_links,
     json_content_sha256,
     read_json,
 )
@@ -66,6 +77,12 @@ FIGURE_SUFFIXES = (".png", ".pdf")
 # An artifact's own digest; every other key ending in LINK_SUFFIX is a link.
 CONTENT_KEY = "content_sha256"
 LINK_SUFFIX = "_sha256"
+# A link may name its file too, relative to the artifact's folder (source_file beside source_sha256).
+NAME_SUFFIX = "_file"
+# The case an artifact was made for (an artifact and what it was made from record the same one), and
+# the seed a run's files were made for (their run folder's).
+CASE_KEY, SEED_KEY = "case", "seed"
+OWNER_KEYS = (CASE_KEY, SEED_KEY)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files in a summary folder that the aggregation's manifest does not list:
 # the codec table has its own rule (checked by recomputing it from its inputs).
@@ -79,12 +96,22 @@ def _is_link(key: Any) -> bool:
     return isinstance(key, str) and key.endswith(LINK_SUFFIX) and key != CONTENT_KEY
 
 
-def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any]]:
-    """(recorded content digest, recomputed content digest, recorded links)."""
+def _is_name(key: Any) -> bool:
+    """Whether a recorded key names a link's file: ``<link>_file`` beside ``<link>_sha256`` (``source_file``)."""
+    return isinstance(key, str) and key.endswith(NAME_SUFFIX)
+
+
+def _name_key(link_key: str) -> str:
+    return link_key[: -len(LINK_SUFFIX)] + NAME_SUFFIX
+
+
+def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]:
+    """(recorded content digest, recomputed content digest, recorded links, other attributes, HDF5 links)."""
     with h5py.File(path, "r") as file:
         recorded = decode_attr(file.attrs.get(CONTENT_KEY, ""))
         links = {key: decode_attr(file.attrs[key]) for key in file.attrs if _is_link(key)}
-        return str(recorded or ""), content_sha256(file), links
+        others = {key: decode_attr(file.attrs[key]) for key in file.attrs if key in OWNER_KEYS or _is_name(key)}
+        return str(recorded or ""), content_sha256(file), links, others, list(h5_links(file))
 
 
 def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
@@ -118,6 +145,10 @@ class _TreeChecker:
         self.claimed: dict[str, Path] = {}
         self.records: dict[Path, dict[str, Any]] = {}
         self.files: list[Path] = []
+        # The case each artifact records, and the files its links name ({name key: relative path}).
+        self.cases: dict[Path, str] = {}
+        self.seeds: dict[Path, int] = {}
+        self.names: dict[Path, dict[str, Any]] = {}
 
     def run(self) -> Iterator[str]:
         for folder, subfolders, names in os.walk(self.root, followlinks=False):
@@ -181,13 +212,18 @@ class _TreeChecker:
 
     def _check_h5(self, path: Path) -> Iterator[str]:
         try:
-            recorded, actual, links = _h5_digests(path)
+            recorded, actual, links, others, h5links = _h5_digests(path)
         except H5_ERRORS:
             yield (
                 f"{path}: not a readable HDF5 file (truncated or corrupt); delete it and rerun the stage that makes it"
             )
             return
-        self._index(path, recorded, actual, links)
+        self._index(path, recorded, actual, links, others)
+        for where, what in h5links:
+            yield (
+                f"{path}: {where} is {what}; a poolup artifact holds its data itself (its digest does not cover what a "
+                "link reads, least of all another file), delete it and rerun the stage that makes it"
+            )
         if not recorded:
             yield f"{path}: no content_sha256 recorded"
         elif recorded != actual:
@@ -197,16 +233,22 @@ class _TreeChecker:
         record = read_json(path, verify=False)
         self.records[path] = record
         recorded, actual = record.get(CONTENT_KEY), json_content_sha256(record)
-        self._index(path, recorded, actual, {key: value for key, value in record.items() if _is_link(key)})
+        others = {key: value for key, value in record.items() if key in OWNER_KEYS or _is_name(key)}
+        self._index(path, recorded, actual, {key: value for key, value in record.items() if _is_link(key)}, others)
         if not isinstance(recorded, str) or not recorded:
             yield f"{path}: no content_sha256 recorded"
         elif recorded != actual:
             yield f"{path}: content does not match its recorded sha256 (changed or corrupt)"
 
-    def _index(self, path: Path, recorded: Any, actual: str, links: dict[str, Any]) -> None:
-        """Index a file by the digest of what it holds now, and keep the links it records."""
+    def _index(self, path: Path, recorded: Any, actual: str, links: dict[str, Any], others: dict[str, Any]) -> None:
+        """Index a file by the digest of what it holds now, and keep the links, names and case it records."""
         self.content[path] = actual
         self.links[path] = links
+        self.names[path] = {key: value for key, value in others.items() if _is_name(key)}
+        if isinstance(others.get(CASE_KEY), str) and others[CASE_KEY]:
+            self.cases[path] = others[CASE_KEY]
+        if isinstance(others.get(SEED_KEY), int) and not isinstance(others[SEED_KEY], bool):
+            self.seeds[path] = others[SEED_KEY]
         if isinstance(recorded, str) and recorded and recorded != actual:
             self.claimed.setdefault(recorded, path)
 
@@ -239,12 +281,63 @@ class _TreeChecker:
         held: dict[str, list[Path]] = {}
         for path, digest in self.content.items():
             held.setdefault(digest, []).append(path)
+        deleted = self._deleted_inputs(held)
+        explained = {digest for digest, _ in deleted.values()}
         for path in sorted(self.links):
-            yield from self._guarded(path, lambda p: self._check_recorded_links(p, held))
+            yield from self._guarded(path, lambda p: self._check_recorded_links(p, held, explained))
+        for target, (_, made_from) in sorted(deleted.items()):
+            yield self._deleted_input(target, made_from)
         for path in sorted(self.records):
             yield from self._guarded(path, lambda p: self._check_named_files(p, self.records[p]))
+        yield from self._check_copies(held)
 
-    def _check_recorded_links(self, path: Path, held: dict[str, list[Path]]) -> Iterator[str]:
+    def _check_copies(self, held: dict[str, list[Path]]) -> Iterator[str]:
+        """One case's artifact copied into a sibling folder: the same content, made for one case, twice.
+
+        Two cases' folders never hold the same artifact (each records its own
+        case); two folders side by side that do hold one are a copy, not a run.
+        """
+        for holders in held.values():
+            cased = sorted(path for path in holders if path in self.cases)
+            for first, second in zip(cased, cased[1:]):
+                if first.parent != second.parent and first.parent.parent == second.parent.parent:
+                    yield (
+                        f"{second}: the same file as {first}, made for case {self.cases[first]!r}: one case's file "
+                        "was copied into another case's folder (or made there from such a copy); delete the one "
+                        f"outside the folder of case {self.cases[first]!r} and rerun snakemake"
+                    )
+
+    def _near(self, path: Path, holders: list[Path]) -> list[Path]:
+        # An artifact's inputs sit beside it or in a folder above it (a run's above its
+        # seed folder, a case's above its files): a holder elsewhere is another case's or
+        # data set's file, so the input in reach was swapped or moved.
+        return [holder for holder in holders if holder.parent == path.parent or holder.parent in path.parents]
+
+    def _deleted_inputs(self, held: dict[str, list[Path]]) -> dict[Path, tuple[str, list[Path]]]:
+        """Inputs that no file holds and that the artifacts made from them name: {file: (digest, artifacts)}."""
+        deleted: dict[Path, tuple[str, list[Path]]] = {}
+        for path in sorted(self.links):
+            for key, digest in self.links[path].items():
+                name = self.names.get(path, {}).get(_name_key(key))
+                if not isinstance(digest, str) or held.get(digest) or not isinstance(name, str) or not name:
+                    continue
+                target, problem = self._inside(path, name)
+                if problem is None and not os.path.lexists(target):
+                    target = Path(os.path.normpath(target))
+                    deleted.setdefault(target, (digest, []))[1].append(path)
+        return deleted
+
+    def _deleted_input(self, target: Path, made_from: list[Path]) -> str:
+        """The finding for a deleted input: what was made from it, and the command that remakes exactly it."""
+        workdir = self.root.parent
+        shown = ", ".join(map(str, made_from[:2])) + (f" and {len(made_from) - 2} more" if len(made_from) > 2 else "")
+        return (
+            f"{target}: missing (deleted), though {shown} {'was' if len(made_from) == 1 else 'were'} made from it; "
+            f"`snakemake --cores 1 {os.path.relpath(target, workdir)}` in {workdir} (with the run's --configfile "
+            "options) remakes exactly it"
+        )
+
+    def _check_recorded_links(self, path: Path, held: dict[str, list[Path]], explained: set[str]) -> Iterator[str]:
         for key, digest in sorted(self.links[path].items()):
             if not isinstance(digest, str) or not SHA256.fullmatch(digest):
                 shown = repr(digest)
@@ -254,16 +347,18 @@ class _TreeChecker:
                 )
                 continue
             holders = held.get(digest, [])
-            # An artifact's inputs sit beside it or in a folder above it (a run's above its
-            # seed folder, a case's above its files): a holder elsewhere is another case's or
-            # data set's file, so the input in reach was swapped or moved.
-            if any(holder.parent == path.parent or holder.parent in path.parents for holder in holders):
+            near = self._near(path, holders)
+            if near:
+                yield from self._check_same_case(path, near[0])
+                continue
+            if digest in explained:  # a deleted input, named once with the command that remakes it
                 continue
             what = (
                 f"made from content {digest[:12]} ({key})"
                 if key == "source_sha256"
                 else f"records {key[: -len(LINK_SUFFIX)]} content {digest[:12]} ({key})"
             )
+            name = self.names.get(path, {}).get(_name_key(key))
             claimant = self.claimed.get(digest)
             if holders:
                 yield (
@@ -275,6 +370,11 @@ class _TreeChecker:
                     f"{path}: {what}, which {claimant} records but no longer holds (changed or corrupt since); "
                     "rerun the workflow"
                 )
+            elif isinstance(name, str) and name:
+                yield (
+                    f"{path}: {what}, but its {name} holds other content: that file was replaced since (another "
+                    "case's, or an older run's); rerun the workflow"
+                )
             else:
                 yield (
                     f"{path}: {what}, which no file in {self.root} holds: its input was replaced, changed or "
@@ -283,6 +383,15 @@ class _TreeChecker:
                     else f"{path}: {what}, which no file in {self.root} holds: that file was replaced, changed "
                     "or deleted; rerun the workflow"
                 )
+
+    def _check_same_case(self, path: Path, source: Path) -> Iterator[str]:
+        """An artifact and the file it was made from record the same case (where both record one)."""
+        made_for, source_case = self.cases.get(path), self.cases.get(source)
+        if made_for and source_case and made_for != source_case:
+            yield (
+                f"{path}: records case {made_for!r} but was made from {source}, made for case {source_case!r}: a "
+                "file of another case was copied in; delete the one that is not its folder's and rerun snakemake"
+            )
 
     def _check_named_files(self, path: Path, record: dict[str, Any]) -> Iterator[str]:
         """Follow the files a record names relative to itself, as it names them."""
@@ -338,6 +447,7 @@ class _TreeChecker:
             if path.name == RUN_RECORD:
                 recorded_anywhere |= _plain_names(record.get("outputs"))
         for folder, names in sorted(by_folder.items()):
+            yield from self._check_one_case(folder, names)
             record = self.records.get(folder / RUN_RECORD)
             if record is not None:
                 expected = {RUN_RECORD} | _plain_names(record.get("outputs"))
@@ -363,6 +473,28 @@ class _TreeChecker:
             tables = {name for name in names if name.endswith((".csv", ".md"))} - recorded_anywhere
             if not expected and (MANIFEST in names or tables):
                 yield from self._check_summary(folder, names)
+
+    def _check_one_case(self, folder: Path, names: set[str]) -> Iterator[str]:
+        """The artifacts in one folder are made for one case (where they record one), and a run folder's
+        (``seed<N>``) for its seed."""
+        by_case: dict[str, list[str]] = {}
+        run = RUN_FOLDER.fullmatch(folder.name)
+        for name in sorted(names):
+            case = self.cases.get(folder / name)
+            if case:
+                by_case.setdefault(case, []).append(name)
+            seed = self.seeds.get(folder / name)
+            if run and seed is not None and seed != int(run.group(1)):
+                yield (
+                    f"{folder / name}: made for seed {seed}, but it is in the folder of seed {run.group(1)}: another "
+                    "run's file was copied in; delete it and rerun snakemake"
+                )
+        if len(by_case) > 1:
+            listed = "; ".join(f"case {case!r}: {', '.join(files)}" for case, files in sorted(by_case.items()))
+            yield (
+                f"{folder}: holds files made for different cases ({listed}): another case's file was copied in; delete "
+                "the ones that are not this folder's and rerun snakemake"
+            )
 
     def _check_summary(self, folder: Path, names: set[str]) -> Iterator[str]:
         manifests = {name for name in names if name == MANIFEST or name.endswith(STAGE_MANIFEST_SUFFIX)}

@@ -7,6 +7,7 @@ with logged_job(snakemake):
         pooled=snakemake.input.pooled,
         upsampled=snakemake.input.upsampled,
         label=snakemake.params.label,
+        case=snakemake.wildcards.case,
         examples=snakemake.params.plots["examples"],
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,

@@ -13,7 +13,9 @@ with logged_job(snakemake):
         metrics=snakemake.output.metrics,
         predictions=snakemake.output.predictions,
         case=snakemake.wildcards.case,
+        dataset=snakemake.wildcards.dataset,
         training=snakemake.params.training,
         image_shape=snakemake.params.image_shape,
+        recipe=snakemake.params.recipe,
         threads=snakemake.threads,
     )
