@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/preprocess.smk"
 include: "rules/codecs.smk"
 include: "rules/train.smk"
+include: "rules/sequential.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
 

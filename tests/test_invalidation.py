@@ -24,7 +24,7 @@ SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 CHANGED_CASE = "w2s2"
 
 
-# Rule families: the lead's training rules are one per seed group (train_seeds_0_4, ...);
+# Rule families: the training rules are one per seed group (train_seeds_0_4, ...);
 # the table names them "train" so that it does not depend on the group size.
 def family(rule: str) -> str:
     return "train" if rule == "train" or rule.startswith("train_") else rule
@@ -95,6 +95,8 @@ EXPECTED: dict[str, set[str]] = {
     "analysis.confidence": {SUMMARY},
     "analysis.bootstrap_resamples": {SUMMARY},
     "analysis.power": {SUMMARY},
+    # A one-look sequential design of the seeds already trained: judged again, nothing trained.
+    "analysis.sequential.looks": {"look", SUMMARY},
 }
 
 # Values the generic rule below cannot pick (strings, lists, keys with extra rules).
@@ -108,6 +110,7 @@ NEW_VALUES: dict[str, Any] = {
     "cases.*.label": "Case 2: 2x2/2",
     "codecs.names": ["hdf5-gzip", "png"],
     "seeds": 3,
+    "analysis.sequential.looks": [2],
 }
 
 

@@ -19,6 +19,7 @@ import yaml
 from poolup.errors import PoolupError
 from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
+from poolup.sequential import check_looks
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -121,6 +122,8 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     _check_datasets(config)
     for dataset in config["datasets"]:
         _check_cases(config, dataset)
+    if config["analysis"]["sequential"]["looks"] is not None:
+        check_looks(config["analysis"]["sequential"]["looks"])  # rising: what the schema cannot say
     _sort_settings(config)
     if config["baseline"] not in config["cases"]:
         raise PoolupError(
