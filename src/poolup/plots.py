@@ -424,7 +424,12 @@ def forest_figure(
     verdicts.set_yticks(
         y,
         [
-            f"{r.verdict}, Holm p {_p(r.holm_p)}" + (f"\n{sequential.decided_text(r, looks)}" if looks else "")
+            f"{r.verdict}, Holm p {_p(r.holm_p)}"
+            + (
+                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'} {sequential.look_text(r, looks)}"
+                if looks
+                else ""
+            )
             for r in rows.itertuples()
         ],
         fontsize=8,

@@ -313,8 +313,11 @@ def design_text(summary: Any, looks: Sequence[int] | None, alpha: float) -> str:
     )
 
 
+def look_text(row: Any, looks: Sequence[int] | None) -> str:
+    """The last look at which a case was judged (a summary row), as display text: "look 2 of 5 (20 seeds)"."""
+    return f"look {int(row.looks_used)} of {len(looks) if looks else 1} ({int(row.paired_n)} seeds)"
+
+
 def decided_text(row: Any, looks: Sequence[int] | None) -> str:
-    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``, the forest plot)."""
-    n_looks = len(looks) if looks else 1
-    where = f"look {int(row.looks_used)} of {n_looks} ({int(row.paired_n)} seeds)"
-    return where if row.verdict != paired.UNDECIDED else f"undecided after {where}"
+    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``)."""
+    return look_text(row, looks) if row.verdict != paired.UNDECIDED else f"undecided after {look_text(row, looks)}"
