@@ -63,12 +63,15 @@ RUN_FILES = {
     "metrics": "test_metrics.json",
     "predictions": "predictions.h5",
 }
+# The record of look {look} (from 1) of a sequential design (rules/sequential.smk).
+LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"
 
 
 wildcard_constraints:
     dataset="|".join(re.escape(dataset) for dataset in DATASETS),
     case="|".join(re.escape(case) for case in CASES),
     seed=r"\d+",
+    look=r"[1-9]\d*",
 
 
 def dataset_spec(wildcards):
@@ -206,7 +209,7 @@ def design_runs(name):
 
 def design_record(wildcards):
     """Input function of the aggregation: the record of the look that ended a sequential design (none if fixed)."""
-    return [f"results/{wildcards.dataset}/summary/looks/look{last_look(wildcards.dataset)}.json"] if LOOKS else []
+    return [LOOK_RECORD.format(dataset=wildcards.dataset, look=last_look(wildcards.dataset))] if LOOKS else []
 
 
 def look_runs(wildcards):
@@ -217,7 +220,7 @@ def look_runs(wildcards):
 def previous_look(wildcards):
     """The record of the look before (none before the first)."""
     look = int(wildcards.look)
-    return [] if look == 1 else [f"results/{wildcards.dataset}/summary/looks/look{look - 1}.json"]
+    return [] if look == 1 else [LOOK_RECORD.format(dataset=wildcards.dataset, look=look - 1)]
 
 
 def plot_settings(*keys):

@@ -11,7 +11,7 @@ checkpoint look:
         metrics=look_runs,
         previous=previous_look,
     output:
-        record="results/{dataset}/summary/looks/look{look}.json",
+        record=LOOK_RECORD,
     log:
         "results/logs/{dataset}/look{look}.log",
     benchmark:

@@ -255,6 +255,7 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
         "codec_table",
         "upsample",
         "train",
+        "look",
         "plot_preprocessing",
         "plot_tradeoff",
         SUMMARY,

@@ -303,7 +303,7 @@ def design_text(summary: Any, looks: Sequence[int] | None, alpha: float) -> str:
     """One sentence on the design and the seeds it saved, for ``summary.md`` (``summary``: the summary table)."""
     trained = int(summary["seeds"].sum())
     if not looks:
-        return f"Fixed design: every case trained {int(summary['seeds'].max())} seeds ({trained} runs)."
+        return f"Fixed design: every case trained {_seeds(int(summary['seeds'].max()))} ({trained} runs)."
     fixed = len(summary) * looks[-1]
     return (
         f"Sequential design: looks at {', '.join(map(str, looks))} seeds; each look's verdict at"
@@ -313,9 +313,13 @@ def design_text(summary: Any, looks: Sequence[int] | None, alpha: float) -> str:
     )
 
 
+def _seeds(count: int) -> str:
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
 def look_text(row: Any, looks: Sequence[int] | None) -> str:
     """The last look at which a case was judged (a summary row), as display text: "look 2 of 5 (20 seeds)"."""
-    return f"look {int(row.looks_used)} of {len(looks) if looks else 1} ({int(row.paired_n)} seeds)"
+    return f"look {int(row.looks_used)} of {len(looks) if looks else 1} ({_seeds(int(row.paired_n))})"
 
 
 def decided_text(row: Any, looks: Sequence[int] | None) -> str:
