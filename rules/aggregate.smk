@@ -1,8 +1,10 @@
 rule aggregate:
     input:
-        metrics=expand("results/{{dataset}}/{case}/seed{seed}/test_metrics.json", case=CASES, seed=SEEDS),
-        history=expand("results/{{dataset}}/{case}/seed{seed}/history.csv", case=CASES, seed=SEEDS),
+        # Every case's `seeds`, or in a sequential design the seeds its looks trained (rules/sequential.smk).
+        metrics=design_runs("metrics"),
+        history=design_runs("history"),
         storage=expand("results/{{dataset}}/{case}/storage.json", case=CASES),
+        design=design_record,
     output:
         runs="results/{dataset}/summary/runs.csv",
         summary=report(

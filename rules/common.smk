@@ -3,6 +3,7 @@ import re
 import sys
 from pathlib import Path
 
+from poolup.artifacts import read_json
 from poolup.config import (
     case_method,
     check_config_files,
@@ -19,7 +20,8 @@ from poolup.recipe import Recipe, storage_dtype
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
-from poolup.training import TRAINING_EXECUTION_KEYS, group_seeds, seed_block
+from poolup.sequential import configured_looks
+from poolup.training import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
@@ -43,6 +45,19 @@ DATASETS = dataset_names(config)
 CASES = list(config["cases"])
 SEEDS = seed_list(config["seeds"])
 COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
+# A sequential design (analysis.sequential.looks, rules/sequential.smk) trains seeds 0..L-1 of
+# its looks L as the verdicts require; None: a fixed design of `seeds`.
+LOOKS = configured_looks(config["analysis"])
+TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
+# Each run's files (the training rules' outputs, rules/train.smk), by output name.
+RUN_FILES = {
+    "model": "model.keras",
+    "history": "history.csv",
+    "metrics": "test_metrics.json",
+    "predictions": "predictions.h5",
+}
+# The record of look {look} (from 1) of a sequential design (rules/sequential.smk).
+LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"
 
 
 def split_check(dataset):
@@ -64,6 +79,7 @@ wildcard_constraints:
     dataset="|".join(re.escape(dataset) for dataset in DATASETS),
     case="|".join(re.escape(case) for case in CASES),
     seed=r"\d+",
+    look=r"[1-9]\d*",
 
 
 def dataset_spec(wildcards):
@@ -161,15 +177,95 @@ def training_settings():
     return {key: value for key, value in config["training"].items() if key not in TRAINING_EXECUTION_KEYS}
 
 
+def run_files(group, name):
+    """One output of a training rule: the file `name` (RUN_FILES) of each seed of the group."""
+    return expand("results/{{dataset}}/{{case}}/seed{seed}/{file}", seed=group, file=RUN_FILES[name])
+
+
+def finished_runs(seed):
+    """The (data set, case) pairs whose run of `seed` has all its files: what a training job must not redo."""
+    return frozenset(
+        (dataset, case)
+        for dataset in DATASETS
+        for case in CASES
+        if all(Path(f"results/{dataset}/{case}/seed{seed}/{file}").is_file() for file in RUN_FILES.values())
+    )
+
+
 def seed_groups():
-    """The configured seeds in fixed blocks of training.seeds_per_job: one training job each."""
-    return group_seeds(SEEDS, config["training"]["seeds_per_job"])
+    """The seeds of one training job each: fixed blocks of training.seeds_per_job, cut at the looks, and split
+    into the seeds already trained and the others (so a block that grows adds a job, and reruns no finished one).
+
+    A job process (a cluster job runs Snakemake again to run one job) cannot see the files as the main
+    process saw them (other jobs write runs meanwhile), and need not: it builds only the rules its command
+    line names, whose names hold their seeds.
+    """
+    if not workflow.is_main_process:
+        return groups_sent(sys.argv[1:])
+    return group_seeds(TRAINABLE_SEEDS, config["training"]["seeds_per_job"], LOOKS or (), finished_runs)
 
 
-def train_rule_name(group):
-    """Name of the rule that trains one block of seeds, after the block's bounds."""
-    first, last = seed_block(group[0], config["training"]["seeds_per_job"])
-    return f"train_seeds_{first}_{last}"
+# The sequential design's input functions (rules/sequential.smk, README "Sequential design").
+
+
+def look_record(dataset, look):
+    """The record of one look of a data set, once its checkpoint has run (Snakemake runs it first)."""
+    return read_json(checkpoints.look.get(dataset=dataset, look=str(look)).output.record, stage="look")
+
+
+def look_plan(dataset, look):
+    """Seeds each case has at a look: the first look's count for every case, then what the look before planned."""
+    if look == 1:
+        return dict.fromkeys(CASES, LOOKS[0])
+    planned = look_record(dataset, look - 1)["next"]
+    if planned is None:
+        raise PoolupError(f"look {look - 1} of data set {dataset} ended the design: there is no look {look}")
+    return planned
+
+
+def last_look(dataset):
+    """The number of the look that ended the design of a data set (every case decided, or the last look)."""
+    look = 1
+    while look_record(dataset, look)["next"] is not None:
+        look += 1
+    return look
+
+
+def design_plan(dataset):
+    """Seeds each case trains: `seeds` in a fixed design, else what the looks decided (the last look's record)."""
+    if not LOOKS:
+        return {case: SEEDS for case in CASES}
+    return look_record(dataset, last_look(dataset))["design"]
+
+
+def runs_of(plan, dataset, name):
+    """One file (RUN_FILES) of every run a plan {case: seeds or a seed count} holds, case by case."""
+    return [
+        f"results/{dataset}/{case}/seed{seed}/{RUN_FILES[name]}"
+        for case in CASES
+        for seed in (range(plan[case]) if isinstance(plan[case], int) else plan[case])
+    ]
+
+
+def design_runs(name):
+    """Input function of the aggregation: one file of every run the design trains."""
+    return lambda wildcards: runs_of(design_plan(wildcards.dataset), wildcards.dataset, name)
+
+
+def design_record(wildcards):
+    """Input function of the aggregation: the record of the look that ended a sequential design (none if fixed)."""
+    return [LOOK_RECORD.format(dataset=wildcards.dataset, look=last_look(wildcards.dataset))] if LOOKS else []
+
+
+def look_runs(wildcards):
+    """Input function of a look: the test metrics of the seeds each case has at that look."""
+    return runs_of(look_plan(wildcards.dataset, int(wildcards.look)), wildcards.dataset, "metrics")
+
+
+def previous_look(wildcards):
+    """The record of the look before (none before the first)."""
+    look = int(wildcards.look)
+    return [] if look == 1 else [LOOK_RECORD.format(dataset=wildcards.dataset, look=look - 1)]
 
 
 def plot_settings(*keys):

@@ -203,7 +203,7 @@ rule plot_forest:
         labels=case_labels(),
         baseline=config["baseline"],
         # only what the figure draws: new bootstrap or power settings do not redraw it
-        analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
+        analysis={key: config["analysis"][key] for key in ("confidence", "margin", "sequential")},
     script:
         "../workflow/scripts/plot_forest.py"
 

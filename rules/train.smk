@@ -1,24 +1,25 @@
 # One rule per group of seeds (training.seeds_per_job), generated from the config:
 # a job trains its seeds of one case in one process, paying TensorFlow's start and
 # the data loading once, and writes each seed's files at the per-seed paths. Groups
-# are fixed blocks of seed numbers (seed // seeds_per_job), so adding seeds adds
-# jobs and leaves every finished block alone.
+# are fixed blocks of seed numbers (seed // seeds_per_job), cut at the looks of a
+# sequential design, and a block's finished seeds are a group of their own
+# (seed_groups): adding seeds adds jobs and reruns no finished run.
 for group in seed_groups():
 
     rule:
         name:
-            train_rule_name(group)
+            group_name(group)
         input:
             upsampled="results/{dataset}/{case}/upsampled.h5",
         output:
-            model=expand("results/{{dataset}}/{{case}}/seed{seed}/model.keras", seed=group),
-            history=expand("results/{{dataset}}/{{case}}/seed{seed}/history.csv", seed=group),
-            metrics=expand("results/{{dataset}}/{{case}}/seed{seed}/test_metrics.json", seed=group),
-            predictions=expand("results/{{dataset}}/{{case}}/seed{seed}/predictions.h5", seed=group),
+            model=run_files(group, "model"),
+            history=run_files(group, "history"),
+            metrics=run_files(group, "metrics"),
+            predictions=run_files(group, "predictions"),
         log:
-            f"results/logs/{{dataset}}/{{case}}/{train_rule_name(group)}.log",
+            f"results/logs/{{dataset}}/{{case}}/{group_name(group)}.log",
         benchmark:
-            f"results/benchmarks/{{dataset}}/{{case}}/{train_rule_name(group)}.tsv"
+            f"results/benchmarks/{{dataset}}/{{case}}/{group_name(group)}.tsv"
         conda:
             "../workflow/envs/poolup.yaml"
         threads: 1

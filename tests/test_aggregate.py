@@ -152,7 +152,7 @@ def test_summary_markdown(summary_files):
     assert (f"| small | 14x14 | 75% | 0.8200 ± 0.0200 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |") in text
     assert f"| {p:.3g} | {p:.3g} | loss larger than the margin |" in text
     paired_row = next(line for line in text.splitlines() if line.startswith("| small | 14x14 | 75%"))
-    assert paired_row.endswith("| 3 |")  # seeds paired, an integer
+    assert paired_row.endswith("| 3 | look 1 of 1 (3 seeds) |")  # seeds paired, an integer; where it was decided
     assert "verdict (margin 0.005)" in text and "| case | class 0 | class 1 |" in text
     # class 0 F1 is f1 - 0.05: the same differences (interval excludes 0: starred); class 1 is 0.95 everywhere.
     assert "| small | -0.1000* | +0.0000 |" in text
@@ -189,7 +189,9 @@ def test_paired_columns_equal_their_references(summary_files):
         "verdict (margin 0.005)",
         "seeds for margin",
         "seeds paired",
+        "decided at",
     ]
+    assert result.iloc[0]["decided at"] == "look 1 of 1 (3 seeds)"  # a fixed design is its one look
 
 
 def test_per_class_delta_is_paired_by_seed(summary_files):

@@ -28,7 +28,7 @@ CODEC_CASE = "w2webp"
 CASE_OF_KEY = {"cases.*.quality": CODEC_CASE, "cases.*.tile": CODEC_CASE}
 
 
-# Rule families: the lead's training rules are one per seed group (train_seeds_0_4, ...);
+# Rule families: the training rules are one per seed group (train_seeds_0_4, ...);
 # the table names them "train" so that it does not depend on the group size.
 def family(rule: str) -> str:
     return "train" if rule == "train" or rule.startswith("train_") else rule
@@ -105,6 +105,8 @@ EXPECTED: dict[str, set[str]] = {
     "analysis.confidence": {SUMMARY},
     "analysis.bootstrap_resamples": {SUMMARY},
     "analysis.power": {SUMMARY},
+    # A one-look sequential design of the seeds already trained: judged again, nothing trained.
+    "analysis.sequential.looks": {"look", SUMMARY},
 }
 
 # Values the generic rule below cannot pick (strings, lists, keys with extra rules).
@@ -118,6 +120,7 @@ NEW_VALUES: dict[str, Any] = {
     "cases.*.label": "Case 2: 2x2/2",
     "codecs.names": ["hdf5-gzip", "png"],
     "seeds": 3,
+    "analysis.sequential.looks": [2],
 }
 
 
@@ -248,6 +251,7 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
         "upsample",
         "fidelity",
         "train",
+        "look",
         "plot_preprocessing",
         "plot_tradeoff",
         SUMMARY,

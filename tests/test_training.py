@@ -18,7 +18,10 @@ from poolup.training import (
     TrainSettings,
     build_model,
     fit_scaler,
+    group_name,
+    group_of,
     group_seeds,
+    groups_sent,
     load_model,
     reproducible,
     scale_images,
@@ -236,6 +239,36 @@ def test_seed_groups_are_fixed_blocks_of_seed_numbers():
     before, after = group_seeds(range(10), 5), group_seeds(range(17), 5)
     assert after[: len(before)] == before
     assert group_seeds([12, 3, 4, 40], 5) == [[3, 4], [12], [40]]
+
+
+def test_a_partly_filled_block_keeps_its_finished_seeds_in_a_job_of_their_own():
+    """2 -> 3 seeds: seeds 0 and 1 are trained, so seed 2 is a job of its own and the finished job stays as it was."""
+    finished = {0, 1}
+    assert group_seeds(range(2), 5) == [[0, 1]]
+    assert group_seeds(range(3), 5, state=lambda seed: seed in finished) == [[0, 1], [2]]
+    # What is finished where: a seed finished for one case only is not grouped with one finished for none.
+    where = {0: {"a", "b"}, 1: {"a"}, 2: set(), 3: set()}
+    assert group_seeds(range(4), 5, state=lambda seed: frozenset(where[seed])) == [[0], [1], [2, 3]]
+
+
+def test_seed_groups_are_cut_at_the_looks():
+    """No job trains seeds of two looks: a case decided at a look trains no seed of the next."""
+    assert group_seeds(range(12), 5, boundaries=[3, 8]) == [[0, 1, 2], [3, 4], [5, 6, 7], [8, 9], [10, 11]]
+    assert group_seeds(range(40), 5, boundaries=[10, 20, 40]) == group_seeds(range(40), 5)
+
+
+def test_a_group_name_holds_its_seeds():
+    for group in ([0, 1, 2, 3, 4], [2], [0, 1, 3, 4], [7, 9, 10, 11]):
+        assert group_of(group_name(group)) == group
+    assert group_name([0, 1, 2, 3, 4]) == "train_seeds_0_4"
+    assert group_name([0, 1, 3, 4]) == "train_seeds_0_1_3_4"
+    assert group_of("train_seeds_0_") is None and group_of("aggregate") is None
+
+
+def test_a_job_process_builds_the_training_rules_its_command_line_names():
+    argv = ["--snakefile", "Snakefile", "--target-jobs", "train_seeds_2_2:dataset=d,case=c", "look:dataset=d,look=2"]
+    assert groups_sent([*argv, "--allowed-rules", "train_seeds_2_2", "look", "--cores", "1"]) == [[2]]
+    assert groups_sent(["--target-jobs", "aggregate:dataset=d"]) == [] == groups_sent([])
 
 
 def test_schema_defaults_equal_the_settings_defaults():

@@ -128,7 +128,7 @@ def test_training_outputs_exist(preprocessed):
             }
             assert read_json(run / "test_metrics.json")["n_test"] == 40
             # One job trained both seeds (seeds_per_job 5): its log has a line per seed and progress lines.
-            log = (workdir / f"results/logs/tiny/{case}/train_seeds_0_4.log").read_text()
+            log = (workdir / f"results/logs/tiny/{case}/train_seeds_0_1.log").read_text()
             assert f"seed {seed} epoch 1/1" in log and f"seed {seed} ({seed + 1}/2) step 3/" in log
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from poolup import sequential
 from poolup import stats as paired
 from poolup.artifacts import check_made_for, read_json, write_csv, write_json, write_manifest, write_text
 from poolup.errors import PoolupError
@@ -171,6 +172,9 @@ def summarize(
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.insert(summary.columns.get_loc("paired_p") + 1, "holm_p", paired.holm(summary["paired_p"]))
+    # Against a fixed design that trains every case to the last look (a fixed design saves none).
+    looks = sequential.configured_looks(analysis)
+    summary["seeds_saved"] = (looks[-1] - summary["seeds"]) if looks else 0
     return summary
 
 
@@ -180,13 +184,26 @@ def _by_seed(runs: pd.DataFrame, case: str, column: str) -> dict[int, float]:
 
 
 def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
-    """The paired statistics of one case's macro F1 against the baseline's (blank for the baseline itself)."""
+    """The paired statistics of one case's macro F1 against the baseline's, and where the design decided its verdict.
+
+    Blank for the baseline itself. In a sequential design (``analysis.sequential.looks``) the
+    verdict and its interval (``margin_ci_*``) are the design's (:func:`poolup.sequential.case_outcome`);
+    a fixed design is its one look, at ``alpha``.
+    """
     if case == baseline:
-        return {column: ("" if column == "verdict" else np.nan) for column in paired.PAIRED_COLUMNS}
+        columns = (*paired.PAIRED_COLUMNS, *sequential.VERDICT_LOOK_COLUMNS)
+        return {column: ("" if column == "verdict" else np.nan) for column in columns}
     _, differences = paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))
-    return paired.compare_paired(
+    row = paired.compare_paired(
         differences, analysis["margin"], analysis["confidence"], analysis["bootstrap_resamples"], analysis["power"]
     )
+    looks = sequential.configured_looks(analysis)
+    if looks:
+        row.update(sequential.case_outcome(differences, looks, analysis["margin"], 1 - analysis["confidence"]))
+    else:
+        decided = row["verdict"] != paired.UNDECIDED
+        row.update(look_alpha=1 - analysis["confidence"], looks_used=1, deciding_look=1.0 if decided else np.nan)
+    return row
 
 
 def per_class_table(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
@@ -319,11 +336,14 @@ def summary_markdown(
             f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
         )
     alpha = 1 - analysis["confidence"]
+    looks = sequential.configured_looks(analysis)
+    verdict_level = 1 - 2 * sequential.look_alpha(alpha, len(looks) if looks else 1)
     lines += [
         "",
         f"Paired by seed against {baseline} (ΔF1 = case - {baseline}, seed by seed; paired t-test, Holm across"
-        f" the cases; verdict from the {1 - 2 * alpha:.0%} t-interval against -{analysis['margin']:g};"
-        f" power {analysis['power']:g} at alpha {alpha:.2g}):",
+        f" the cases; verdict from the {verdict_level:.3g} t-interval against -{analysis['margin']:g};"
+        f" power {analysis['power']:g} at alpha {alpha:.2g}).",
+        sequential.design_text(summary, looks, alpha),
         "",
         *_markdown_table(paired_table(summary, baseline, analysis)),
     ]
@@ -348,6 +368,7 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
     :func:`result_table` is its short form.
     """
     level = f"{analysis['confidence']:.0%}"
+    looks = sequential.configured_looks(analysis)
     rows = []
     for row in summary[summary["case"] != baseline].itertuples():
         rows.append(
@@ -364,19 +385,22 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
                 "detectable ΔF1": _number(row.mde, ".4f"),
                 "seeds for margin": _number(row.seeds_for_margin, ".0f"),
                 "seeds paired": _number(row.paired_n, ".0f"),
+                "decided at": sequential.decided_text(row, looks),
+                **({"seeds saved": _number(row.seeds_saved, ".0f")} if looks else {}),
             }
         )
     return pd.DataFrame(rows)
 
 
 def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
-    """The answer in six columns (``result.csv``, the report's front page, which is narrow):
-    bytes saved, ΔF1 with its t-interval, Holm p, the verdict, seeds paired and seeds the margin needs."""
+    """The answer in a few columns (``result.csv``, the report's front page, which is narrow): bytes saved,
+    ΔF1 with its t-interval, Holm p, the verdict, seeds paired, seeds the margin needs, and the look that
+    decided the verdict (and, in a sequential design, the seeds it saved)."""
     table = paired_table(summary, baseline, analysis)
     keep = [
         c
         for c in table.columns
-        if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin")
+        if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin", "decided at", "seeds saved")
         or c.startswith(("ΔF1", "verdict"))
     ]
     return table[keep]
@@ -500,6 +524,7 @@ def aggregate(
     baseline: str,
     analysis: Mapping[str, Any],
     methods: Mapping[str, str] | None = None,
+    design: Sequence[PathLike] = (),
 ) -> pd.DataFrame:
     """Write every summary file from the per-run and per-case artifacts (the ``aggregate`` rule).
 
@@ -510,7 +535,9 @@ def aggregate(
     ``mean_history`` (learning curves averaged over seeds), ``per_class``,
     ``per_class_delta``, ``confusion`` and ``manifest`` (every input and output
     with its sha256). ``analysis`` is the config section of that name;
-    ``methods`` maps each case to its interpolation method. Returns the summary table.
+    ``methods`` maps each case to its interpolation method. ``design``: in a
+    sequential design, the record of its last look (the runs are the seeds it
+    trained; the verdicts recomputed here must be the record's). Returns the summary table.
     """
     run_table, records = collect_runs(metrics)
     cases = list(dict.fromkeys(run_table["case"]))
@@ -529,6 +556,8 @@ def aggregate(
             raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
         by_case[record["case"]].append(history_path)
     table = summarize(run_table, storage_records, baseline, cases, analysis, methods)
+    for path in design:
+        sequential.check_record(path, table)
     deltas = per_class_delta_table(records, cases, baseline, analysis["confidence"])
     write_csv(runs, run_table)
     write_csv(summary, table)
@@ -542,7 +571,7 @@ def aggregate(
     write_json(confusion, {"cases": cases, "row_normalised_mean": mean_confusion(records, cases)})
     write_manifest(
         manifest,
-        [*metrics, *history, *storage],
+        [*metrics, *history, *storage, *design],
         [runs, summary, summary_md, result, methods_md, mean_history, per_class, per_class_delta, confusion],
         stage="aggregate",
     )

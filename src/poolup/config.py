@@ -22,6 +22,7 @@ from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
 from poolup.training import FEATURE_LAYERS, smallest_input_side
+from poolup.sequential import check_looks
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -33,7 +34,7 @@ MAX_NAME_LENGTH = 100
 # rules/*.smk; tests/test_config.py checks this list against the rules): a
 # data set or case of that name would share a path with a workflow folder or
 # file. Compared case-insensitively, for case-insensitive file systems.
-RESERVED_FOLDERS = frozenset({"results", "summary", "figures", "logs", "benchmarks"})
+RESERVED_FOLDERS = frozenset({"results", "summary", "figures", "logs", "benchmarks", "looks"})
 RESERVED_PATTERN = re.compile(r"seed\d+|.*\.(h5|json|csv|md|png|pdf|log|tsv|keras|html)", re.IGNORECASE)
 # Linear interpolation needs at least two stored pixels per axis.
 MIN_STORED_SIDE = 2
@@ -152,6 +153,8 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     _check_datasets(config)
     for dataset in config["datasets"]:
         _check_cases(config, dataset)
+    if config["analysis"]["sequential"]["looks"] is not None:
+        check_looks(config["analysis"]["sequential"]["looks"])  # rising: what the schema cannot say
     _sort_settings(config)
     if config["baseline"] not in config["cases"]:
         raise PoolupError(

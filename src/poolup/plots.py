@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from poolup import stats  # noqa: E402
+from poolup import sequential, stats  # noqa: E402
 from poolup.aggregate import shape_text  # noqa: E402
 from poolup.artifacts import check_made_for, decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
@@ -456,21 +456,29 @@ def _row_labels(rows: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
 
 
 def forest_figure(
-    summary: pd.DataFrame, baseline: str, labels: Mapping[str, str], margin: float, confidence: float
+    summary: pd.DataFrame,
+    baseline: str,
+    labels: Mapping[str, str],
+    margin: float,
+    confidence: float,
+    looks: Sequence[int] | None = None,
 ) -> plt.Figure:
     """Paired ΔF1 of each case against the baseline: t and bootstrap intervals, the margin, the verdict.
 
     One row per non-baseline case, top to bottom in config order. The dot and
     its capped bar: mean ΔF1 and its t-interval at ``confidence``; the thick
-    pale bar: the ``1 - 2 alpha`` interval that decides the verdict; the thin
-    bar below: the BCa bootstrap interval. Right-hand labels: verdict, Holm p.
+    pale bar: the interval that decides the verdict (``1 - 2 alpha``, in a
+    sequential design ``looks`` ``1 - 2 alpha / K``: summary.csv's ``look_alpha``);
+    the thin bar below: the BCa bootstrap interval. Right-hand labels: verdict,
+    Holm p, and in a sequential design the look that decided it and its seeds.
     """
     rows = summary[summary["case"] != baseline].reset_index(drop=True)
     if rows.empty:
         raise PoolupError(f"no case besides the baseline {baseline!r} to compare; add a case to the config")
     y = np.arange(len(rows))[::-1].astype(float)
     figure, axis = plt.subplots(figsize=(10, 1.8 + 0.55 * len(rows)), layout="constrained")
-    level, verdict_level = f"{confidence:.0%}", f"{1 - 2 * (1 - confidence):.0%}"
+    spent = float(rows["look_alpha"].iloc[0]) if "look_alpha" in rows else 1 - confidence
+    level, verdict_level = f"{confidence:.0%}", f"{100 * (1 - 2 * spent):.3g}%"
     axis.hlines(
         y,
         rows["margin_ci_low"],
@@ -521,11 +529,24 @@ def forest_figure(
     axis.set_yticks(y, _row_labels(rows, labels))
     verdicts = axis.twinx()
     verdicts.set_ylim(axis.get_ylim())
-    verdicts.set_yticks(y, [f"{r.verdict}, Holm p {_p(r.holm_p)}" for r in rows.itertuples()], fontsize=8)
+    verdicts.set_yticks(
+        y,
+        [
+            f"{r.verdict}, Holm p {_p(r.holm_p)}"
+            + (
+                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'} {sequential.look_text(r, looks)}"
+                if looks
+                else ""
+            )
+            for r in rows.itertuples()
+        ],
+        fontsize=8,
+    )
     axis.set_xlabel(f"ΔF1 = test macro F1 of the case - {labels.get(baseline, baseline)}, paired by seed")
     axis.grid(alpha=0.3, axis="x")
     figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=2)
-    axis.set_title(f"Quality lost against the baseline (seeds paired: {_seeds(rows)})", fontsize=11)
+    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
+    axis.set_title(f"Quality lost against the baseline (seeds paired: {_seeds(rows)}{design})", fontsize=11)
     return figure
 
 
@@ -551,7 +572,8 @@ def plot_forest(
     frame = pd.read_csv(summary)
     if "delta_f1" not in frame:
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
-    _save(forest_figure(frame, baseline, labels, analysis["margin"], analysis["confidence"]), png, pdf, dpi)
+    looks = sequential.configured_looks(analysis)
+    _save(forest_figure(frame, baseline, labels, analysis["margin"], analysis["confidence"], looks), png, pdf, dpi)
 
 
 def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], confidence: float) -> plt.Figure:

@@ -13,13 +13,15 @@ accumulated inside that graph, so they cost nothing extra.
 
 from __future__ import annotations
 
+import argparse
+import bisect
 import contextlib
 import logging
 import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -54,22 +56,68 @@ EVAL_BATCH = 1024
 TRAINING_EXECUTION_KEYS = ("seeds_per_job",)
 
 
+# Training rules are named after the seeds they train (group_name).
+TRAIN_RULE_PREFIX = "train_seeds_"
+TRAIN_RULE = re.compile(re.escape(TRAIN_RULE_PREFIX) + r"(\d+_\d+)(_\d+_\d+)*")
+
+
 def seed_block(seed: int, size: int) -> tuple[int, int]:
     """First and last seed number of the fixed block of ``size`` seeds that holds ``seed``."""
     first = seed // size * size
     return first, first + size - 1
 
 
-def group_seeds(seeds: Sequence[int], size: int) -> list[list[int]]:
-    """The seeds in fixed blocks of ``size`` seed numbers (:func:`seed_block`), in order.
+def group_seeds(
+    seeds: Iterable[int],
+    size: int,
+    boundaries: Sequence[int] = (),
+    state: Callable[[int], Hashable] | None = None,
+) -> list[list[int]]:
+    """The seeds in groups of at most ``size``, one training job each, in seed order.
 
-    Blocks are fixed by the seed numbers, not by the list's order, so adding
-    seeds never moves a seed into another group: finished groups stay finished.
+    A group is a fixed block of ``size`` seed numbers (:func:`seed_block`), cut
+    at every ``boundaries`` count (the looks of a sequential design, so that no
+    job trains seeds of two looks), and split by ``state`` (the cases and data
+    sets whose runs of the seed are finished, say): every job's seeds are then
+    all finished or all to train, so adding seeds to a partly filled block adds
+    a job and never reruns the finished one. Groups do not depend on the list's
+    order: adding seeds never moves a finished seed into another group.
     """
-    blocks: dict[tuple[int, int], list[int]] = {}
+    marks = sorted(boundaries)
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for seed in sorted(seeds):
-        blocks.setdefault(seed_block(seed, size), []).append(seed)
-    return list(blocks.values())
+        key = (bisect.bisect_right(marks, seed), seed_block(seed, size), state(seed) if state else None)
+        groups.setdefault(key, []).append(seed)
+    return sorted(groups.values())
+
+
+def group_name(group: Sequence[int]) -> str:
+    """The name of the rule that trains ``group``: ``train_seeds_`` and each run of consecutive seeds as
+    ``first_last`` (``train_seeds_0_4``; ``train_seeds_0_1_3_4`` for seeds 0, 1, 3, 4). :func:`group_of` reads it."""
+    runs: list[list[int]] = []
+    for seed in sorted(group):
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    return TRAIN_RULE_PREFIX + "_".join(f"{first}_{last}" for first, last in runs)
+
+
+def groups_sent(argv: Sequence[str]) -> list[list[int]]:
+    """The seeds of the training jobs named by a job process's command line (Snakemake's ``--target-jobs
+    RULE:WILDCARDS ...``, which a cluster job gets to run one job): that process builds only their rules."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--target-jobs", nargs="+", default=[])
+    sent, _ = parser.parse_known_args(list(argv))
+    return [group for spec in sent.target_jobs if (group := group_of(spec.partition(":")[0]))]
+
+
+def group_of(name: str) -> list[int] | None:
+    """The seeds of the training rule called ``name`` (:func:`group_name`), or None for another rule's name."""
+    if not TRAIN_RULE.fullmatch(name):
+        return None
+    bounds = list(map(int, name[len(TRAIN_RULE_PREFIX) :].split("_")))
+    return [seed for first, last in zip(bounds[::2], bounds[1::2]) for seed in range(first, last + 1)]
 
 
 @dataclass(frozen=True)

@@ -19,5 +19,6 @@ with logged_job(snakemake) as log:
         baseline=snakemake.params.baseline,
         analysis=snakemake.params.analysis,
         methods=snakemake.params.methods,
+        design=snakemake.input.design,
     )
     log.info("\n%s", summary.to_string())

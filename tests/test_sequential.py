@@ -1,0 +1,295 @@
+"""The sequential design: error rates by simulation, the verdict at each look, and the design run for real.
+
+The simulation runs the module's own functions on 20,000 simulated designs in
+well under a second (NumPy, one array per look). The workflow tests run the
+real Snakemake workflow on 200 bundled digits: a case decided at the first
+look trains no further seed, an interrupted design resumes, a dry run lists
+what the next look trains, extending the looks trains only new seeds, and
+adding a seed to a partly filled block retrains nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, TINY_TRAINING, run_snakemake, write_config
+from scipy import stats as scipy_stats
+
+from poolup import sequential
+from poolup import stats as paired
+from poolup.artifacts import read_json, write_json
+from poolup.config import load_schema, validate_config
+from poolup.errors import PoolupError
+from poolup.training import group_of
+
+LOOKS = [10, 20, 40, 80, 160]
+MARGIN, ALPHA = 0.005, 0.05
+# The SD of the per-seed ΔF1 measured for 2x2/2 in the paper setting (30 seeds, README "The answer").
+MEASURED_SD = 0.0060
+DESIGNS = 20_000
+
+
+def monte_carlo_error(rate: float, n: int = DESIGNS) -> float:
+    return math.sqrt(rate * (1 - rate) / n)
+
+
+# --- error rates by simulation ------------------------------------------------
+
+
+def test_a_true_loss_at_the_margin_is_called_smaller_at_most_alpha_of_the_time_and_naive_retesting_exceeds_it():
+    """20,000 designs with normal per-seed differences at the measured SD and a true loss equal to the margin.
+
+    With Bonferroni over the five looks the false "loss smaller than the margin" rate is at most
+    alpha (within 2.58 Monte Carlo errors); re-testing at alpha at every look exceeds alpha by far.
+    """
+    verdicts, seeds = sequential.simulate(LOOKS, -MARGIN, MEASURED_SD, MARGIN, ALPHA, DESIGNS, random_state=0)
+    false_smaller = float(np.mean(verdicts == sequential.SMALLER_CODE))
+    assert false_smaller <= ALPHA + 2.58 * monte_carlo_error(false_smaller), false_smaller
+    # The other wrong verdict (the loss equals the margin, so it is not larger) is bounded the same way.
+    false_larger = float(np.mean(verdicts == sequential.LARGER_CODE))
+    assert false_larger <= ALPHA + 2.58 * monte_carlo_error(false_larger), false_larger
+    assert set(np.unique(seeds)) <= set(LOOKS)
+
+    naive, _ = sequential.simulate(LOOKS, -MARGIN, MEASURED_SD, MARGIN, ALPHA, DESIGNS, 0, alpha_per_look=ALPHA)
+    naive_smaller = float(np.mean(naive == sequential.SMALLER_CODE))
+    assert naive_smaller - 2.58 * monte_carlo_error(naive_smaller) > ALPHA, naive_smaller
+    # A single look at alpha is the fixed design: its rate is alpha itself (the t-test is exact).
+    single, _ = sequential.simulate([160], -MARGIN, MEASURED_SD, MARGIN, ALPHA, DESIGNS, 1)
+    rate = float(np.mean(single == sequential.SMALLER_CODE))
+    assert abs(rate - ALPHA) < 3 * monte_carlo_error(ALPHA), rate
+
+
+def test_a_small_loss_is_decided_early():
+    """A loss well below the margin is decided at the first looks: the seeds the design saves."""
+    verdicts, seeds = sequential.simulate(LOOKS, -0.001, 0.0050, MARGIN, ALPHA, 5000, random_state=2)
+    assert np.mean(verdicts == sequential.SMALLER_CODE) > 0.99
+    assert np.mean(seeds) < 30
+
+
+# --- the verdict at each look ---------------------------------------------------
+
+
+def test_each_looks_interval_is_the_t_interval_of_its_seeds():
+    rng = np.random.default_rng(3)
+    differences = rng.normal(-0.003, 0.006, size=(50, 40))
+    low, high = sequential.verdict_bounds(differences, [5, 12, 40, 41], 0.05 / 3)
+    for row in range(50):
+        for index, n in enumerate([5, 12, 40]):
+            values = differences[row, :n]
+            # Bit for bit what the fixed design computes, and scipy's t-interval.
+            assert (low[row, index], high[row, index]) == paired.t_interval(values, 1 - 2 * 0.05 / 3)
+            reference = scipy_stats.t.interval(
+                1 - 2 * 0.05 / 3, n - 1, loc=values.mean(), scale=scipy_stats.sem(values)
+            )
+            assert np.allclose((low[row, index], high[row, index]), reference, rtol=0, atol=1e-15)
+    assert np.isnan(low[:, 3]).all() and np.isnan(high[:, 3]).all()  # a look beyond the seeds given
+
+
+def test_a_one_look_design_is_the_fixed_design():
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        n = int(rng.integers(2, 60))
+        differences = rng.normal(rng.uniform(-0.01, 0.002), 0.006, size=n)
+        fixed = paired.compare_paired(differences, MARGIN, 0.95, 200, 0.8)
+        design = sequential.case_outcome(differences, [n], MARGIN, ALPHA)
+        assert (design["verdict"], design["margin_ci_low"], design["margin_ci_high"]) == (
+            fixed["verdict"],
+            fixed["margin_ci_low"],
+            fixed["margin_ci_high"],
+        )
+
+
+def test_a_case_stops_at_the_first_look_that_decides():
+    looks = [4, 8, 16]
+    clear = np.array([0.0, 0.001, -0.001, 0.0005])  # decided at 4 seeds: loss far below the margin
+    outcome = sequential.case_outcome(clear, looks, MARGIN, ALPHA)
+    assert (outcome["verdict"], outcome["looks_used"], outcome["deciding_look"]) == (paired.SMALLER, 1, 1.0)
+    assert outcome["look_alpha"] == pytest.approx(ALPHA / 3)
+    with pytest.raises(PoolupError, match="decided at look 1 .4 seeds. but 8 seeds were given"):
+        sequential.case_outcome(np.concatenate([clear, clear]), looks, MARGIN, ALPHA)
+    with pytest.raises(PoolupError, match="6 paired seeds is not the seed count of a look"):
+        sequential.case_outcome(np.zeros(6), looks, MARGIN, ALPHA)
+    noisy = np.random.default_rng(5).normal(-0.005, 0.02, size=16)
+    outcome = sequential.case_outcome(noisy, looks, MARGIN, ALPHA)
+    assert outcome["verdict"] == paired.UNDECIDED and outcome["looks_used"] == 3
+    assert math.isnan(outcome["deciding_look"])
+
+
+def test_looks_must_rise_one_line_naming_the_key():
+    schema = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    for looks, problem in (([20, 10], "not a rising list"), ([1, 10], "less than the minimum of 2"), ([], "")):
+        with pytest.raises(PoolupError) as error:
+            validate_config({"analysis": {"sequential": {"looks": looks}}}, schema)
+        assert "analysis.sequential.looks" in str(error.value) and problem in str(error.value)
+        assert "\n" not in str(error.value)
+    config = validate_config({}, schema)
+    assert config["analysis"]["sequential"]["looks"] is None  # off by default
+
+
+def test_a_look_judges_the_open_cases_and_plans_the_next(tmp_path):
+    """judge_look on written run records: the decided case keeps its seeds, the open one and the baseline go on."""
+    rng = np.random.default_rng(6)
+    base = rng.uniform(0.95, 0.97, size=8)
+    f1 = {"baseline": base, "same": base + 0.0, "noisy": base + rng.normal(-0.004, 0.02, size=8)}
+
+    def runs(counts):
+        paths = []
+        for case, n in counts.items():
+            for seed in range(n):
+                path = tmp_path / f"{case}{seed}.json"
+                write_json(path, {"stage": "train", "case": case, "seed": seed, "macro_f1": float(f1[case][seed])})
+                paths.append(path)
+        return paths
+
+    cases, analysis = list(f1), {"margin": MARGIN, "confidence": 0.95}
+    first = sequential.judge_look(
+        metrics=runs(dict.fromkeys(cases, 4)),
+        previous=[],
+        record=tmp_path / "look1.json",
+        look=1,
+        baseline="baseline",
+        cases=cases,
+        looks=[4, 8],
+        analysis=analysis,
+    )
+    assert first["open"] == ["noisy"] and first["cases"]["same"]["deciding_look"] == 1
+    assert first["next"] == {"baseline": 8, "same": 4, "noisy": 8}
+    second = sequential.judge_look(
+        metrics=runs(first["next"]),
+        previous=[tmp_path / "look1.json"],
+        record=tmp_path / "look2.json",
+        look="2",
+        baseline="baseline",
+        cases=cases,
+        looks=[4, 8],
+        analysis=analysis,
+    )
+    assert second["next"] is None and second["design"] == {"baseline": 8, "same": 4, "noisy": 8}
+    assert read_json(tmp_path / "look2.json", stage="look")["design"] == second["design"]
+    with pytest.raises(PoolupError, match="not what the previous look planned"):
+        sequential.judge_look(
+            metrics=runs(dict.fromkeys(cases, 8)),
+            previous=[tmp_path / "look1.json"],
+            record=tmp_path / "bad.json",
+            look=2,
+            baseline="baseline",
+            cases=cases,
+            looks=[4, 8],
+            analysis=analysis,
+        )
+    assert not (tmp_path / "bad.json").exists()
+
+
+# --- the design run by Snakemake --------------------------------------------------
+
+# The baseline, a copy of it (its ΔF1 is 0 on every seed: decided at the first look) and a
+# case whose verdict 200 images cannot decide.
+CASES = {"baseline": {"window": 1, "stride": 1}, "copy": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}}
+SUMMARY = "results/tiny/summary/summary.csv"
+
+
+def design_config(path, looks):
+    return write_config(
+        path,
+        datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}],
+        cases=CASES,
+        training=TINY_TRAINING,
+        analysis={"sequential": {"looks": looks}, "bootstrap_resamples": 200},
+    )
+
+
+def planned_training(dry_run: str) -> set[tuple[str, int]]:
+    """(case, seed) of every training job a dry run lists."""
+    planned, rule = set(), None
+    for line in dry_run.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("wildcards:") and rule and group_of(rule):
+            case = re.search(r"case=([^,\s]+)", line).group(1)
+            planned |= {(case, seed) for seed in group_of(rule)}
+    return planned
+
+
+def trained(workdir) -> dict[str, int]:
+    """Each run's files and their modification times."""
+    return {str(p): p.stat().st_mtime_ns for p in (workdir / "results/tiny").glob("*/seed*/*") if p.is_file()}
+
+
+def test_a_design_runs_look_after_look_resumes_and_extends_without_retraining(tmp_path):
+    workdir = tmp_path / "design"
+    workdir.mkdir()
+    config = design_config(workdir / "design.yaml", [2, 3])
+    # A dry run of a new design lists the first look's training only.
+    dry = run_snakemake(workdir, "-n", "--cores", "1", SUMMARY, configfiles=[config]).stdout
+    assert planned_training(dry) == {(case, seed) for case in CASES for seed in (0, 1)}
+    assert "checkpoint" in dry
+
+    # The first look only (a design interrupted after its first look), then the dry run of the rest.
+    run_snakemake(workdir, "--cores", "2", "results/tiny/summary/looks/look1.json", configfiles=[config])
+    first = read_json(workdir / "results/tiny/summary/looks/look1.json", stage="look")
+    assert first["cases"]["copy"]["verdict"] == paired.SMALLER and first["open"] == ["w2s2"]
+    dry = run_snakemake(workdir, "-n", "--cores", "1", SUMMARY, configfiles=[config]).stdout
+    assert planned_training(dry) == {("baseline", 2), ("w2s2", 2)}, "the next look trains only the open case"
+
+    # Resumed: one command finishes the design; the first look's runs are not trained again.
+    before = trained(workdir)
+    run_snakemake(workdir, "--cores", "2", SUMMARY, configfiles=[config])
+    after = trained(workdir)
+    assert {name: after[name] for name in before} == before
+    assert not (workdir / "results/tiny/copy/seed2").exists(), "a case decided at the first look trains no seed"
+    summary = pd.read_csv(workdir / SUMMARY).set_index("case")
+    assert summary.loc["copy", ["seeds", "looks_used", "deciding_look", "seeds_saved"]].tolist() == [2, 1, 1, 1]
+    assert summary.loc["w2s2", ["seeds", "looks_used", "seeds_saved"]].tolist() == [3, 2, 0]
+    assert summary.loc["w2s2", "verdict"] == paired.UNDECIDED and math.isnan(summary.loc["w2s2", "deciding_look"])
+    assert summary.loc["baseline", "seeds"] == 3
+    assert summary["look_alpha"].dropna().tolist() == pytest.approx([0.025, 0.025])
+    result = pd.read_csv(workdir / "results/tiny/summary/result.csv").set_index("case")
+    assert result.loc["copy", "decided at"] == "look 1 of 2 (2 seeds)"
+    assert result.loc["w2s2", "decided at"] == "undecided after look 2 of 2 (3 seeds)"
+    assert (
+        "a fixed design of 3 seeds per case trains 9: 1 saved"
+        in (workdir / "results/tiny/summary/summary.md").read_text()
+    )
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", SUMMARY, configfiles=[config]).stdout
+
+    # Extended to a third look: every look is judged again at alpha / 3, and only new seeds are trained.
+    extended = design_config(workdir / "design.yaml", [2, 3, 4])
+    before = trained(workdir)
+    run_snakemake(workdir, "--cores", "2", SUMMARY, configfiles=[extended])
+    after = trained(workdir)
+    assert {name: after[name] for name in before} == before, "extending the looks retrains nothing"
+    new = {tuple(name.split("/")[-3:-1]) for name in set(after) - set(before)}
+    assert new == {("baseline", "seed3"), ("w2s2", "seed3")}
+    summary = pd.read_csv(workdir / SUMMARY).set_index("case")
+    assert summary.loc["copy", "seeds_saved"] == 2 and summary.loc["w2s2", "seeds"] == 4
+
+    # A job process (a cluster job runs Snakemake for one job) builds the rule it is sent, whatever the files say.
+    job = run_snakemake(
+        workdir,
+        "-n",
+        "--force",
+        "--mode",
+        "remote",
+        "--target-jobs",
+        "train_seeds_3_4:dataset=tiny,case=w2s2",
+        "--allowed-rules",
+        "train_seeds_3_4",
+        configfiles=[design_config(workdir / "five.yaml", [2, 3, 5])],
+    ).stdout
+    assert planned_training(job) == {("w2s2", 3), ("w2s2", 4)}
+
+
+def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_path):
+    """The tiny run trained seeds 0 and 1 in one job (block 0-4): a third seed is one new job per case."""
+    workdir, config = tiny_run
+    three = tmp_path / "three.yaml"
+    three.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "seeds": 3}))
+    dry = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[three]).stdout
+    assert planned_training(dry) == {("baseline", 2), ("w2s2", 2)}
+    assert "train_seeds_2_2" in dry and "train_seeds_0_2" not in dry
