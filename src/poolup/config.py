@@ -21,8 +21,8 @@ from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
-from poolup.training import FEATURE_LAYERS, smallest_input_side
 from poolup.sequential import check_looks
+from poolup.training import FEATURE_LAYERS, smallest_input_side
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
