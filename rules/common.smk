@@ -120,7 +120,7 @@ def case_stride(wildcards):
     return config["cases"][wildcards.case]["stride"]
 
 
-def case_recipe(case):
+def storage_recipe(case):
     """The storage recipe of one case (src/poolup/recipe.py)."""
     return Recipe.from_case(config["cases"][case])
 
@@ -128,12 +128,12 @@ def case_recipe(case):
 def case_dtype(wildcards):
     """The dtype a case's pooled pixels are rounded to: storage.dtype, but always uint8 when the recipe
     quantises or encodes (both start from 8-bit pixels), so that storage.dtype reruns only pooling-only cases."""
-    return storage_dtype(case_recipe(wildcards.case), config["storage"]["dtype"])
+    return storage_dtype(storage_recipe(wildcards.case), config["storage"]["dtype"])
 
 
 def case_encoding(wildcards):
     """The recipe's steps after pooling (bits, codec, quality, tile): the pool rule's params."""
-    return case_recipe(wildcards.case).encoding()
+    return storage_recipe(wildcards.case).encoding()
 
 
 def case_interpolation(wildcards):
@@ -148,10 +148,12 @@ def case_grid(wildcards):
 
 def case_recipe(wildcards):
     """What one case's up-sampled images must record to be trained on (a file of another case, or made with
-    other settings, is refused): its window, stride, method and the grid it really uses."""
+    other settings, is refused): its window, stride, the recipe's later steps where they are not at their
+    defaults (bits, codec, quality, tile), method and the grid it really uses."""
     return {
         "window": case_window(wildcards),
         "stride": case_stride(wildcards),
+        **storage_recipe(wildcards.case).recorded(),
         "method": case_interpolation(wildcards),
         "grid": case_grid(wildcards),
     }
@@ -306,10 +308,12 @@ def all_targets():
         *rules.compare_datasets.output,
         *expand(rules.store.output, **per_case),
         *expand(rules.codecs.output, **per_case),
+        # Every run's files of a fixed design (a sequential design's runs are asked for by its looks).
         *(
             path
-            for group in seed_groups()
-            for path in expand(getattr(rules, train_rule_name(group)).output, **per_case)
+            for dataset in (DATASETS if not LOOKS else [])
+            for name in RUN_FILES
+            for path in runs_of(design_plan(dataset), dataset, name)
         ),
         *expand(rules.aggregate.output, dataset=DATASETS),
         *expand(rules.codec_table.output, dataset=DATASETS),

@@ -496,7 +496,8 @@ def upsample(
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(pooled) as file:
         attrs = dict(file.attrs)
-        payload = PAYLOADS[Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()}).layout]
+        recipe = Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()})
+        payload = PAYLOADS[recipe.layout]
         if any(name not in file for name in payload + ("labels",)):
             raise PoolupError(f"{pooled}: no {'/'.join(payload)}/labels HDF5 datasets; rerun the pool stage")
         missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
@@ -515,6 +516,8 @@ def upsample(
         "grid": effective_grid(method, grid),
         "window": window,
         "stride": stride,
+        # The recipe's later steps too (only those off their default), so that training can check them.
+        **recipe.recorded(),
         "source_sha256": pooled_sha,
         "versions": library_versions(),
     }
