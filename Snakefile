@@ -50,5 +50,15 @@ rule all:
         all_targets(),
 
 
+# `snakemake --report` builds the report of the config it is given. Asked for with
+# another config than the run's, it would report missing results without a word of
+# why (one "Missing metadata" line per file): say it once, first (here, once every rule is defined: all_targets reads their outputs). Snakemake tells a
+# Snakefile nothing about --report, so the command line is read.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    hint = report_hint([target for target in all_targets() if not Path(target).exists()])
+    if hint:
+        sys.stderr.write(hint + "\n")
+
+
 onsuccess:
     say_where_the_answer_is()

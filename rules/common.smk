@@ -353,13 +353,3 @@ def say_where_the_answer_is():
     """At the end of a successful run: where the answer is and the report command for this config."""
     for line in answer_lines(DATASETS, report_command(run_config_options(), workflow.main_snakefile)):
         sys.stderr.write(line + "\n")
-
-
-# `snakemake --report` builds the report of the config it is given. Asked for with
-# another config than the run's, it would report missing results without a word of
-# why (one "Missing metadata" line per file): say it once, first. Snakemake tells a
-# Snakefile nothing about --report, so the command line is read.
-if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
-    hint = report_hint([target for target in all_targets() if not Path(target).exists()])
-    if hint:
-        sys.stderr.write(hint + "\n")
