@@ -28,6 +28,7 @@ MODULES = (
     "quantization",
     "recipe",
     "scripting",
+    "sequential",
     "sources",
     "splits",
     "stats",
