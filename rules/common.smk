@@ -168,7 +168,7 @@ def look_record(dataset, look):
 
     A record on disk is read through its checkpoint, so Snakemake re-reads the plan once the
     look is up to date (it may be judged again first, when its params changed). A record not on
-    disk is an ordinary missing input of the rule that needs it: so a design that has not started,
+    disk is an ordinary missing input of the job that needs it, so a design that has not started,
     or a fixed design turned sequential, schedules its first look even where the summary exists
     (a job waiting for a checkpoint is not checked for changed params until the checkpoint runs).
     """
