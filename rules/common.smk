@@ -211,52 +211,64 @@ def seed_groups():
 
 
 def look_record(dataset, look):
-    """The record of one look of a data set, once its checkpoint has run (Snakemake runs it first)."""
+    """The record of one look of a data set; None while it is not on disk.
+
+    A record on disk is read through its checkpoint, so Snakemake re-reads the plan once the
+    look is up to date (it may be judged again first, when its params changed). A record not on
+    disk is an ordinary missing input of the job that needs it, so a design that has not started,
+    or a fixed design turned sequential, schedules its first look even where the summary exists
+    (a job waiting for a checkpoint is not checked for changed params until the checkpoint runs).
+    """
+    if not Path(LOOK_RECORD.format(dataset=dataset, look=look)).is_file():
+        return None
     return read_json(checkpoints.look.get(dataset=dataset, look=str(look)).output.record, stage="look")
 
 
 def look_plan(dataset, look):
-    """Seeds each case has at a look: the first look's count for every case, then what the look before planned."""
+    """Seeds each case has at a look: the first look's count for every case, then what the look before
+    planned (None until the look before is judged)."""
     if look == 1:
         return dict.fromkeys(CASES, LOOKS[0])
-    planned = look_record(dataset, look - 1)["next"]
-    if planned is None:
+    record = look_record(dataset, look - 1)
+    if record is not None and record["next"] is None:
         raise PoolupError(f"look {look - 1} of data set {dataset} ended the design: there is no look {look}")
-    return planned
+    return None if record is None else record["next"]
 
 
-def last_look(dataset):
-    """The number of the look that ended the design of a data set (every case decided, or the last look)."""
+def design_state(dataset):
+    """Where the design of a data set stands: (seeds each case trains, or None while a look is to be judged;
+    the record of the look that ended the design, or of the look to be judged)."""
     look = 1
-    while look_record(dataset, look)["next"] is not None:
+    while (record := look_record(dataset, look)) is not None and record["next"] is not None:
         look += 1
-    return look
-
-
-def design_plan(dataset):
-    """Seeds each case trains: `seeds` in a fixed design, else what the looks decided (the last look's record)."""
-    if not LOOKS:
-        return {case: SEEDS for case in CASES}
-    return look_record(dataset, last_look(dataset))["design"]
+    return (None if record is None else record["design"]), LOOK_RECORD.format(dataset=dataset, look=look)
 
 
 def runs_of(plan, dataset, name):
-    """One file (RUN_FILES) of every run a plan {case: seeds or a seed count} holds, case by case."""
-    return [
-        f"results/{dataset}/{case}/seed{seed}/{RUN_FILES[name]}"
-        for case in CASES
-        for seed in (range(plan[case]) if isinstance(plan[case], int) else plan[case])
-    ]
+    """One file (RUN_FILES) of every run a plan {case: seeds or a seed count} holds, case by case (none: no plan)."""
+    return (
+        [
+            f"results/{dataset}/{case}/seed{seed}/{RUN_FILES[name]}"
+            for case in CASES
+            for seed in (range(plan[case]) if isinstance(plan[case], int) else plan[case])
+        ]
+        if plan
+        else []
+    )
 
 
 def design_runs(name):
-    """Input function of the aggregation: one file of every run the design trains."""
-    return lambda wildcards: runs_of(design_plan(wildcards.dataset), wildcards.dataset, name)
+    """Input function of the aggregation: one file of every run the design trains (every case's `seeds`
+    in a fixed design)."""
+    if not LOOKS:
+        return lambda wildcards: runs_of(dict.fromkeys(CASES, SEEDS), wildcards.dataset, name)
+    return lambda wildcards: runs_of(design_state(wildcards.dataset)[0], wildcards.dataset, name)
 
 
 def design_record(wildcards):
-    """Input function of the aggregation: the record of the look that ended a sequential design (none if fixed)."""
-    return [LOOK_RECORD.format(dataset=wildcards.dataset, look=last_look(wildcards.dataset))] if LOOKS else []
+    """Input function of the aggregation: the record of the look that ended a sequential design, or of the look
+    it waits for (none in a fixed design)."""
+    return [design_state(wildcards.dataset)[1]] if LOOKS else []
 
 
 def look_runs(wildcards):
@@ -313,7 +325,7 @@ def all_targets():
             path
             for dataset in (DATASETS if not LOOKS else [])
             for name in RUN_FILES
-            for path in runs_of(design_plan(dataset), dataset, name)
+            for path in runs_of(dict.fromkeys(CASES, SEEDS), dataset, name)
         ),
         *expand(rules.aggregate.output, dataset=DATASETS),
         *expand(rules.codec_table.output, dataset=DATASETS),

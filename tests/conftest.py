@@ -137,6 +137,10 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     return workdir, config
 
 
+# The file on_small_disk leaves in its tmpfs (so that the mount point is never an empty folder).
+SMALL_DISK_MARKER = ".small-disk"
+
+
 def on_small_disk(
     folder: Path, command: list[str], size: str = "16k", read_only: bool = False, **run
 ) -> subprocess.CompletedProcess:
@@ -148,13 +152,18 @@ def on_small_disk(
     need no mount, still run there).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    options = f"size={size}" + (",ro" if read_only else "")
     probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"no tmpfs can be mounted here (unshare -rm: {probe.stderr.strip()[:100]})")
-    script = 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"'
+    # The marker keeps the mount point from looking empty (Snakemake removes empty output folders
+    # after a failure, and a mount point cannot be removed); it is made before a read-only remount.
+    script = (
+        f'mount -t tmpfs -o size={size} tmpfs "$1" && : > "$1/{SMALL_DISK_MARKER}" && '
+        + ('mount -o remount,ro "$1" && ' if read_only else "")
+        + 'shift && exec "$@"'
+    )
     return subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", options, str(folder), *command],
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(folder), *command],
         capture_output=True,
         text=True,
         check=False,

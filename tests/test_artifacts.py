@@ -428,7 +428,7 @@ for name, write in writers.items():
         print(f"{name}: written")
     except PoolupError as error:
         print(f"poolup: error: {error}")
-print("left:", sorted(os.listdir(folder)))  # seen from inside: the mount ends with the command
+print("left:", sorted(set(os.listdir(folder)) - {".small-disk"}))  # seen from inside: the mount ends with it
 """
 
 

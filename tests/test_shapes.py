@@ -39,7 +39,7 @@ def test_figures_show_the_real_shape(chain, monkeypatch):
     drawn = []
     monkeypatch.setattr(plots, "_save", lambda figure, *args: drawn.append(figure))
     plots.plot_preprocessing(
-        chain / "raw.h5", chain / "pooled.h5", chain / "upsampled.h5", "2x2/2", "x.png", "x.pdf", 3, 50, case="w2s2"
+        chain / "raw.h5", chain / "pooled.h5", chain / "upsampled.h5", "2x2/2", "x.png", "x.pdf", 3, 50
     )
     plots.plot_examples(chain / "raw.h5", "y.png", "y.pdf", 3, 50)
     preprocessing, examples = drawn
