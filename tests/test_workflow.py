@@ -29,6 +29,8 @@ SUMMARY_RULES = {
     "plot_confusion",
     "plot_forest",
     "plot_per_class_delta",
+    "frontier",
+    "plot_frontier",
 }
 
 
@@ -90,7 +92,7 @@ def test_changing_one_stride_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "changed.yaml", cases={**CASES, "w2s2": {"window": 2, "stride": 1}})
     assert per_case(_dry_run(workdir, changed, [])) == {
-        (rule, "w2s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")
+        (rule, "w2s2") for rule in ("pool", "store", "codecs", "upsample", "fidelity", "train", "plot_preprocessing")
     }
 
 
@@ -98,14 +100,14 @@ def test_adding_a_case_schedules_only_its_jobs(preprocessed, tmp_path):
     workdir, _ = preprocessed
     added = tiny_config(tmp_path / "added.yaml", cases={**CASES, "w3s2": {"window": 3, "stride": 2}})
     assert per_case(_dry_run(workdir, added, [])) == {
-        (rule, "w3s2") for rule in ("pool", "store", "codecs", "upsample", "train", "plot_preprocessing")
+        (rule, "w3s2") for rule in ("pool", "store", "codecs", "upsample", "fidelity", "train", "plot_preprocessing")
     }
 
 
 def test_changing_the_grid_reruns_only_upsampling(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "grid.yaml", interpolation={"grid": "centers"})
-    expected = {(rule, case) for case in CASES for rule in ("upsample", "train")}
+    expected = {(rule, case) for case in CASES for rule in ("upsample", "fidelity", "train")}
     expected |= {("plot_preprocessing", case) for case in CASES if case != "baseline"}
     assert per_case(_dry_run(workdir, changed, [])) == expected
 
@@ -136,7 +138,7 @@ def test_changing_one_case_method_reruns_only_that_case(preprocessed, tmp_path):
     workdir, _ = preprocessed
     changed = tiny_config(tmp_path / "method.yaml", cases={**CASES, "w2s2": {**CASES["w2s2"], "method": "cubic"}})
     assert per_case(_dry_run(workdir, changed, [])) == {
-        (rule, "w2s2") for rule in ("upsample", "train", "plot_preprocessing")
+        (rule, "w2s2") for rule in ("upsample", "fidelity", "train", "plot_preprocessing")
     }
 
 
