@@ -75,7 +75,8 @@ EXPECTED: dict[str, set[str]] = {
         "frontier",
         "plot_frontier",
     },
-    "cases.*.method": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
+    # A second method among the cases: the methods figure is drawn now.
+    "cases.*.method": {"upsample", "fidelity", "train", "plot_preprocessing", "plot_methods", SUMMARY},
     "interpolation.method": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
     "interpolation.grid": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
     "storage.dtype": PIXELS,
