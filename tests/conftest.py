@@ -93,11 +93,11 @@ def rule_family(rule: str) -> str:
 
 
 def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job in a ``snakemake -n`` listing."""
+    """(rule, wildcards) of every job in a ``snakemake -n`` listing (checkpoints too)."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in dry_run_output.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+        if stripped.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and stripped.endswith(":"):
             jobs.append((rule_family(stripped.split()[1].rstrip(":")), {}))
         elif stripped.startswith("wildcards:") and jobs:
             for item in stripped[len("wildcards:") :].split(","):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, TINY_TRAINING, run_snakemake, write_config
+from conftest import REPO, TINY_CASES, TINY_TRAINING, run_snakemake, write_config
 from scipy import stats as scipy_stats
 
 from poolup import sequential
@@ -291,5 +291,5 @@ def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_p
     three = tmp_path / "three.yaml"
     three.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "seeds": 3}))
     dry = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[three]).stdout
-    assert planned_training(dry) == {("baseline", 2), ("w2s2", 2)}
+    assert planned_training(dry) == {(case, 2) for case in TINY_CASES}
     assert "train_seeds_2_2" in dry and "train_seeds_0_2" not in dry

@@ -154,9 +154,10 @@ def test_saved_model_loads_in_safe_mode_and_reproduces_predictions(trained, upsa
     np.testing.assert_allclose(model(scaled[test_indices][..., None]).numpy(), probabilities, atol=1e-5)
 
 
-def test_same_seed_twice_is_bit_identical(upsampled, trained, tmp_path):
+def test_same_seed_twice_is_bit_identical(upsampled, trained, tmp_path_factory):
     paths, metrics = trained
-    again = run_paths(tmp_path / "again")
+    # At the same depth as the first run: each output names its input relative to itself (source_file).
+    again = run_paths(tmp_path_factory.mktemp("again"))
     metrics_again = train_run(upsampled, again, "w2s2", 3, FAST, image_shape=(28, 28))
     first, second = load_model(paths.model), load_model(again.model)
     for a, b in zip(first.get_weights(), second.get_weights()):
@@ -217,16 +218,17 @@ def _outputs_equal(a: RunPaths, b: RunPaths) -> None:
     assert reproducible(read_json(a.metrics)) == reproducible(read_json(b.metrics))
 
 
-def test_seeds_trained_in_one_job_equal_solo_runs(upsampled, trained, tmp_path):
+def test_seeds_trained_in_one_job_equal_solo_runs(upsampled, trained, tmp_path_factory):
     """A group job gives each seed exactly what a solo run gives (same split, weights, batch order)."""
     solo_paths, _ = trained  # seed 3, trained alone earlier in this process
-    group = {seed: run_paths(tmp_path / f"group/seed{seed}") for seed in (3, 5, 8)}
+    # Every run folder at the same depth: each output names its input relative to itself (source_file).
+    group = {seed: run_paths(tmp_path_factory.mktemp(f"group-seed{seed}")) for seed in (3, 5, 8)}
     records = train_seeds(upsampled, group, "w2s2", FAST, image_shape=(28, 28))
     assert [record["seed"] for record in records] == [3, 5, 8]
     assert all(record["seeds_in_job"] == 3 for record in records)
     _outputs_equal(solo_paths, group[3])
     # A solo run of a later seed, after the group ran in this same process, equals its grouped run.
-    solo_8 = run_paths(tmp_path / "solo8")
+    solo_8 = run_paths(tmp_path_factory.mktemp("solo8"))
     train_run(upsampled, solo_8, "w2s2", 8, FAST, image_shape=(28, 28))
     _outputs_equal(solo_8, group[8])
     # Different seeds really are different runs.

@@ -73,7 +73,7 @@ def mixed(folder: Path, cases: dict[str, list[str]]) -> str:
     )
 
 
-CASE_FILES = ["pooled.h5", "storage.json", "storage_codecs.json", "stored.h5", "upsampled.h5"]
+CASE_FILES = ["fidelity.json", "pooled.h5", "storage.json", "storage_codecs.json", "stored.h5", "upsampled.h5"]
 
 
 def others(*names: str) -> list[str]:
@@ -117,6 +117,7 @@ def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
                 for seed in SEEDS
                 for name in ("predictions.h5", "test_metrics.json")
             ),
+            replaced_since(case / "fidelity.json", replaced, "upsampled.h5"),
             # and the copy itself was made from the other case's pooled images
             held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
             copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
@@ -186,20 +187,21 @@ def test_a_link_that_is_no_digest_is_reported(tree):
     write_json(record, {**json.loads(record.read_text()), "stored_sha256": "not-a-digest"})
     lines = list(verify_tree(tree))
     assert f"{record}: stored_sha256 is 'not-a-digest', not a sha256 digest; delete it and rerun" in lines[0]
-    # The summary's manifest recorded the storage record's bytes: it is no longer the file aggregated.
-    assert lines[1:] == [
-        f"{tree / DATASET / 'summary/manifest.json'}: ../{CASE}/storage.json changed since the aggregation"
+    # The summary's manifests recorded the storage record's bytes: it is no longer the file aggregated.
+    assert sorted(lines[1:]) == [
+        f"{tree / DATASET / 'summary' / manifest}: ../{CASE}/storage.json changed since the aggregation"
+        for manifest in ("frontier.manifest.json", "manifest.json")
     ]
 
 
 def rename_case(tree: Path, old: str, new: str) -> None:
-    """Rename a case folder, and the summary manifest's paths through it (rewritten with its digest)."""
+    """Rename a case folder, and the summary manifests' paths through it (rewritten with their digests)."""
     (tree / DATASET / old).rename(tree / DATASET / new)
-    manifest = tree / DATASET / "summary/manifest.json"
-    record = json.loads(manifest.read_text())
-    for key in ("inputs", "outputs"):
-        record[key] = {name.replace(f"../{old}/", f"../{new}/"): digest for name, digest in record[key].items()}
-    write_json(manifest, record)
+    for manifest in (tree / DATASET / "summary").glob("*manifest.json"):
+        record = json.loads(manifest.read_text())
+        for key in ("inputs", "outputs"):
+            record[key] = {name.replace(f"../{old}/", f"../{new}/"): digest for name, digest in record[key].items()}
+        write_json(manifest, record)
 
 
 def test_a_moved_and_renamed_tree_verifies_and_a_replaced_file_in_it_is_found(tree, tmp_path):
@@ -217,19 +219,19 @@ def test_a_moved_and_renamed_tree_verifies_and_a_replaced_file_in_it_is_found(tr
 
     shutil.copy(other / "for-training.h5", case / "for-training.h5")
     # The runs name their input as it was written (upsampled.h5): under its new name it is not found.
-    made_from_it = [case / "seed0/predictions.h5", case / "seed0/test_metrics.json"]
+    made_from_it = [case / "fidelity.json", case / "seed0/predictions.h5"]
     assert sorted(verify_tree(moved)) == sorted(
         [
             held_elsewhere(case / "for-training.h5", content(other / "pooled-images.h5"), [other / "pooled-images.h5"]),
             copied(case / "for-training.h5", other / "for-training.h5", OTHER),
-            f"{case / 'upsampled.h5'}: missing (deleted), though {', '.join(map(str, made_from_it))} and 2 more were "
+            f"{case / 'upsampled.h5'}: missing (deleted), though {', '.join(map(str, made_from_it))} and 3 more were "
             f"made from it; `snakemake --cores 1 archived-run/{DATASET}/pooled-2x2/upsampled.h5` in {moved.parent} "
             "(with the run's --configfile options) remakes exactly it",
             mixed(
                 case,
                 {
                     OTHER: ["for-training.h5"],
-                    CASE: ["pooled-images.h5", "storage.json", "storage_codecs.json", "stored.h5"],
+                    CASE: ["fidelity.json", "pooled-images.h5", "storage.json", "storage_codecs.json", "stored.h5"],
                 },
             ),
         ]
@@ -274,9 +276,9 @@ def test_an_input_kept_in_another_folder_does_not_stand_in_for_the_one_replaced(
     assert sorted(verify_tree(tree)) == sorted(
         [
             *(
-                held_elsewhere(case / f"seed{seed}" / name, original, [case / "kept" / "upsampled.h5"])
-                for seed in SEEDS
-                for name in ("predictions.h5", "test_metrics.json")
+                held_elsewhere(case / name, original, [case / "kept" / "upsampled.h5"])
+                for name in ["fidelity.json"]
+                + [f"seed{seed}/{name}" for seed in SEEDS for name in ("predictions.h5", "test_metrics.json")]
             ),
             held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
             copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
@@ -319,8 +321,8 @@ def test_group_checks_do_not_depend_on_folder_names(tree):
     assert sorted(verify_tree(tree)) == [
         f"{dataset / 'plots' / 'examples.png'}: a half-finished figure (no examples.pdf); rerun the workflow to "
         "redo it",
-        f"{dataset / 'tables' / 'extra.csv'}: not recorded in manifest.json, so no stage of this run wrote it; "
-        "delete it",
+        f"{dataset / 'tables' / 'extra.csv'}: not recorded in manifest.json (or a stage's manifest), so no stage of "
+        "this run wrote it; delete it",
         f"{table}: does not match the storage_codecs.json files it is made from (changed, or a case was added); "
         "rerun the workflow",
     ]

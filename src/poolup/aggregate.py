@@ -341,7 +341,7 @@ def summary_markdown(
     lines += [
         "",
         f"Paired by seed against {baseline} (ΔF1 = case - {baseline}, seed by seed; paired t-test, Holm across"
-        f" the cases; verdict from the {verdict_level:.3g} t-interval against -{analysis['margin']:g};"
+        f" the cases; verdict from the {100 * verdict_level:.3g}% t-interval against -{analysis['margin']:g};"
         f" power {analysis['power']:g} at alpha {alpha:.2g}).",
         sequential.design_text(summary, looks, alpha),
         "",

@@ -645,10 +645,23 @@ def write_h5(
                 created.append(file.create_dataset(name, data=array, chunks=image_chunks(array.shape), **options))
             else:
                 created.append(file.create_dataset(name, data=array))
-        for key, value in attrs.items():
+        digest = seal_h5(file, attrs)
+    return digest
+
+
+def seal_h5(
+    file: h5py.File, attrs: Mapping[str, Any], annotate: Callable[[h5py.File], Mapping[str, Any]] | None = None
+) -> str:
+    """Finish a complete artifact being written: its attributes, those ``annotate`` derives from the
+    flushed file (e.g. bytes on disk), then its ``content_sha256``, which it returns."""
+    for key, value in attrs.items():
+        file.attrs[key] = encode_attr(value)
+    if annotate is not None:
+        file.flush()
+        for key, value in annotate(file).items():
             file.attrs[key] = encode_attr(value)
-        digest = content_sha256(file)
-        file.attrs["content_sha256"] = digest
+    digest = content_sha256(file)
+    file.attrs["content_sha256"] = digest
     return digest
 
 
@@ -758,14 +771,7 @@ def transform_images(
                 stop = min(start + block, n)
                 out[start:stop] = transform(images[start:stop] if read is None else read(source, start, stop))
             copied = target.create_dataset("labels", data=labels)  # noqa: F841 - open until new_h5 flushes it
-            for key, value in attrs.items():
-                target.attrs[key] = encode_attr(value)
-            if annotate is not None:
-                target.flush()
-                for key, value in annotate(target).items():
-                    target.attrs[key] = encode_attr(value)
-            digest = content_sha256(target)
-            target.attrs["content_sha256"] = digest
+            digest = seal_h5(target, attrs, annotate)
     return digest
 
 
@@ -811,15 +817,8 @@ def write_h5_blocks(
                 start = target.shape[0]
                 target.resize(start + array.shape[0], axis=0)
                 target[start:] = array
-        file.create_dataset("labels", data=labels)
-        for key, value in attrs.items():
-            file.attrs[key] = encode_attr(value)
-        if annotate is not None:
-            file.flush()
-            for key, value in annotate(file).items():
-                file.attrs[key] = encode_attr(value)
-        digest = content_sha256(file)
-        file.attrs["content_sha256"] = digest
+        copied = file.create_dataset("labels", data=labels)  # noqa: F841 - open until new_h5 flushes it
+        digest = seal_h5(file, attrs, annotate)
     return digest
 
 

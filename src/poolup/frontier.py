@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from poolup.artifacts import decode_attr, open_h5, read_json, write_csv, write_json, write_manifest, write_text
+from poolup.artifacts import (
+    decode_attr,
+    open_h5,
+    read_json,
+    relative_name,
+    write_csv,
+    write_json,
+    write_manifest,
+    write_text,
+)
 from poolup.errors import PoolupError
 from poolup.fidelity import psnr, squared_error, ssim_per_image
 from poolup.recipe import Recipe
@@ -77,6 +86,7 @@ def fidelity(*, raw: PathLike, upsampled: PathLike, fidelity: PathLike, block: i
         "psnr_db": None if math.isinf(peak) else peak,
         "ssim": ssim_sum / n,
         "source_sha256": source,
+        "source_file": relative_name(upsampled, fidelity),  # so `poolup verify` names the file a finding is about
     }
     write_json(fidelity, record)
     return record

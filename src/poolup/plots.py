@@ -126,7 +126,7 @@ def plot_preprocessing(
         recipe = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()})
         rows = [
             ("original", r["images"][chosen]),
-            (f"stored {stored.shape[2]}x{stored.shape[1]}", stored),
+            (f"stored {stored.shape[1]}x{stored.shape[2]}", stored),
             (f"up-sampled to {u['images'].shape[1]}x{u['images'].shape[2]}", u["images"][chosen]),
         ]
     figure, axes = plt.subplots(3, len(chosen), figsize=(1.4 * len(chosen), 4.6), squeeze=False)
