@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from poolup import sequential
 from poolup import stats as paired
@@ -93,6 +92,8 @@ def mean_sd_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     if values.size < 2:
         return mean, float("nan"), float("nan"), float("nan")
     sd = float(values.std(ddof=1))
+    from scipy import stats  # here, not at the top: figure jobs import this module too
+
     half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * sd / np.sqrt(values.size))
     return mean, sd, mean - half, mean + half
 
@@ -104,6 +105,8 @@ def welch_p(values: np.ndarray, reference: np.ndarray) -> float:
         return float("nan")
     if np.all(values == values[0]) and np.all(reference == reference[0]):
         return 1.0 if values[0] == reference[0] else 0.0
+    from scipy import stats  # here, not at the top: figure jobs import this module too
+
     return float(stats.ttest_ind(values, reference, equal_var=False).pvalue)
 
 

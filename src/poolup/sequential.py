@@ -41,7 +41,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from poolup import stats as paired
 from poolup.artifacts import read_json, write_json
@@ -85,6 +84,8 @@ def verdict_bounds(
     low, high : ndarray, shape (designs, len(looks))
         The interval of :func:`poolup.stats.t_interval` over the first ``L`` seeds of each row.
     """
+    from scipy import stats  # here, not at the top: the workflow imports this module at every start
+
     values = np.atleast_2d(np.asarray(differences, np.float64))
     low = np.full((values.shape[0], len(looks)), np.nan)
     high = np.full_like(low, np.nan)

@@ -31,8 +31,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
+# scipy is imported in the functions that use it: about a second of import that every Snakemake start and
+# figure job would pay for this module's constants alone.
 SMALLER = "loss smaller than the margin"
 LARGER = "loss larger than the margin"
 UNDECIDED = "undecided"
@@ -85,6 +86,8 @@ def _sd(values: np.ndarray) -> float:
 
 def t_interval(differences: np.ndarray, confidence: float) -> tuple[float, float]:
     """Two-sided t confidence interval of the mean difference; NaN with fewer than two values."""
+    from scipy import stats
+
     values = np.asarray(differences, np.float64)
     if values.size < 2:
         return math.nan, math.nan
@@ -100,6 +103,8 @@ def bootstrap_interval(differences: np.ndarray, confidence: float, resamples: in
     Zero spread gives the point interval; fewer than two values, or too few
     distinct resamples for BCa (scipy returns NaN), give NaN.
     """
+    from scipy import stats
+
     values = np.asarray(differences, np.float64)
     if values.size < 2:
         return math.nan, math.nan
@@ -121,6 +126,8 @@ def bootstrap_interval(differences: np.ndarray, confidence: float, resamples: in
 
 def paired_p(differences: np.ndarray) -> float:
     """Two-sided p-value of the paired t-test (one-sample t on the differences against 0)."""
+    from scipy import stats
+
     values = np.asarray(differences, np.float64)
     if values.size < 2:
         return math.nan
@@ -153,6 +160,8 @@ def noninferiority_p(differences: np.ndarray, margin: float) -> float:
     Small means "the loss is smaller than the margin". It is the lower test
     of a paired TOST (statsmodels' ``ttost_paired`` with ``upp=inf``).
     """
+    from scipy import stats
+
     values = np.asarray(differences, np.float64)
     if values.size < 2:
         return math.nan
@@ -178,6 +187,8 @@ def power(effect: float, n: int, alpha: float, alternative: str = "two-sided") -
     ``alternative`` "two-sided" counts both rejection tails (as statsmodels'
     ``TTestPower``); "larger" is the one-sided test used for the margin.
     """
+    from scipy import stats
+
     df, noncentrality = n - 1, effect * math.sqrt(n)
     if alternative == "larger":
         return float(stats.nct.sf(stats.t.isf(alpha, df), df, noncentrality))
@@ -189,6 +200,8 @@ def power(effect: float, n: int, alpha: float, alternative: str = "two-sided") -
 
 def minimum_detectable(sd: float, n: int, alpha: float, target_power: float) -> float:
     """Smallest |ΔF1| a two-sided paired t-test at ``alpha`` detects with ``target_power`` over ``n`` seeds."""
+    from scipy import optimize
+
     if n < 2 or math.isnan(sd):
         return math.nan
     if sd == 0:
