@@ -35,5 +35,8 @@ rule codec_table:
         "results/benchmarks/{dataset}/codec_table.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        # The case each listed storage_codecs.json must have been made for.
+        cases=CASES,
     script:
         "../workflow/scripts/codec_table.py"

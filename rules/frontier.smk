@@ -41,5 +41,7 @@ rule frontier:
         baseline=config["baseline"],
         labels=case_labels(),
         margin=config["analysis"]["margin"],
+        # The case each listed storage.json and fidelity.json must have been made for.
+        cases=CASES,
     script:
         "../workflow/scripts/frontier.py"

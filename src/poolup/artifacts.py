@@ -381,6 +381,24 @@ MADE_FOR_FIX = "delete it and rerun snakemake to remake it (`poolup verify` on t
 _OWNER_KEYS = ("dataset", "case", "seed")
 
 
+def for_case(case: str | None) -> dict[str, Any]:
+    """What a per-case stage expects its input to record: ``{"case": case}``, or nothing when called
+    without a case (a library call outside a run's folders)."""
+    return {} if case is None else {"case": case}
+
+
+def read_case_records(
+    paths: Sequence[str | os.PathLike[str]], cases: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per-case JSON records (``storage.json``, ``fidelity.json``, ...), read and checked; with ``cases``
+    (listed in the order of ``paths``), each must have been made for the case it is listed for."""
+    records = [read_json(path) for path in paths]
+    if cases is not None:
+        for path, record, case in zip(paths, records, cases, strict=True):
+            check_made_for(path, record, {"case": case})
+    return records
+
+
 def check_made_for(
     path: str | os.PathLike[str],
     recorded: Mapping[str, Any],

@@ -19,7 +19,15 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import decode_attr, open_h5, read_json, write_csv, write_json
+from poolup.artifacts import (
+    check_made_for,
+    decode_attr,
+    for_case,
+    open_h5,
+    read_case_records,
+    write_csv,
+    write_json,
+)
 from poolup.errors import PoolupError
 from poolup.recipe import Recipe
 from poolup.storage import image_chunks
@@ -100,6 +108,7 @@ def measure_case(
     names: Sequence[str] = CODECS,
     sample: int = 2000,
     random_state: int = 0,
+    case: str | None = None,
 ) -> list[dict[str, Any]]:
     """Measure one case's stored images and the raw images under each codec; write JSON (the ``codecs`` rule).
 
@@ -114,8 +123,13 @@ def measure_case(
     sample : int
         Images (a seeded random sample, the same for raw and stored) for the
         per-image file codecs PNG and WebP.
+    random_state : int
+        Seed of that sample.
+    case : str, optional
+        The case the job measures: ``pooled`` must have been made for it.
     """
     with open_h5(raw, stage="fetch") as r, open_h5(pooled, stage=("pool", "store")) as s:
+        check_made_for(pooled, dict(s.attrs), for_case(case))
         layout = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()}).layout
         case = str(s.attrs.get("case", ""))
         source = str(s.attrs.get("content_sha256", ""))
@@ -153,13 +167,17 @@ def measure_case(
     return records
 
 
-def codec_table(storage_codecs: Sequence[str | os.PathLike[str]], table: str | os.PathLike[str]) -> None:
-    """One row per case and codec from the cases' ``storage_codecs.json``, as CSV (the ``codec_table`` rule)."""
+def codec_table(
+    storage_codecs: Sequence[str | os.PathLike[str]],
+    table: str | os.PathLike[str],
+    cases: Sequence[str] | None = None,
+) -> None:
+    """One row per case and codec from the cases' ``storage_codecs.json``, as CSV (the ``codec_table`` rule);
+    with ``cases``, the case each file must have been made for, in the same order."""
     import pandas as pd
 
-    rows = [
-        {"case": record["case"], **entry} for record in map(read_json, storage_codecs) for entry in record["codecs"]
-    ]
+    records = read_case_records(storage_codecs, cases)
+    rows = [{"case": record["case"], **entry} for record in records for entry in record["codecs"]]
     frame = pd.DataFrame(rows)
     # One column order whatever the first case measured (a skipped case has only `skipped`).
     measured = sorted(set(frame.columns) - {"case", "skipped"})

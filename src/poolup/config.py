@@ -377,7 +377,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return (
             f"config key '{key}': {error.instance!r} is not allowed; use one of "
-            f"{', '.join(map(str, error.validator_value))}"
+            f"{', '.join('null' if value is None else str(value) for value in error.validator_value)}"
         )
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it"

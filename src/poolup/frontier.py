@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from poolup.artifacts import (
+    check_made_for,
     decode_attr,
+    for_case,
     open_h5,
-    read_json,
+    read_case_records,
     relative_name,
     write_csv,
     write_json,
@@ -58,10 +60,14 @@ COLUMNS = [
 ]
 
 
-def fidelity(*, raw: PathLike, upsampled: PathLike, fidelity: PathLike, block: int = 8192) -> dict[str, Any]:
+def fidelity(
+    *, raw: PathLike, upsampled: PathLike, fidelity: PathLike, case: str | None = None, block: int = 8192
+) -> dict[str, Any]:
     """The ``fidelity`` rule: PSNR (dB, over all pixels) and mean SSIM of a case's up-sampled images
-    against the raw ones, written to ``fidelity.json``; PSNR is null for an exact copy."""
+    against the raw ones, written to ``fidelity.json``; PSNR is null for an exact copy. ``upsampled``
+    must have been made for ``case`` (when given)."""
     with open_h5(raw, stage="fetch") as r, open_h5(upsampled, stage="upsample") as u:
+        check_made_for(upsampled, dict(u.attrs), for_case(case))
         reference, images = r["images"], u["images"]
         if reference.shape != images.shape:
             raise PoolupError(
@@ -213,14 +219,16 @@ def frontier(
     baseline: str,
     labels: Mapping[str, str],
     margin: float,
+    cases: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The ``frontier`` rule: ``frontier.csv`` and ``frontier.md`` of one data set, and
-    ``frontier.manifest.json`` (the sha256 of its inputs and outputs, which ``poolup verify`` checks)."""
+    ``frontier.manifest.json`` (the sha256 of its inputs and outputs, which ``poolup verify`` checks).
+    ``cases``: the case each ``storage`` and ``fidelity`` file must have been made for, in their order."""
     frame = pd.read_csv(summary)
     if "delta_f1" not in frame:
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
-    records = {record["case"]: record for record in map(read_json, storage)}
-    fidelities = {record["case"]: record for record in map(read_json, fidelity)}
+    records = {record["case"]: record for record in read_case_records(storage, cases)}
+    fidelities = {record["case"]: record for record in read_case_records(fidelity, cases)}
     result = frontier_table(frame, records, fidelities, baseline, labels)
     write_csv(table, result)
     write_text(table_md, frontier_markdown(result, margin))

@@ -20,8 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.artifacts import (
+    check_made_for,
     checked_image_arrays,
     decode_attr,
+    for_case,
     library_versions,
     open_h5,
     transform_images,
@@ -182,6 +184,7 @@ def store(
     stored: PathLike,
     storage: PathLike,
     encoding: Mapping[str, Any],
+    case: str | None = None,
 ) -> dict[str, Any]:
     """Write the pooled images as they would sit on disk and measure their bytes.
 
@@ -200,6 +203,8 @@ def store(
     encoding : mapping
         How ``stored.h5`` holds the images: ``filter`` (``none``, ``gzip`` or
         ``lzf``) and ``level`` (gzip's level; None for the others).
+    case : str, optional
+        The case the job stores: ``pooled`` must have been made for it.
 
     Returns
     -------
@@ -210,6 +215,7 @@ def store(
     filter_options(filter_name, level)  # reject an unknown filter before any work
     with open_h5(pooled, stage="pool") as file:
         attrs = {key: decode_attr(value) for key, value in file.attrs.items() if key != "content_sha256"}
+        check_made_for(pooled, attrs, for_case(case))
         payload = PAYLOADS[Recipe.from_attrs(attrs).layout]
         missing = [name for name in payload if name not in file]
         if missing:
@@ -471,6 +477,7 @@ def upsample(
     upsampled: PathLike,
     method: str = "linear",
     grid: str = "corners",
+    case: str | None = None,
 ) -> dict[str, Any]:
     """Interpolate the stored images back to full size.
 
@@ -486,6 +493,8 @@ def upsample(
     grid : {"corners", "centers"}
         See :func:`poolup.interpolation.grid_coordinates`; ``area`` and
         ``lanczos`` use Pillow's grid instead (recorded as ``"pillow"``).
+    case : str, optional
+        The case the job up-samples: ``pooled`` must have been made for it.
 
     Returns
     -------
@@ -496,6 +505,7 @@ def upsample(
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(pooled) as file:
         attrs = dict(file.attrs)
+        check_made_for(pooled, attrs, for_case(case))
         recipe = Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()})
         payload = PAYLOADS[recipe.layout]
         if any(name not in file for name in payload + ("labels",)):

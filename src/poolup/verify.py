@@ -114,6 +114,10 @@ def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any], dict[str, Any], l
         return str(recorded or ""), content_sha256(file), links, others, list(h5_links(file))
 
 
+# The kinds of file the stages write: a folder with none of them is not a results tree (a mistyped path).
+WRITTEN_SUFFIXES = frozenset({".h5", ".json", ".csv", ".md", ".png", ".pdf", ".keras"})
+
+
 def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
     """Yield one line per problem found under ``root`` (a ``results/`` folder).
 
@@ -167,6 +171,8 @@ class _TreeChecker:
                 elif not in_logs:
                     self.files.append(path)
                     yield from self._guarded(path, self._check_file)
+        if not any(path.suffix.lower() in WRITTEN_SUFFIXES for path in self.files):
+            raise PoolupError(f"{self.root}: holds no file a poolup stage writes; give the results/ folder of a run")
         yield from self._guarded(self.root, lambda _: self._check_links())
         yield from self._guarded(self.root, lambda _: self._check_groups())
 
@@ -188,10 +194,14 @@ class _TreeChecker:
         except PoolupError as exc:
             yield str(exc)
         except Exception as exc:  # noqa: BLE001 - a hostile file may provoke any library error: report, never crash
-            yield (
-                f"{path}: cannot be checked ({type(exc).__name__}: {str(exc)[:120]}); delete it and rerun the stage "
-                "that makes it"
-            )
+            cause = f"{type(exc).__name__}: {str(exc)[:120]}"
+            if path == self.root:  # a check across files: a part of a tree given alone lacks what it compares
+                yield (
+                    f"{path}: its tables cannot be checked against the files they are made from ({cause}); give "
+                    "`poolup verify` the whole results/ folder of the run"
+                )
+            else:
+                yield f"{path}: cannot be checked ({cause}); delete it and rerun the stage that makes it"
 
     # --- one file -----------------------------------------------------------
 

@@ -8,5 +8,6 @@ with logged_job(snakemake) as log:
         storage_codecs=snakemake.output.storage_codecs,
         names=snakemake.params.codecs["names"],
         sample=snakemake.params.codecs["sample"],
+        case=snakemake.wildcards.case,
     )
     log.info("%s", records)

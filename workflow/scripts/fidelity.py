@@ -6,5 +6,6 @@ with logged_job(snakemake) as log:
         raw=snakemake.input.raw,
         upsampled=snakemake.input.upsampled,
         fidelity=snakemake.output.fidelity,
+        case=snakemake.wildcards.case,
     )
     log.info("%s", record)

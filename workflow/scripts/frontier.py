@@ -12,4 +12,5 @@ with logged_job(snakemake):
         baseline=snakemake.params.baseline,
         labels=snakemake.params.labels,
         margin=snakemake.params.margin,
+        cases=snakemake.params.cases,
     )

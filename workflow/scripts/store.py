@@ -8,5 +8,6 @@ with logged_job(snakemake) as log:
         stored=snakemake.output.stored,
         storage=snakemake.output.storage,
         encoding=snakemake.params.encoding,
+        case=snakemake.wildcards.case,
     )
     log.info("%s", record)

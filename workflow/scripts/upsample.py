@@ -7,5 +7,6 @@ with logged_job(snakemake) as log:
         upsampled=snakemake.output.upsampled,
         method=snakemake.params.method,
         grid=snakemake.params.grid,
+        case=snakemake.wildcards.case,
     )
     log.info("%s", record)
