@@ -36,7 +36,7 @@ rule codec_table:
     conda:
         "../workflow/envs/poolup.yaml"
     params:
-        # The case each listed storage_codecs.json must have been made for.
-        cases=CASES,
+        # Each listed storage_codecs.json must have been made for the case whose folder holds it.
+        in_case_folders=True,
     script:
         "../workflow/scripts/codec_table.py"

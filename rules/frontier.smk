@@ -41,7 +41,7 @@ rule frontier:
         baseline=config["baseline"],
         labels=case_labels(),
         margin=config["analysis"]["margin"],
-        # The case each listed storage.json and fidelity.json must have been made for.
-        cases=CASES,
+        # Each listed storage.json and fidelity.json must have been made for the case whose folder holds it.
+        in_case_folders=True,
     script:
         "../workflow/scripts/frontier.py"

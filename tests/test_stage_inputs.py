@@ -58,11 +58,11 @@ def test_each_cases_record_is_checked_against_the_case_it_is_listed_for(tmp_path
         (tmp_path / case).mkdir()
         records[case] = tmp_path / case / "storage_codecs.json"
         write_json(records[case], {"case": case, "codecs": [{"codec": "png", "bytes": 1}]})
-    assert [r["case"] for r in read_case_records(list(records.values()), ["baseline", "w2s2"])] == ["baseline", "w2s2"]
+    assert [r["case"] for r in read_case_records(list(records.values()), in_case_folders=True)] == ["baseline", "w2s2"]
     records["w2s2"].write_bytes(records["baseline"].read_bytes())
     table = tmp_path / "storage_codecs.csv"
     with pytest.raises(PoolupError, match=rf"w2s2/storage_codecs.json: {ANOTHER_CASE}"):
-        codec_table(list(records.values()), table, cases=["baseline", "w2s2"])
+        codec_table(list(records.values()), table, in_case_folders=True)
     assert not table.exists()
 
 

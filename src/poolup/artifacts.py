@@ -387,15 +387,13 @@ def for_case(case: str | None) -> dict[str, Any]:
     return {} if case is None else {"case": case}
 
 
-def read_case_records(
-    paths: Sequence[str | os.PathLike[str]], cases: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Per-case JSON records (``storage.json``, ``fidelity.json``, ...), read and checked; with ``cases``
-    (listed in the order of ``paths``), each must have been made for the case it is listed for."""
+def read_case_records(paths: Sequence[str | os.PathLike[str]], in_case_folders: bool = False) -> list[dict[str, Any]]:
+    """Per-case JSON records (``storage.json``, ``fidelity.json``, ...), read and checked; ``in_case_folders``
+    (a run's layout, ``{case}/<record>``): each must have been made for the case whose folder holds it."""
     records = [read_json(path) for path in paths]
-    if cases is not None:
-        for path, record, case in zip(paths, records, cases, strict=True):
-            check_made_for(path, record, {"case": case})
+    if in_case_folders:
+        for path, record in zip(paths, records, strict=True):
+            check_made_for(path, record, {"case": Path(path).parent.name})
     return records
 
 

@@ -170,13 +170,13 @@ def measure_case(
 def codec_table(
     storage_codecs: Sequence[str | os.PathLike[str]],
     table: str | os.PathLike[str],
-    cases: Sequence[str] | None = None,
+    in_case_folders: bool = False,
 ) -> None:
     """One row per case and codec from the cases' ``storage_codecs.json``, as CSV (the ``codec_table`` rule);
-    with ``cases``, the case each file must have been made for, in the same order."""
+    ``in_case_folders``: each file must have been made for the case whose folder holds it."""
     import pandas as pd
 
-    records = read_case_records(storage_codecs, cases)
+    records = read_case_records(storage_codecs, in_case_folders)
     rows = [{"case": record["case"], **entry} for record in records for entry in record["codecs"]]
     frame = pd.DataFrame(rows)
     # One column order whatever the first case measured (a skipped case has only `skipped`).

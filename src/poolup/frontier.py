@@ -219,16 +219,17 @@ def frontier(
     baseline: str,
     labels: Mapping[str, str],
     margin: float,
-    cases: Sequence[str] | None = None,
+    in_case_folders: bool = False,
 ) -> pd.DataFrame:
     """The ``frontier`` rule: ``frontier.csv`` and ``frontier.md`` of one data set, and
     ``frontier.manifest.json`` (the sha256 of its inputs and outputs, which ``poolup verify`` checks).
-    ``cases``: the case each ``storage`` and ``fidelity`` file must have been made for, in their order."""
+    ``in_case_folders``: each ``storage`` and ``fidelity`` record must have been made for the case whose folder
+    holds it."""
     frame = pd.read_csv(summary)
     if "delta_f1" not in frame:
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
-    records = {record["case"]: record for record in read_case_records(storage, cases)}
-    fidelities = {record["case"]: record for record in read_case_records(fidelity, cases)}
+    records = {record["case"]: record for record in read_case_records(storage, in_case_folders)}
+    fidelities = {record["case"]: record for record in read_case_records(fidelity, in_case_folders)}
     result = frontier_table(frame, records, fidelities, baseline, labels)
     write_csv(table, result)
     write_text(table_md, frontier_markdown(result, margin))

@@ -5,5 +5,5 @@ with logged_job(snakemake):
     codec_table(
         storage_codecs=snakemake.input.storage_codecs,
         table=snakemake.output.table,
-        cases=snakemake.params.cases,
+        in_case_folders=snakemake.params.in_case_folders,
     )

@@ -12,5 +12,5 @@ with logged_job(snakemake):
         baseline=snakemake.params.baseline,
         labels=snakemake.params.labels,
         margin=snakemake.params.margin,
-        cases=snakemake.params.cases,
+        in_case_folders=snakemake.params.in_case_folders,
     )
