@@ -18,6 +18,10 @@ def snakemake_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *args], cwd=folder, capture_output=True, text=True, timeout=900, env=env)
 
 
+# A baseline and a pooling case: what is under test here is the deployment, not the recipes.
+MODULE_CASES = {case: TINY_CASES[case] for case in ("baseline", "w2s2")}
+
+
 def test_deployed_as_a_module_runs_end_to_end(tmp_path):
     """What `snakedeploy deploy-workflow` writes, with a local path: an empty folder, its own config."""
     folder = tmp_path / "my-experiment"
@@ -25,7 +29,7 @@ def test_deployed_as_a_module_runs_end_to_end(tmp_path):
     write_config(
         folder / "config.yaml",
         datasets=[{"name": "tiny", "source": "bundled", "max_images": 100}],
-        cases=TINY_CASES,
+        cases=MODULE_CASES,
         seeds=1,
         training=TINY_TRAINING,
         codecs={"sample": 20},
@@ -40,7 +44,7 @@ def test_deployed_as_a_module_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-6000:]
     summary = folder / "results/tiny/summary/summary.csv"
     assert summary.is_file() and (folder / "results/tiny/figures/tradeoff.png").is_file()
-    assert {line.split(",")[0] for line in summary.read_text().splitlines()[1:]} >= set(TINY_CASES)
+    assert {line.split(",")[0] for line in summary.read_text().splitlines()[1:]} >= set(MODULE_CASES)
     report = snakemake_in(folder, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-4000:]
     assert (folder / "results/report.html").stat().st_size > 10_000
@@ -183,7 +187,7 @@ def test_snakedeploy_from_a_git_url_runs_as_a_remote_module(tmp_path):
         write_config(
             deployed / "config/config.yaml",
             datasets=[{"name": "tiny", "source": "bundled", "max_images": 100}],
-            cases=TINY_CASES,
+            cases=MODULE_CASES,
             seeds=1,
         )
         result = snakemake_in(deployed, "--cores", "2", "results/tiny/w2s2/pooled.h5")

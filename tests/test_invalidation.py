@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 from conftest import REPO, run_snakemake, scheduled_jobs
 
@@ -264,6 +265,7 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow  # one dry run per schema key (about 70): minutes; CI runs it (`pytest -m slow`)
 def test_every_setting_reruns_only_what_it_changes(tiny_run, tmp_path):
     workdir, config = tiny_run
     table, values = rerun_table(workdir, yaml.safe_load(config.read_text()), tmp_path)
