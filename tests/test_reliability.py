@@ -40,6 +40,7 @@ def mtimes(workdir: Path) -> dict[str, int]:
 # --- kill -9 of a training job ----------------------------------------------
 
 
+@pytest.mark.slow  # a whole second tiny run: minutes; CI runs it (`pytest -m slow`)
 def test_killed_training_job_is_the_only_one_redone(tiny_run, tmp_path):
     reference, _ = tiny_run
     workdir = tmp_path / "killed"
@@ -168,6 +169,7 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
 # --- determinism --------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole second tiny run: minutes; CI runs it (`pytest -m slow`)
 def test_whole_run_twice_gives_identical_artifacts(tiny_run, tmp_path):
     reference, _ = tiny_run
     run_snakemake(tmp_path, "--cores", "2", configfiles=[tiny_config(tmp_path / "tiny.yaml")])
@@ -179,6 +181,7 @@ def test_whole_run_twice_gives_identical_artifacts(tiny_run, tmp_path):
 # --- kill -9 of the whole Snakemake process group, then a rerun -------------
 
 
+@pytest.mark.slow  # a whole second tiny run: minutes; CI runs it (`pytest -m slow`)
 def test_kill_9_of_the_whole_run_then_a_rerun_leaves_no_temporary_file(tiny_run, tmp_path):
     reference, _ = tiny_run
     workdir = tmp_path / "group"
