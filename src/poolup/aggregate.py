@@ -13,7 +13,15 @@ import pandas as pd
 
 from poolup import sequential
 from poolup import stats as paired
-from poolup.artifacts import check_made_for, read_json, write_csv, write_json, write_manifest, write_text
+from poolup.artifacts import (
+    check_made_for,
+    read_case_records,
+    read_json,
+    write_csv,
+    write_json,
+    write_manifest,
+    write_text,
+)
 from poolup.errors import PoolupError
 from poolup.interpolation import method_order
 from poolup.training import HISTORY_METRICS, seed_of
@@ -66,9 +74,7 @@ def read_run_record(path: PathLike) -> dict[str, Any]:
 
 def read_storage_record(path: PathLike) -> dict[str, Any]:
     """A case's ``storage.json``, checked, and made for the case of its folder (above the case's run folders)."""
-    record = read_json(path)
-    check_made_for(path, record, {"case": Path(path).parent.name}, fix=_REDO_STORE)
-    return record
+    return read_case_records([path], in_case_folders=True, fix=_REDO_STORE)[0]
 
 
 def _case_key(frame: pd.DataFrame):

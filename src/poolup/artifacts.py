@@ -387,13 +387,16 @@ def for_case(case: str | None) -> dict[str, Any]:
     return {} if case is None else {"case": case}
 
 
-def read_case_records(paths: Sequence[str | os.PathLike[str]], in_case_folders: bool = False) -> list[dict[str, Any]]:
+def read_case_records(
+    paths: Sequence[str | os.PathLike[str]], in_case_folders: bool = False, fix: str = MADE_FOR_FIX
+) -> list[dict[str, Any]]:
     """Per-case JSON records (``storage.json``, ``fidelity.json``, ...), read and checked; ``in_case_folders``
-    (a run's layout, ``{case}/<record>``): each must have been made for the case whose folder holds it."""
+    (a run's layout, ``{case}/<record>``): each must have been made for the case whose folder holds it
+    (``fix`` as in :func:`check_made_for`)."""
     records = [read_json(path) for path in paths]
     if in_case_folders:
         for path, record in zip(paths, records, strict=True):
-            check_made_for(path, record, {"case": Path(path).parent.name})
+            check_made_for(path, record, {"case": Path(path).parent.name}, fix=fix)
     return records
 
 
