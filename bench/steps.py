@@ -3,10 +3,10 @@
 The steady-state speed of ``poolup.training``'s step loop (after 50 warm-up steps),
 without start-up, evaluation or learning curves: the numbers behind the README's
 "what did not help" (larger batches as a proxy for stacking seeds in one graph).
-Needs an ``upsampled.h5`` (any case of a finished run).
+Needs a ``pooled.h5`` (any case of a finished run; up-sampled in memory) or an ``upsampled.h5``.
 
-Usage: python bench/steps.py UPSAMPLED_H5 PRECISION THREADS BATCH
-  e.g. for b in 32 64 320; do python bench/steps.py results/mnist/baseline/upsampled.h5 mixed_bfloat16 1 $b; done
+Usage: python bench/steps.py POOLED_H5 PRECISION THREADS BATCH
+  e.g. for b in 32 64 320; do python bench/steps.py results/mnist/baseline/pooled.h5 mixed_bfloat16 1 $b; done
 """
 
 import argparse

@@ -3,7 +3,7 @@
 rule fidelity:
     input:
         raw="results/{dataset}/raw.h5",
-        upsampled="results/{dataset}/{case}/upsampled.h5",
+        pooled="results/{dataset}/{case}/pooled.h5",
     output:
         fidelity="results/{dataset}/{case}/fidelity.json",
     log:
@@ -12,6 +12,9 @@ rule fidelity:
         "results/benchmarks/{dataset}/{case}/fidelity.tsv"
     conda:
         "../workflow/envs/poolup.yaml"
+    params:
+        method=case_interpolation,
+        grid=case_grid,
     script:
         "../workflow/scripts/fidelity.py"
 

@@ -25,8 +25,8 @@ rule plot_examples:
 rule plot_preprocessing:
     input:
         raw="results/{dataset}/raw.h5",
-        pooled="results/{dataset}/{case}/pooled.h5",  # the stored pixels (stored.h5 holds them too, re-encoded)
-        upsampled="results/{dataset}/{case}/upsampled.h5",
+        # The stored pixels (stored.h5 holds them too, re-encoded), up-sampled in memory.
+        pooled="results/{dataset}/{case}/pooled.h5",
     output:
         png=report(
             "results/{dataset}/figures/preprocessing_{case}.png",
@@ -45,6 +45,8 @@ rule plot_preprocessing:
     params:
         plots=config["plots"],
         label=case_label,
+        method=case_interpolation,
+        grid=case_grid,
     script:
         "../workflow/scripts/plot_preprocessing.py"
 

@@ -384,6 +384,38 @@ def test_training_refuses_another_cases_or_a_stale_upsampled_file(tmp_path):
         load_training_data(tmp_path / "upsampled.h5", (16, 16), {"case": "w2s2", **recipe, "window": 2, "stride": 2})
     with pytest.raises(PoolupError, match="made for method 'linear', expected method 'nearest'; it is stale"):
         load_training_data(tmp_path / "upsampled.h5", (16, 16), {"case": "baseline", **recipe, "method": "nearest"})
+    # The workflow's path: pooled.h5, up-sampled in memory (the same arrays), checked the same way.
+    assert load_training_data(tmp_path / "pooled.h5", (16, 16), {"case": "baseline", **recipe}).n_classes == 4
+    with pytest.raises(PoolupError, match=r"pooled.h5: made for case 'baseline', window 1, stride 1, expected case"):
+        load_training_data(tmp_path / "pooled.h5", (16, 16), {"case": "w2s2", **recipe, "window": 2, "stride": 2})
+    with pytest.raises(PoolupError, match=r"raw.h5: written by stage 'fetch', expected 'pool'"):
+        load_training_data(tmp_path / "raw.h5", (16, 16), {"case": "baseline", **recipe})
+
+
+def test_training_images_made_in_memory_equal_upsampled_h5_bit_for_bit(tmp_path):
+    """Training reads pooled.h5 and up-samples in memory: the arrays must be what the upsample stage writes,
+    for every layout (pixels, packed codes, image files) and an interpolation with its own grid."""
+    from poolup.recipe import Recipe
+    from poolup.training import load_training_data
+
+    fetch_source(tmp_path / "raw.h5", "bundled", max_images=300)
+    cases = {
+        "w2s2": ({"window": 2, "stride": 2}, "linear"),
+        "w3s2": ({"window": 3, "stride": 2}, "cubic"),
+        "w2s2_bits2": ({"window": 2, "stride": 2, "bits": 2}, "linear"),
+        "webp": ({"window": 1, "stride": 1, "codec": "webp", "quality": 50}, "lanczos"),
+    }
+    for case, (spec, method) in cases.items():
+        recipe = Recipe.from_case(spec)
+        pooled, up = tmp_path / f"{case}-pooled.h5", tmp_path / f"{case}-upsampled.h5"
+        preprocess.pool(tmp_path / "raw.h5", pooled, case, recipe.window, recipe.stride, "uint8", recipe.encoding())
+        upsample(pooled, up, method=method, case=case)
+        expected = {"case": case, "window": recipe.window, "stride": recipe.stride, **recipe.recorded()}
+        data = load_training_data(pooled, (28, 28), {**expected, "method": method, "grid": "corners"})
+        written = read_image_set(up)
+        assert data.images.dtype == np.float32 and data.images.tobytes() == written.images.tobytes(), case
+        with h5py.File(pooled) as file:  # the runs name the file they were made from: pooled.h5
+            assert data.source_sha256 == file.attrs["content_sha256"] and data.source == str(pooled)
 
 
 # --- links inside an HDF5 file --------------------------------------------------------

@@ -43,7 +43,6 @@ def test_colour_images_through_every_stage(tmp_path):
     plot_preprocessing(
         tmp_path / "raw.h5",
         tmp_path / "stored.h5",
-        tmp_path / "upsampled.h5",
         "colour",
         tmp_path / "f.png",
         tmp_path / "f.pdf",

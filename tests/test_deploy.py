@@ -153,7 +153,7 @@ def test_snakedeploy_from_a_local_clone_with_the_documented_edit(tmp_path):
     planned = {
         line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith(("rule ", "localrule "))
     }
-    assert {"fetch", "pool", "upsample", "aggregate"} <= planned
+    assert {"fetch", "pool", "fidelity", "aggregate"} <= planned
     assert result.stdout.count("rule pool:") == 5  # the paper's five cases
 
 

@@ -41,7 +41,7 @@ def family(rule: str) -> str:
 SUMMARY = "summary"
 # And "every figure" stands for every plot_* rule.
 FIGURES = "every figure"
-PIXELS = {"pool", "store", "codecs", "codec_table", "upsample", "fidelity", "train", "plot_preprocessing", SUMMARY}
+PIXELS = {"pool", "store", "codecs", "codec_table", "fidelity", "train", "plot_preprocessing", SUMMARY}
 EVERYTHING = {"fetch", "plot_examples"} | PIXELS
 TRAINING = {"train", SUMMARY}
 NOTHING: set[str] = set()
@@ -77,9 +77,9 @@ EXPECTED: dict[str, set[str]] = {
         "plot_frontier",
     },
     # A second method among the cases: the methods figure is drawn now.
-    "cases.*.method": {"upsample", "fidelity", "train", "plot_preprocessing", "plot_methods", SUMMARY},
-    "interpolation.method": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
-    "interpolation.grid": {"upsample", "fidelity", "train", "plot_preprocessing", SUMMARY},
+    "cases.*.method": {"fidelity", "train", "plot_preprocessing", "plot_methods", SUMMARY},
+    "interpolation.method": {"fidelity", "train", "plot_preprocessing", SUMMARY},
+    "interpolation.grid": {"fidelity", "train", "plot_preprocessing", SUMMARY},
     "storage.dtype": PIXELS,
     "storage.filter": {"store", SUMMARY},
     "storage.level": {"store", SUMMARY},
@@ -250,7 +250,6 @@ def markdown(table: dict[str, set[str]], values: dict[str, str]) -> str:
         "store",
         "codecs",
         "codec_table",
-        "upsample",
         "fidelity",
         "train",
         "look",

@@ -353,7 +353,7 @@ def test_plots_examples_is_the_number_of_digits_drawn(data, tmp_path, drawn):
         plots.plot_examples(data / "raw.h5", tmp_path / "e.png", tmp_path / "e.pdf", examples, 60)
         axes = [axis for axis in drawn[-1].axes if axis.images]
         assert [axis.get_title() for axis in axes] == [f"label {labels[i]}" for i in chosen]
-        args = (data / "raw.h5", data / "stored.h5", data / "upsampled.h5", "w2s2", tmp_path / "p.png")
+        args = (data / "raw.h5", data / "stored.h5", "w2s2", tmp_path / "p.png")
         plots.plot_preprocessing(*args, tmp_path / "p.pdf", examples, 60)
         assert sum(1 for axis in drawn[-1].axes if axis.images) == 3 * examples  # original, stored, up-sampled
 

@@ -21,13 +21,14 @@ from conftest import (
     TINY_TRAINING,
     on_small_disk,
     run_snakemake,
+    scheduled_jobs,
     snakemake_command,
     tiny_config,
 )
 from run_identity import run_outputs
 
 from poolup import preprocess
-from poolup.artifacts import file_sha256, write_json
+from poolup.artifacts import file_sha256, read_image_set, write_json
 from poolup.cli import main as cli_main
 
 # --- helpers ----------------------------------------------------------------
@@ -466,11 +467,11 @@ def test_a_deleted_run_record_is_redone_by_the_plain_command(tiny_run, tmp_path)
 
 
 def test_a_deleted_intermediate_is_named_with_the_command_that_remakes_exactly_it(tiny_run, tmp_path, capsys):
-    """raw.h5, pooled.h5 and upsampled.h5 feed other jobs only: deleting them reruns nothing, and verify gives,
+    """raw.h5 and pooled.h5 feed other jobs only: deleting them reruns nothing, and verify gives,
     for each, the command that remakes it; run, it gives back the same bytes, and nothing reruns after."""
     workdir, config = finished_copy(tiny_run, tmp_path / "intermediates")
     results = workdir / "results"
-    deleted = [results / "tiny/raw.h5", results / "tiny/baseline/pooled.h5", results / "tiny/w2s2/upsampled.h5"]
+    deleted = [results / "tiny/raw.h5", results / "tiny/baseline/pooled.h5", results / "tiny/w2s2/pooled.h5"]
     before = {path: path.read_bytes() for path in deleted}
     for path in deleted:
         path.unlink()
@@ -493,6 +494,22 @@ def test_a_deleted_intermediate_is_named_with_the_command_that_remakes_exactly_i
         run_snakemake(workdir, "--cores", "1", str(target), configfiles=[config])
     assert cli_main(["verify", str(results)]) == 0
     assert {path: path.read_bytes() for path in deleted} == before
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", configfiles=[config]).stdout
+
+
+def test_upsampled_images_are_written_on_request_and_rerun_nothing(tiny_run, tmp_path):
+    """A run keeps no float32 copy of the up-sampled images; asked for, upsampled.h5 is made (the arrays
+    training made in memory, linked to its pooled.h5), and afterwards nothing reruns: adding it costs no retraining."""
+    workdir, config = finished_copy(tiny_run, tmp_path / "on-request")
+    target = workdir / "results/tiny/w2s2/upsampled.h5"
+    assert not target.exists()
+    asked = str(target.relative_to(workdir))
+    planned = scheduled_jobs(run_snakemake(workdir, "-n", "--cores", "1", asked, configfiles=[config]).stdout)
+    assert {rule for rule, _ in planned} == {"upsample"}, planned
+    run_snakemake(workdir, "--cores", "1", asked, configfiles=[config])
+    made = preprocess.reconstruct(workdir / "results/tiny/w2s2/pooled.h5", case="w2s2")
+    assert read_image_set(target).images.tobytes() == made.images.tobytes()
+    assert cli_main(["verify", str(workdir / "results")]) == 0
     assert "Nothing to be done" in run_snakemake(workdir, "-n", configfiles=[config]).stdout
 
 

@@ -38,9 +38,7 @@ def test_every_stage_records_the_real_shape(chain):
 def test_figures_show_the_real_shape(chain, monkeypatch):
     drawn = []
     monkeypatch.setattr(plots, "_save", lambda figure, *args: drawn.append(figure))
-    plots.plot_preprocessing(
-        chain / "raw.h5", chain / "pooled.h5", chain / "upsampled.h5", "2x2/2", "x.png", "x.pdf", 3, 50
-    )
+    plots.plot_preprocessing(chain / "raw.h5", chain / "pooled.h5", "2x2/2", "x.png", "x.pdf", 3, 50)
     plots.plot_examples(chain / "raw.h5", "y.png", "y.pdf", 3, 50)
     preprocessing, examples = drawn
     labels = [axis.get_ylabel() for axis in preprocessing.axes if axis.get_ylabel()]
@@ -56,6 +54,4 @@ def test_another_cases_files_are_not_drawn_under_its_label(chain):
     from poolup.errors import PoolupError
 
     with pytest.raises(PoolupError, match="pooled.h5: made for case 'w2s2', expected case 'w3s2'"):
-        plots.plot_preprocessing(
-            chain / "raw.h5", chain / "pooled.h5", chain / "upsampled.h5", "3x3/2", "x.png", "x.pdf", 3, 50, case="w3s2"
-        )
+        plots.plot_preprocessing(chain / "raw.h5", chain / "pooled.h5", "3x3/2", "x.png", "x.pdf", 3, 50, case="w3s2")

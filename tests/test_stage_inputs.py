@@ -43,7 +43,7 @@ def test_a_stage_given_another_cases_file_refuses_and_writes_nothing(baseline, t
             baseline / "raw.h5", baseline / "pooled.h5", out / "storage_codecs.json", sample=10, case="w2s2"
         ),
         "fidelity": lambda: fidelity(
-            raw=baseline / "raw.h5", upsampled=baseline / "upsampled.h5", fidelity=out / "fidelity.json", case="w2s2"
+            raw=baseline / "raw.h5", pooled=baseline / "pooled.h5", fidelity=out / "fidelity.json", case="w2s2"
         ),
     }[stage]
     with pytest.raises(PoolupError, match=ANOTHER_CASE):

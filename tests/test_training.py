@@ -189,7 +189,7 @@ def test_a_file_from_another_stage_or_edited_is_refused(upsampled, tmp_path):
 
     out = tmp_path / "run"
     stored = upsampled.parent / "stored.h5"  # a real poolup file, from the store stage
-    with pytest.raises(PoolupError, match="expected 'upsample'"):
+    with pytest.raises(PoolupError, match="written by stage 'store', expected 'pool'"):
         train_run(stored, run_paths(out), "w2s2", 0, FAST)
     edited = tmp_path / "edited.h5"
     shutil.copy(upsampled, edited)
@@ -391,3 +391,21 @@ def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampl
     assert {k: v for k, v in reproducible(metrics).items() if k != "settings"} == {
         k: v for k, v in reproducible(plain).items() if k != "settings"
     }
+
+
+def test_the_scaler_equals_numpys_mean_and_var_bit_for_bit():
+    """fit_scaler sums a block of rows at a time (no float64 copy of the images): the same numbers as
+    numpy's mean and var over the rows picked (test_scaler_matches_sklearn compares with scikit-learn)."""
+    from poolup.training import SCALER_BLOCK
+
+    rng = np.random.default_rng(3)
+    images = (rng.random((3 * SCALER_BLOCK + 17, 12, 9)) * 255).astype(np.float32)
+    images[:, 0, 0] = 7.0  # a constant pixel: scale 1
+    rows = rng.choice(images.shape[0], size=2 * SCALER_BLOCK + 5, replace=False)  # in split order, not sorted
+    for picked in (images, images[rows]):
+        flat = picked.reshape(picked.shape[0], -1)
+        expected_scale = np.sqrt(flat.var(axis=0, dtype=np.float64))
+        expected_scale[expected_scale == 0] = 1.0
+        mean, scale = fit_scaler(images, rows) if picked is not images else fit_scaler(images)
+        assert mean.tobytes() == flat.mean(axis=0, dtype=np.float64).astype(np.float32).reshape(12, 9).tobytes()
+        assert scale.tobytes() == expected_scale.astype(np.float32).reshape(12, 9).tobytes()

@@ -73,7 +73,7 @@ def mixed(folder: Path, cases: dict[str, list[str]]) -> str:
     )
 
 
-CASE_FILES = ["fidelity.json", "pooled.h5", "storage.json", "storage_codecs.json", "stored.h5", "upsampled.h5"]
+CASE_FILES = ["fidelity.json", "pooled.h5", "storage.json", "storage_codecs.json", "stored.h5"]
 
 
 def others(*names: str) -> list[str]:
@@ -88,6 +88,8 @@ def test_a_clean_copy_verifies(tree, capsys):
 
 
 def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
+    """pooled.h5 feeds the case's stored file, codec record, fidelity record and runs (trained on it, up-sampled
+    in memory): each of them is found, and nothing of the other cases."""
     case = tree / DATASET / CASE
     replaced = content(case / "pooled.h5")
     shutil.copy(tree / DATASET / OTHER / "pooled.h5", case / "pooled.h5")
@@ -95,7 +97,12 @@ def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
         [
             copied(case / "pooled.h5", tree / DATASET / OTHER / "pooled.h5", OTHER),
             made_from(case / "storage_codecs.json", replaced, tree),
-            *(replaced_since(case / name, replaced, "pooled.h5") for name in ("stored.h5", "upsampled.h5")),
+            *(replaced_since(case / name, replaced, "pooled.h5") for name in ("fidelity.json", "stored.h5")),
+            *(
+                replaced_since(case / f"seed{seed}" / name, replaced, "../pooled.h5")
+                for seed in SEEDS
+                for name in ("predictions.h5", "test_metrics.json")
+            ),
             mixed(case, {OTHER: ["pooled.h5"], CASE: others("pooled.h5")}),
         ]
     )
@@ -105,23 +112,21 @@ def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
     assert sorted(capsys.readouterr().out.splitlines()[:-1]) == expected
 
 
-def test_another_cases_upsampled_file_breaks_its_runs_links(tree):
+def test_an_upsampled_file_made_on_request_is_checked_like_the_others(tree):
+    """upsampled.h5 is written only when asked for; then it is linked to its pooled.h5 like any artifact."""
+    from poolup import preprocess
+
     case = tree / DATASET / CASE
-    replaced = content(case / "upsampled.h5")
-    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
-    other_pooled = tree / DATASET / OTHER / "pooled.h5"
+    assert not (case / "upsampled.h5").exists()
+    preprocess.upsample(case / "pooled.h5", case / "upsampled.h5", case=CASE)
+    assert list(verify_tree(tree)) == []
+    shutil.copy(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5")
+    other = tree / DATASET / OTHER
     assert sorted(verify_tree(tree)) == sorted(
         [
-            *(
-                replaced_since(case / f"seed{seed}" / name, replaced, "../upsampled.h5")
-                for seed in SEEDS
-                for name in ("predictions.h5", "test_metrics.json")
-            ),
-            replaced_since(case / "fidelity.json", replaced, "upsampled.h5"),
-            # and the copy itself was made from the other case's pooled images
-            held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
-            copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
-            mixed(case, {OTHER: ["upsampled.h5"], CASE: others("upsampled.h5")}),
+            held_elsewhere(other / "upsampled.h5", content(case / "pooled.h5"), [case / "pooled.h5"]),
+            copied(case / "upsampled.h5", other / "upsampled.h5", CASE),
+            mixed(other, {CASE: ["upsampled.h5"], OTHER: CASE_FILES}),
         ]
     )
 
@@ -213,25 +218,22 @@ def test_a_moved_and_renamed_tree_verifies_and_a_replaced_file_in_it_is_found(tr
     # Files under names no rule writes: links follow digests, not paths.
     (moved / DATASET / "raw.h5").rename(moved / DATASET / "digits.h5")
     for folder in (case, other):
-        (folder / "pooled.h5").rename(folder / "pooled-images.h5")
-        (folder / "upsampled.h5").rename(folder / "for-training.h5")
+        (folder / "stored.h5").rename(folder / "kept-images.h5")
     assert list(verify_tree(moved)) == []
 
-    shutil.copy(other / "for-training.h5", case / "for-training.h5")
-    # The runs name their input as it was written (upsampled.h5): under its new name it is not found.
-    made_from_it = [case / "fidelity.json", case / "seed0/predictions.h5"]
+    replaced = content(case / "kept-images.h5")
+    shutil.copy(other / "kept-images.h5", case / "kept-images.h5")
     assert sorted(verify_tree(moved)) == sorted(
         [
-            held_elsewhere(case / "for-training.h5", content(other / "pooled-images.h5"), [other / "pooled-images.h5"]),
-            copied(case / "for-training.h5", other / "for-training.h5", OTHER),
-            f"{case / 'upsampled.h5'}: missing (deleted), though {', '.join(map(str, made_from_it))} and 3 more were "
-            f"made from it; `snakemake --cores 1 archived-run/{DATASET}/pooled-2x2/upsampled.h5` in {moved.parent} "
-            "(with the run's --configfile options) remakes exactly it",
+            held_elsewhere(case / "kept-images.h5", content(other / "pooled.h5"), [other / "pooled.h5"]),
+            copied(case / "kept-images.h5", other / "kept-images.h5", OTHER),
+            f"{case / 'storage.json'}: records stored content {replaced[:12]} (stored_sha256), which no file in "
+            f"{moved} holds: that file was replaced, changed or deleted; rerun the workflow",
             mixed(
                 case,
                 {
-                    OTHER: ["for-training.h5"],
-                    CASE: ["fidelity.json", "pooled-images.h5", "storage.json", "storage_codecs.json", "stored.h5"],
+                    OTHER: ["kept-images.h5"],
+                    CASE: ["fidelity.json", "pooled.h5", "storage.json", "storage_codecs.json"],
                 },
             ),
         ]
@@ -256,7 +258,8 @@ def test_two_cases_swapped_inputs_are_found(tree):
     expected = [
         held_elsewhere(folder / name, digests[folder], [(other if folder == case else case) / "pooled.h5"])
         for folder in (case, other)
-        for name in ("storage_codecs.json", "stored.h5", "upsampled.h5")
+        for name in ["fidelity.json", "storage_codecs.json", "stored.h5"]
+        + [f"seed{seed}/{name}" for seed in SEEDS for name in ("predictions.h5", "test_metrics.json")]
     ]
     expected += [
         mixed(case, {OTHER: ["pooled.h5"], CASE: others("pooled.h5")}),
@@ -268,21 +271,19 @@ def test_two_cases_swapped_inputs_are_found(tree):
 def test_an_input_kept_in_another_folder_does_not_stand_in_for_the_one_replaced(tree):
     """The original kept below the case folder (not beside the runs nor above them): the replacement is found."""
     case = tree / DATASET / CASE
-    original = content(case / "upsampled.h5")
+    original = content(case / "pooled.h5")
     (case / "kept").mkdir()
-    shutil.copy(case / "upsampled.h5", case / "kept" / "upsampled.h5")
-    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
-    other_pooled = tree / DATASET / OTHER / "pooled.h5"
+    shutil.copy(case / "pooled.h5", case / "kept" / "pooled.h5")
+    shutil.copy(tree / DATASET / OTHER / "pooled.h5", case / "pooled.h5")
     assert sorted(verify_tree(tree)) == sorted(
         [
             *(
-                held_elsewhere(case / name, original, [case / "kept" / "upsampled.h5"])
-                for name in ["fidelity.json"]
+                held_elsewhere(case / name, original, [case / "kept" / "pooled.h5"])
+                for name in ["fidelity.json", "storage_codecs.json", "stored.h5"]
                 + [f"seed{seed}/{name}" for seed in SEEDS for name in ("predictions.h5", "test_metrics.json")]
             ),
-            held_elsewhere(case / "upsampled.h5", content(other_pooled), [other_pooled]),
-            copied(case / "upsampled.h5", tree / DATASET / OTHER / "upsampled.h5", OTHER),
-            mixed(case, {OTHER: ["upsampled.h5"], CASE: others("upsampled.h5")}),
+            copied(case / "pooled.h5", tree / DATASET / OTHER / "pooled.h5", OTHER),
+            mixed(case, {OTHER: ["pooled.h5"], CASE: others("pooled.h5")}),
         ]
     )
 
@@ -340,17 +341,17 @@ def test_help_is_plain_text(capsys):
 
 
 def test_runs_trained_on_another_cases_images_are_found(tree):
-    """What an older poolup let happen: another case's upsampled.h5 copied in, and the case's runs retrained on it."""
+    """What an older poolup let happen: another case's images copied in, and the case's runs retrained on them."""
     case = tree / DATASET / CASE
-    shutil.copy(tree / DATASET / OTHER / "upsampled.h5", case / "upsampled.h5")
+    shutil.copy(tree / DATASET / OTHER / "pooled.h5", case / "pooled.h5")
     for seed in SEEDS:
         record = case / f"seed{seed}" / "test_metrics.json"
-        write_json(record, {**json.loads(record.read_text()), "source_sha256": content(case / "upsampled.h5")})
+        write_json(record, {**json.loads(record.read_text()), "source_sha256": content(case / "pooled.h5")})
     found = list(verify_tree(tree))
     for seed in SEEDS:
         assert (
             f"{case / f'seed{seed}' / 'test_metrics.json'}: records case {CASE!r} but was made from "
-            f"{case / 'upsampled.h5'}, made for case {OTHER!r}: a file of another case was copied in"
+            f"{case / 'pooled.h5'}, made for case {OTHER!r}: a file of another case was copied in"
         ) in "\n".join(found)
 
 
@@ -364,14 +365,14 @@ def test_another_runs_record_in_a_run_folder_is_found(tree):
 
 
 def test_an_hdf5_external_link_to_a_file_outside_the_tree_is_found(tree, tmp_path):
-    upsampled = tree / DATASET / CASE / "upsampled.h5"
+    stored = tree / DATASET / CASE / "stored.h5"
     outside = tmp_path / "outside.h5"
-    with h5py.File(upsampled, "r") as source, h5py.File(outside, "w") as target:
+    with h5py.File(stored, "r") as source, h5py.File(outside, "w") as target:
         target["images"] = source["images"][()]
-    with h5py.File(upsampled, "r+") as file:
+    with h5py.File(stored, "r+") as file:
         del file["images"]
         file["images"] = h5py.ExternalLink(str(outside), "/images")
         file.attrs["content_sha256"] = content_sha256(file)  # the digest does not see what the link reads
     assert (
-        f"{upsampled}: /images is an external link to {outside}:/images; a poolup artifact holds its data itself"
+        f"{stored}: /images is an external link to {outside}:/images; a poolup artifact holds its data itself"
     ) in "\n".join(verify_tree(tree))

@@ -18,9 +18,6 @@ import numpy as np
 import pandas as pd
 
 from poolup.artifacts import (
-    check_made_for,
-    decode_attr,
-    for_case,
     open_h5,
     read_case_records,
     relative_name,
@@ -61,38 +58,51 @@ COLUMNS = [
 
 
 def fidelity(
-    *, raw: PathLike, upsampled: PathLike, fidelity: PathLike, case: str | None = None, block: int = 8192
+    *,
+    raw: PathLike,
+    pooled: PathLike,
+    fidelity: PathLike,
+    method: str = "linear",
+    grid: str = "corners",
+    case: str | None = None,
+    block: int = 8192,
 ) -> dict[str, Any]:
-    """The ``fidelity`` rule: PSNR (dB, over all pixels) and mean SSIM of a case's up-sampled images
-    against the raw ones, written to ``fidelity.json``; PSNR is null for an exact copy. ``upsampled``
-    must have been made for ``case`` (when given)."""
-    with open_h5(raw, stage="fetch") as r, open_h5(upsampled, stage="upsample") as u:
-        check_made_for(upsampled, dict(u.attrs), for_case(case))
-        reference, images = r["images"], u["images"]
-        if reference.shape != images.shape:
-            raise PoolupError(
-                f"{upsampled}: images of shape {list(images.shape)} do not match {raw}'s {list(reference.shape)}; "
-                "rerun the upsample stage"
-            )
-        error, ssim_sum = 0.0, 0.0
-        for start in range(0, reference.shape[0], block):
-            x, y = reference[start : start + block], images[start : start + block]
-            error += squared_error(x, y)
-            ssim_sum += float(ssim_per_image(x, y).sum())
+    """The ``fidelity`` rule: PSNR (dB, over all pixels) and mean SSIM of a case's images as training sees
+    them (``pooled`` read back and interpolated with ``method`` on ``grid``, in memory) against the raw
+    ones, written to ``fidelity.json``; PSNR is null for an exact copy. ``pooled`` must have been made
+    for ``case`` (when given)."""
+    from poolup.preprocess import reconstructed_blocks
+
+    error, ssim_sum, n, values, back = 0.0, 0.0, 0, 0, None
+    with open_h5(raw, stage="fetch") as r:
+        reference = r["images"]
+        for back, start, images in reconstructed_blocks(pooled, method, grid, case):
+            if images.shape[1:] != reference.shape[1:] or back.labels.shape[0] != reference.shape[0]:
+                raise PoolupError(
+                    f"{pooled}: {back.labels.shape[0]} images of shape {list(images.shape[1:])} come back, "
+                    f"{raw} holds {reference.shape[0]} of {list(reference.shape[1:])}; rerun the pool stage"
+                )
+            for offset in range(0, images.shape[0], block):
+                x = reference[start + offset : start + offset + block]
+                y = images[offset : offset + block]
+                error += squared_error(x, y)
+                ssim_sum += float(ssim_per_image(x, y).sum())
         n, values = int(reference.shape[0]), int(np.prod(reference.shape))
-        case = str(decode_attr(u.attrs.get("case", "")))
-        source = str(decode_attr(u.attrs["content_sha256"]))
+    if back is None:
+        raise PoolupError(f"{pooled}: holds no images; rerun the pool stage")
     mse = error / values
     peak = psnr(mse)
     record = {
         "stage": "fidelity",
-        "case": case,
+        "case": back.attrs["case"],
+        "method": back.attrs["method"],
+        "grid": back.attrs["grid"],
         "n_images": n,
         "mse": mse,
         "psnr_db": None if math.isinf(peak) else peak,
         "ssim": ssim_sum / n,
-        "source_sha256": source,
-        "source_file": relative_name(upsampled, fidelity),  # so `poolup verify` names the file a finding is about
+        "source_sha256": back.attrs["source_sha256"],
+        "source_file": relative_name(pooled, fidelity),  # so `poolup verify` names the file a finding is about
     }
     write_json(fidelity, record)
     return record

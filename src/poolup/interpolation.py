@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from poolup.errors import PoolupError
 
@@ -228,6 +229,19 @@ def upsample_images(
     w_rows = axis_matrix(method, grid, out_h, h, window, stride).astype(np.float32)
     w_cols = axis_matrix(method, grid, out_w, w, window, stride).astype(np.float32)
     out = np.empty((n, out_h, out_w) + images.shape[3:], dtype=np.float32)
+    # One BLAS thread: a threaded GEMM adds in another order, and the up-sampled images made in
+    # memory by a training job must equal, bit for bit, those of an upsample job or a user's process.
+    with threadpool_limits(limits=1, user_api="blas"):
+        _upsample_chunks(images, w_rows, w_cols, out, chunk_size)
+    return out
+
+
+def _upsample_chunks(
+    images: NDArray, w_rows: NDArray[np.float32], w_cols: NDArray[np.float32], out: NDArray[np.float32], chunk_size: int
+) -> None:
+    """:func:`upsample_images`' loop over chunks of images, into ``out``."""
+    n, h, w = images.shape[:3]
+    out_h, out_w = out.shape[1:3]
     for start in range(0, n, chunk_size):
         chunk = images[start : start + chunk_size]
         if chunk.ndim == 3:
@@ -238,7 +252,6 @@ def upsample_images(
             planes = np.moveaxis(chunk, 3, 1).reshape(m * c, h, w)
             result = _apply_separable(planes, w_rows, w_cols)
             out[start : start + chunk_size] = np.moveaxis(result.reshape(m, c, out_h, out_w), 1, 3)
-    return out
 
 
 def _apply_separable(

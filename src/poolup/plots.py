@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from poolup import sequential, stats  # noqa: E402
 from poolup.aggregate import shape_text  # noqa: E402
-from poolup.artifacts import check_made_for, decode_attr, open_h5, read_json, write_figure  # noqa: E402
+from poolup.artifacts import decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
@@ -102,32 +102,35 @@ def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dp
 def plot_preprocessing(
     raw: PathLike,
     pooled: PathLike,
-    upsampled: PathLike,
     label: str,
     png: PathLike,
     pdf: PathLike,
     examples: int,
     dpi: int,
+    method: str = "linear",
+    grid: str = "corners",
     case: str | None = None,
 ) -> None:
-    """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled.
+    """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled
+    (with ``method`` on ``grid``, as training sees them).
 
-    With ``case``, ``pooled`` and ``upsampled`` must be that case's
-    (:func:`poolup.artifacts.check_made_for`): a figure never shows another case's pixels under its label.
+    With ``case``, ``pooled`` must be that case's (:func:`poolup.artifacts.check_made_for`): a figure
+    never shows another case's pixels under its label.
     """
-    with open_h5(raw) as r, open_h5(pooled) as s, open_h5(upsampled) as u:
-        if case is not None:
-            for path, file in ((pooled, s), (upsampled, u)):
-                check_made_for(path, dict(file.attrs), {"case": case})
+    from poolup.preprocess import way_back
+
+    with open_h5(raw) as r, open_h5(pooled) as s:
+        back = way_back(s, pooled, method, grid, case)
         chosen = np.sort(example_indices(r["labels"][()], examples))
         frame = tuple(r["images"].shape[1:3])
         # The stored images as the recipe reads them back (decoded, de-quantised), at their stored size.
         stored = np.stack([read_back(s, index, index + 1)[0] for index in chosen])
         recipe = Recipe.from_attrs({key: decode_attr(value) for key, value in s.attrs.items()})
+        upsampled = back.interpolate(stored)
         rows = [
             ("original", r["images"][chosen]),
             (f"stored {stored.shape[1]}x{stored.shape[2]}", stored),
-            (f"up-sampled to {u['images'].shape[1]}x{u['images'].shape[2]}", u["images"][chosen]),
+            (f"up-sampled to {upsampled.shape[1]}x{upsampled.shape[2]}", upsampled),
         ]
     figure, axes = plt.subplots(3, len(chosen), figsize=(1.4 * len(chosen), 4.6), squeeze=False)
     for row, (name, images) in enumerate(rows):

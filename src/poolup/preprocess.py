@@ -11,7 +11,8 @@ workflow's scripts call these; so can anyone else, as well as
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -20,12 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from poolup.artifacts import (
+    ImageSet,
+    check_labels,
     check_made_for,
     checked_image_arrays,
     decode_attr,
     for_case,
     library_versions,
     open_h5,
+    relative_name,
     transform_images,
     write_h5,
     write_h5_blocks,
@@ -242,11 +246,12 @@ def store(
             stored,
             storage,
             attrs,
-            lambda tmp, annotate: write_h5_blocks(
-                tmp,
+            lambda target, annotate: write_h5_blocks(
+                target,
                 _copied_blocks(pooled, payload),
                 _labels(pooled),
-                attrs,
+                # Named as transform_images names a source, so that `poolup verify` can name a deleted pooled.h5.
+                {**attrs, "source_file": relative_name(pooled, target)},
                 filter_name,
                 level,
                 unfiltered=UNFILTERED,
@@ -358,7 +363,7 @@ def _write_pooled(
             output,
             _encoded_blocks(raw, recipe, pool_block),
             _labels(raw),
-            attrs,
+            {**attrs, "source_file": relative_name(raw, output)},  # as transform_images records it
             filter_name,
             level,
             unfiltered=UNFILTERED,
@@ -472,6 +477,57 @@ def _pool_block(block: NDArray, window: int, stride: int, dtype: str) -> NDArray
     return round_to_dtype(average_pool(block, window, stride), dtype)
 
 
+# Images read, interpolated and written per block (bounded memory); the in-memory way back
+# (reconstruct) uses the same blocks, so its arrays equal upsampled.h5's bit for bit.
+UPSAMPLE_BLOCK = 16384
+
+
+@dataclass(frozen=True)
+class WayBack:
+    """How a case's stored images come back to full size: the recipe's read-back, then interpolation."""
+
+    interpolate: Callable[[NDArray], NDArray[np.float32]]
+    image_shape: tuple[int, ...]
+    attrs: dict[str, Any]  # what an up-sampled artifact records (upsample's attributes)
+    labels: NDArray
+
+
+def way_back(
+    file: h5py.File, path: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None
+) -> WayBack:
+    """The way back of an open ``pooled.h5`` (or ``stored.h5``), checked: made for ``case``, a payload the
+    recipe can read, the pool stage's attributes. One place for :func:`upsample` and :func:`reconstruct`."""
+    if method not in METHODS:
+        raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
+    attrs = dict(file.attrs)
+    check_made_for(path, attrs, for_case(case))
+    recipe = Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()})
+    payload = PAYLOADS[recipe.layout]
+    if any(name not in file for name in payload + ("labels",)):
+        raise PoolupError(f"{path}: no {'/'.join(payload)}/labels HDF5 datasets; rerun the pool stage")
+    missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
+    if missing:
+        raise PoolupError(f"{path}: attributes {missing} missing; it was not written by the pool stage, rerun it")
+    window, stride = int(attrs["window"]), int(attrs["stride"])
+    original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
+    interpolate = partial(
+        upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method
+    )
+    out_attrs = {
+        "stage": "upsample",
+        "case": str(decode_attr(attrs.get("case", ""))),
+        "method": method,
+        "grid": effective_grid(method, grid),
+        "window": window,
+        "stride": stride,
+        # The recipe's later steps too (only those off their default), so that a reader can check them.
+        **recipe.recorded(),
+        "source_sha256": str(attrs.get("content_sha256", "")),
+        "versions": library_versions(),
+    }
+    return WayBack(interpolate, original, out_attrs, file["labels"][()])
+
+
 def upsample(
     pooled: PathLike,
     upsampled: PathLike,
@@ -479,7 +535,12 @@ def upsample(
     grid: str = "corners",
     case: str | None = None,
 ) -> dict[str, Any]:
-    """Interpolate the stored images back to full size.
+    """Interpolate the stored images back to full size and write them as ``upsampled.h5``.
+
+    Training, fidelity and the figures compute the same arrays in memory
+    (:func:`reconstruct`), so the workflow writes this file only when it is
+    asked for (``snakemake results/<data set>/<case>/upsampled.h5``): a
+    float32 copy of every image takes 18 times the space of ``pooled.h5``.
 
     Parameters
     ----------
@@ -501,41 +562,53 @@ def upsample(
     dict
         The output's shape and checksum.
     """
-    if method not in METHODS:
-        raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     with open_h5(pooled) as file:
-        attrs = dict(file.attrs)
-        check_made_for(pooled, attrs, for_case(case))
-        recipe = Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()})
-        payload = PAYLOADS[recipe.layout]
-        if any(name not in file for name in payload + ("labels",)):
-            raise PoolupError(f"{pooled}: no {'/'.join(payload)}/labels HDF5 datasets; rerun the pool stage")
-        missing = [key for key in ("window", "stride", "original_shape") if key not in attrs]
-        if missing:
-            raise PoolupError(f"{pooled}: attributes {missing} missing; it was not written by the pool stage, rerun it")
-        window, stride = int(attrs["window"]), int(attrs["stride"])
-        original = tuple(int(v) for v in decode_attr(attrs["original_shape"]))
-        pooled_sha = str(attrs.get("content_sha256", ""))
-    interpolate = partial(
-        upsample_images, output_shape=original[:2], window=window, stride=stride, grid=grid, method=method
-    )
-    out_attrs = {
-        "stage": "upsample",
-        "case": str(decode_attr(attrs.get("case", ""))),
-        "method": method,
-        "grid": effective_grid(method, grid),
-        "window": window,
-        "stride": stride,
-        # The recipe's later steps too (only those off their default), so that training can check them.
-        **recipe.recorded(),
-        "source_sha256": pooled_sha,
-        "versions": library_versions(),
-    }
-    # Up-sampled arrays are an intermediate that training reads whole: no
-    # compression filter (float32 interpolants barely compress, and it is slow).
+        back = way_back(file, pooled, method, grid, case)
+    # No compression filter: float32 interpolants barely compress, and it is slow.
     # The images are read back through the recipe (decoded, de-quantised) first.
-    digest = transform_images(pooled, upsampled, interpolate, original, "float32", out_attrs, read=read_back)
-    return {"image_shape": original, "content_sha256": digest}
+    digest = transform_images(
+        pooled,
+        upsampled,
+        back.interpolate,
+        back.image_shape,
+        "float32",
+        back.attrs,
+        block=UPSAMPLE_BLOCK,
+        read=read_back,
+    )
+    return {"image_shape": back.image_shape, "content_sha256": digest}
+
+
+def reconstructed_blocks(
+    pooled: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None
+) -> Iterator[tuple[WayBack, int, NDArray[np.float32]]]:
+    """The up-sampled images of ``pooled`` block by block, in memory: ``(way back, start, images)``.
+
+    The same blocks and arithmetic as :func:`upsample`, so each block equals
+    the matching rows of ``upsampled.h5``. ``pooled``'s digest is checked first.
+    """
+    with open_h5(pooled) as file:
+        back = way_back(file, pooled, method, grid, case)
+        n = back.labels.shape[0]
+        for start in range(0, n, UPSAMPLE_BLOCK):
+            yield back, start, back.interpolate(read_back(file, start, min(start + UPSAMPLE_BLOCK, n)))
+
+
+def reconstruct(pooled: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None) -> ImageSet:
+    """Every image of ``pooled`` up-sampled in memory: what :func:`upsample` would write, without the file.
+
+    Returns the images (float32, full size), the labels (checked) and the
+    attributes ``upsampled.h5`` would record, ``source_sha256`` naming ``pooled``.
+    """
+    images: NDArray[np.float32] | None = None
+    back: WayBack | None = None
+    for back, start, block in reconstructed_blocks(pooled, method, grid, case):
+        if images is None:
+            images = np.empty((back.labels.shape[0], *block.shape[1:]), dtype=np.float32)
+        images[start : start + block.shape[0]] = block
+    if back is None or images is None:
+        raise PoolupError(f"{pooled}: holds no images; rerun the pool stage")
+    return ImageSet(images, check_labels(back.labels, str(pooled)), back.attrs)
 
 
 # raw.h5 is the reference copy of the data: always gzip level 4, whatever the

@@ -5,8 +5,9 @@ with logged_job(snakemake):
     plot_preprocessing(
         raw=snakemake.input.raw,
         pooled=snakemake.input.pooled,
-        upsampled=snakemake.input.upsampled,
         label=snakemake.params.label,
+        method=snakemake.params.method,
+        grid=snakemake.params.grid,
         case=snakemake.wildcards.case,
         examples=snakemake.params.plots["examples"],
         png=snakemake.output.png,

@@ -7,7 +7,7 @@ from poolup.training import train
 
 with logged_job(snakemake):
     train(
-        upsampled=snakemake.input.upsampled,
+        pooled=snakemake.input.pooled,
         model=snakemake.output.model,
         history=snakemake.output.history,
         metrics=snakemake.output.metrics,
