@@ -110,8 +110,8 @@ def fetch_source(
         "classes": classes.tolist(),
         "class_counts": counts.tolist(),
         "n_classes": int(labels.max()) + 1,
-        "max_images": max_images,
-        "subset_seed": subset_seed,
+        # HDF5 holds no null: a subset's size is recorded only when there is one (all images otherwise).
+        **({} if max_images is None else {"max_images": max_images, "subset_seed": subset_seed}),
         "filter": filter_name,
         "filter_level": level,
         "versions": library_versions(),
