@@ -50,6 +50,8 @@ def run_workflow(workdir: Path, mnist: Path, images: int, seeds: int | None, cor
         settings["seeds"] = seeds
     override.write_text(json.dumps(settings))
     command = [
+        sys.executable,  # this environment's Snakemake, activated or not
+        "-m",
         "snakemake",
         "--snakefile",
         str(REPO / "Snakefile"),
