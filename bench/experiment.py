@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.mnist.is_dir():
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
-    from poolup import preprocess
+    from poolup.artifacts import read_image_set
 
     print(cpu_description(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +124,7 @@ def main() -> None:
             )
         if args.keep is not None:
             shutil.copytree(workdir, args.keep, dirs_exist_ok=True)
-        n = int(preprocess.read_image_set(results / "mnist" / "raw.h5").images.shape[0])
+        n = int(read_image_set(results / "mnist" / "raw.h5").labels.shape[0])
     fit_wall = sum(f["wall"] for f in fits) / len(fits)
     fit_steps = sum(f["images"] / f["train_seconds"] for f in fits) / len(fits)
     print(
