@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
+from poolup.artifacts import content_sha256
 from poolup.interpolation import METHODS, PILLOW_FILTERS, grid_coordinates, upsample_images
 from poolup.pooling import average_pool, round_to_dtype
 from poolup.sources import load_idx
@@ -136,7 +137,9 @@ def write_big_raw(path: Path, real: np.ndarray, n: int) -> None:
             stop = min(n, start + real.shape[0])
             images[start:stop] = real[: stop - start]
         file.create_dataset("labels", data=np.resize(np.arange(10, dtype=np.uint8), n))
-        file.attrs["content_sha256"] = "synthetic"
+        # A real digest and stage: the stages check both before reading (their memory includes that).
+        file.attrs["stage"] = "fetch"
+        file.attrs["content_sha256"] = content_sha256(file)
 
 
 # VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child started by
