@@ -18,7 +18,8 @@ from poolup.cli import main as cli_main
 from poolup.verify import verify_tree
 
 DATASET = "tiny"
-CASE, OTHER = "w2s2", "baseline"  # the tiny run's two cases
+CASE, OTHER = "w2s2", "baseline"  # two of the tiny run's cases
+CODEC_CASE = "w2webp"  # the third: pool + one WebP file per image
 SEEDS = (0, 1)
 
 
@@ -151,9 +152,9 @@ def test_a_deleted_raw_file_is_named_once_with_the_command_that_remakes_it(tree)
     """Every link to it is broken; the files made from it name it, so it is one finding, with its command."""
     raw = tree / DATASET / "raw.h5"
     raw.unlink()
-    pooled = [tree / DATASET / case / "pooled.h5" for case in (OTHER, CASE)]
+    pooled = [tree / DATASET / case / "pooled.h5" for case in (OTHER, CASE)]  # and the WebP case's (1 more)
     assert list(verify_tree(tree)) == [
-        f"{raw}: missing (deleted), though {pooled[0]}, {pooled[1]} were made from it; `snakemake --cores 1 "
+        f"{raw}: missing (deleted), though {pooled[0]}, {pooled[1]} and 1 more were made from it; `snakemake --cores 1 "
         f"results/{DATASET}/raw.h5` in {tree.parent} (with the run's "
         "--configfile options) remakes exactly it"
     ]
@@ -163,7 +164,7 @@ def test_a_deleted_input_that_no_record_names_is_still_found(tree):
     """A record without source_file (an older poolup's): the broken link, as before."""
     raw = tree / DATASET / "raw.h5"
     digest = content(raw)
-    for case in (OTHER, CASE):
+    for case in (OTHER, CASE, CODEC_CASE):
         pooled = tree / DATASET / case / "pooled.h5"
         with h5py.File(pooled, "r+") as file:
             del file.attrs["source_file"]
