@@ -772,8 +772,7 @@ def transform_images(
     str
         The target's ``content_sha256``.
     """
-    if "source_sha256" in attrs:  # (a source_file copied from the source's own attributes names its source)
-        attrs = {**attrs, "source_file": relative_name(source_path, target_path)}
+    attrs = linked_attrs(attrs, source_path, target_path)
     with open_h5(source_path, stage=source_stage) as source, atomic_path(target_path) as tmp:
         labels = source["labels"][()]
         n = labels.shape[0]
@@ -794,6 +793,16 @@ def transform_images(
     return digest
 
 
+def linked_attrs(
+    attrs: Mapping[str, Any], source: str | os.PathLike[str], target: str | os.PathLike[str]
+) -> Mapping[str, Any]:
+    """``attrs`` with ``source_file`` (the source's path relative to the target) where they link a source
+    (``source_sha256``), so ``poolup verify`` can name a deleted source and the command that remakes it."""
+    if "source_sha256" not in attrs:  # (a source_file copied from the source's own attributes names its source)
+        return attrs
+    return {**attrs, "source_file": relative_name(source, target)}
+
+
 def write_h5_blocks(
     path: str | os.PathLike[str],
     blocks: Iterable[Mapping[str, NDArray]],
@@ -804,13 +813,15 @@ def write_h5_blocks(
     *,
     unfiltered: tuple[str, ...] = (),
     annotate: Callable[[h5py.File], Mapping[str, Any]] | None = None,
+    source: str | os.PathLike[str] | None = None,
 ) -> str:
     """Write arrays that arrive block by block (each block's arrays are appended along axis 0) atomically.
 
     Memory stays bounded by one block. Every array is chunked as
     :func:`poolup.storage.array_chunks` says and uses the filter, except those
     named in ``unfiltered``; ``labels`` are stored as they are. ``annotate``
-    as in :func:`transform_images`.
+    as in :func:`transform_images`; ``source``, the file the blocks are made
+    from, is named as :func:`transform_images` names its source.
 
     Returns
     -------
@@ -818,6 +829,8 @@ def write_h5_blocks(
         The ``content_sha256`` recorded in the file.
     """
     options = filter_options(filter_name, level)
+    if source is not None:
+        attrs = linked_attrs(attrs, source, path)
     with atomic_path(path) as tmp, new_h5(tmp) as file:
         for block in blocks:
             for name, array in block.items():

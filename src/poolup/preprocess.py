@@ -29,7 +29,6 @@ from poolup.artifacts import (
     for_case,
     library_versions,
     open_h5,
-    relative_name,
     transform_images,
     write_h5,
     write_h5_blocks,
@@ -250,12 +249,12 @@ def store(
                 target,
                 _copied_blocks(pooled, payload),
                 _labels(pooled),
-                # Named as transform_images names a source, so that `poolup verify` can name a deleted pooled.h5.
-                {**attrs, "source_file": relative_name(pooled, target)},
+                attrs,
                 filter_name,
                 level,
                 unfiltered=UNFILTERED,
                 annotate=annotate,
+                source=pooled,
             ),
         )
     return _write_stored(
@@ -363,11 +362,12 @@ def _write_pooled(
             output,
             _encoded_blocks(raw, recipe, pool_block),
             _labels(raw),
-            {**attrs, "source_file": relative_name(raw, output)},  # as transform_images records it
+            attrs,
             filter_name,
             level,
             unfiltered=UNFILTERED,
             annotate=annotate,
+            source=raw,
         )
     return transform_images(
         raw,
@@ -493,14 +493,20 @@ class WayBack:
 
 
 def way_back(
-    file: h5py.File, path: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None
+    file: h5py.File,
+    path: PathLike,
+    method: str = "linear",
+    grid: str = "corners",
+    case: str | None = None,
+    made_for: Mapping[str, Any] | None = None,
 ) -> WayBack:
-    """The way back of an open ``pooled.h5`` (or ``stored.h5``), checked: made for ``case``, a payload the
-    recipe can read, the pool stage's attributes. One place for :func:`upsample` and :func:`reconstruct`."""
+    """The way back of an open ``pooled.h5`` (or ``stored.h5``), checked: made for ``case`` and what
+    ``made_for`` expects besides (:func:`poolup.artifacts.check_made_for`), a payload the recipe can read,
+    the pool stage's attributes. One place for :func:`upsample` and :func:`reconstruct`."""
     if method not in METHODS:
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")
     attrs = dict(file.attrs)
-    check_made_for(path, attrs, for_case(case))
+    check_made_for(path, attrs, {**for_case(case), **(made_for or {})})
     recipe = Recipe.from_attrs({k: decode_attr(v) for k, v in attrs.items()})
     payload = PAYLOADS[recipe.layout]
     if any(name not in file for name in payload + ("labels",)):
@@ -580,29 +586,43 @@ def upsample(
 
 
 def reconstructed_blocks(
-    pooled: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None
+    pooled: PathLike,
+    method: str = "linear",
+    grid: str = "corners",
+    case: str | None = None,
+    made_for: Mapping[str, Any] | None = None,
+    stage: str | None = None,
 ) -> Iterator[tuple[WayBack, int, NDArray[np.float32]]]:
     """The up-sampled images of ``pooled`` block by block, in memory: ``(way back, start, images)``.
 
     The same blocks and arithmetic as :func:`upsample`, so each block equals
-    the matching rows of ``upsampled.h5``. ``pooled``'s digest is checked first.
+    the matching rows of ``upsampled.h5``. ``pooled``'s digest (and ``stage``,
+    when given) is checked first, then ``case`` and ``made_for`` (:func:`way_back`).
     """
-    with open_h5(pooled) as file:
-        back = way_back(file, pooled, method, grid, case)
+    with open_h5(pooled, stage=stage) as file:
+        back = way_back(file, pooled, method, grid, case, made_for)
         n = back.labels.shape[0]
         for start in range(0, n, UPSAMPLE_BLOCK):
             yield back, start, back.interpolate(read_back(file, start, min(start + UPSAMPLE_BLOCK, n)))
 
 
-def reconstruct(pooled: PathLike, method: str = "linear", grid: str = "corners", case: str | None = None) -> ImageSet:
+def reconstruct(
+    pooled: PathLike,
+    method: str = "linear",
+    grid: str = "corners",
+    case: str | None = None,
+    made_for: Mapping[str, Any] | None = None,
+    stage: str | None = None,
+) -> ImageSet:
     """Every image of ``pooled`` up-sampled in memory: what :func:`upsample` would write, without the file.
 
     Returns the images (float32, full size), the labels (checked) and the
     attributes ``upsampled.h5`` would record, ``source_sha256`` naming ``pooled``.
+    ``case``, ``made_for`` and ``stage`` as in :func:`reconstructed_blocks`.
     """
     images: NDArray[np.float32] | None = None
     back: WayBack | None = None
-    for back, start, block in reconstructed_blocks(pooled, method, grid, case):
+    for back, start, block in reconstructed_blocks(pooled, method, grid, case, made_for, stage):
         if images is None:
             images = np.empty((back.labels.shape[0], *block.shape[1:]), dtype=np.float32)
         images[start : start + block.shape[0]] = block

@@ -517,9 +517,7 @@ def load_training_data(
         digest = str(data.attrs.get("content_sha256", ""))
     else:
         interpolation = {key: expected.pop(key) for key in INTERPOLATION_KEYS if key in expected}
-        with open_h5(pooled, stage="pool") as file:
-            check_made_for(pooled, dict(file.attrs), expected)
-        data = reconstruct(pooled, **interpolation)
+        data = reconstruct(pooled, **interpolation, made_for=expected, stage="pool")
         if image_shape is not None and tuple(data.images.shape[1:]) != tuple(image_shape):
             raise PoolupError(
                 f"{pooled}: images come back as {tuple(data.images.shape[1:])}, expected {tuple(image_shape)}; "
