@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 sys.path.insert(0, str(REPO / "bench"))
 
-from train import cpu_description, measure  # noqa: E402  (bench/train.py: the plain-fit worker)
+from train import cpu_description, measure, tensorflow_picks_onednn  # noqa: E402  (bench/train.py's workers)
 
 # Per-seed phases that test_metrics.json records (training.Clock), besides the steps (train_seconds).
 PHASES = ("load", "setup", "prepare", "monitor", "evaluate", "write")
@@ -115,13 +115,13 @@ def main() -> None:
         size = folder_bytes(results)
         cases = sorted(p.name for p in (results / "mnist").iterdir() if (p / "pooled.h5").is_file())
         # The plain fits, on the same images (the baseline's pooled.h5, up-sampled: the original digits).
-        fits = []
-        for _ in range(args.fits):
-            fits.append(
-                measure(
-                    results / "mnist" / "baseline" / "pooled.h5", Path(tmp), mode="fit", threads=2, precision="float32"
-                )
-            )
+        # On the kernels TensorFlow picks for this CPU by itself, as the authors' fits ran.
+        kernels = tensorflow_picks_onednn()
+        baseline = results / "mnist" / "baseline" / "pooled.h5"
+        fits = [
+            measure(baseline, Path(tmp), mode="fit", threads=2, precision="float32", onednn=kernels)
+            for _ in range(args.fits)
+        ]
         if args.keep is not None:
             shutil.copytree(workdir, args.keep, dirs_exist_ok=True)
         n = int(read_image_set(results / "mnist" / "raw.h5").labels.shape[0])
@@ -134,7 +134,8 @@ def main() -> None:
     print(f"  whole run (snakemake, start to end):      {wall:8.1f} s")
     print(
         f"  {runs} plain float32 fits, 2 threads:       {runs * fit_wall:8.1f} s"
-        f"  ({fit_wall:.1f} s each, mean of {len(fits)})"
+        f"  ({fit_wall:.1f} s each, mean of {len(fits)}; {'oneDNN' if kernels else 'TF own'} kernels,"
+        " as TensorFlow picks them here)"
     )
     print(f"  ratio (goal <= 0.30):                      {wall / (runs * fit_wall):8.2f}")
     print(
@@ -148,7 +149,10 @@ def main() -> None:
     rest = jobs - sum(phases.values())
     for phase in PHASES:
         print(f"  {phase:9} {phases[phase]:7.1f} s  {phases[phase] / jobs:5.1%}")
-    print(f"  {'other':9} {rest:7.1f} s  {rest / jobs:5.1%}  (Python and TensorFlow imports, Snakemake's job start)")
+    print(
+        f"  {'other':9} {rest:7.1f} s  {rest / jobs:5.1%}"
+        "  (the rest: Python's start and exit, Snakemake's job start, between the phases)"
+    )
     upsampled = len(cases) * n * 28 * 28 * 4
     print(
         f"\nresults/: {size / 1e6:,.0f} MB (goal <= 400 MB on 70,000 digits); float32 up-sampled arrays of every case "

@@ -7,11 +7,14 @@ measured in one run:
 
 - ``fit``: ``model.compile(Adam(1e-3), categorical_crossentropy)`` then
   ``model.fit(x, y, batch_size=32, epochs=1)``, one seed per process: the configurations
-  a user would pick without poolup (float32 and mixed bfloat16, one and two threads);
+  a user would pick without poolup (float32 and mixed bfloat16, one and two threads, on
+  the kernels TensorFlow picks for this CPU; where it does not pick oneDNN by itself, also
+  float32 with ``TF_ENABLE_ONEDNN_OPTS=1``);
 - ``ours``: ``poolup.training.train_seeds`` training K seeds one after the
   other in one process (one TensorFlow start, one data load, learning curves
   and the held-out evaluation included), for K = 1, 2, 5, 10, 1 and 2 threads,
-  float32 and mixed bfloat16;
+  float32 and mixed bfloat16, on oneDNN kernels (``training.onednn``, the default;
+  one row on TensorFlow's own where it would not pick oneDNN);
 - two 1-thread ``ours`` jobs at once: what the workflow runs on 2 cores.
 
 Prints the CPU (lscpu's model name and flags), then per configuration the
@@ -50,6 +53,7 @@ def worker(args: argparse.Namespace) -> None:
     """One measurement in this process, printed as a JSON line."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     seeds = list(range(args.k))
+    onednn = bool(args.onednn)
     if args.mode == "ours":
         from poolup.training import RunPaths, TrainSettings, train_seeds
 
@@ -61,7 +65,12 @@ def worker(args: argparse.Namespace) -> None:
         for paths in runs.values():
             Path(paths.model).parent.mkdir(parents=True, exist_ok=True)
         records = train_seeds(
-            args.upsampled, runs, "baseline", TrainSettings(precision=args.precision), (28, 28), threads=args.threads
+            args.upsampled,
+            runs,
+            "baseline",
+            TrainSettings(precision=args.precision, onednn=onednn),
+            (28, 28),
+            threads=args.threads,
         )
         print(
             json.dumps(
@@ -70,6 +79,7 @@ def worker(args: argparse.Namespace) -> None:
                     "images": sum(r["n_train"] for r in records),
                     "f1": [r["macro_f1"] for r in records],
                     "precision_used": records[0]["precision_used"],
+                    "onednn_used": records[0]["onednn_used"],
                 }
             )
         )
@@ -86,7 +96,7 @@ def worker(args: argparse.Namespace) -> None:
 
     settings = TrainSettings(precision=args.precision)
     data = load_training_data(args.upsampled, (28, 28))
-    configure_tensorflow(args.threads, args.precision)
+    onednn_used = configure_tensorflow(args.threads, args.precision, onednn)
     import keras
 
     seed_everything(0)
@@ -106,15 +116,31 @@ def worker(args: argparse.Namespace) -> None:
                 "images": int(len(x)),
                 "f1": [report["macro_f1"]],
                 "precision_used": keras.mixed_precision.global_policy().name,
+                "onednn_used": onednn_used,
             }
         )
     )
 
 
+def tensorflow_picks_onednn() -> bool:
+    """Whether TensorFlow, left to itself (TF_ENABLE_ONEDNN_OPTS unset), runs oneDNN kernels on this CPU."""
+    probe = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    return done.stdout.strip().splitlines()[-1] == "True"
+
+
 def launch(
-    upsampled: Path, workdir: Path, mode: str, threads: int, precision: str, k: int = 1, tag: str = ""
+    upsampled: Path,
+    workdir: Path,
+    mode: str,
+    threads: int,
+    precision: str,
+    k: int = 1,
+    tag: str = "",
+    onednn: bool = True,
 ) -> subprocess.Popen:
-    out = workdir / f"{mode}-{threads}-{precision}-{k}{tag}"
+    out = workdir / f"{mode}-{threads}-{precision}-{k}-{int(onednn)}{tag}"
     command = [
         sys.executable,
         __file__,
@@ -131,6 +157,8 @@ def launch(
         str(out),
         "--k",
         str(k),
+        "--onednn",
+        str(int(onednn)),
     ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
@@ -153,7 +181,7 @@ def measure(upsampled: Path, workdir: Path, **options) -> dict:
 def line(name: str, record: dict, reference: dict | None) -> str:
     steps = record["images"] / record["train_seconds"]
     end = record["images"] / record["wall"]
-    text = f"{name:34} {steps:6.0f} img/s steps {end:6.0f} end to end  F1 {sum(record['f1']) / len(record['f1']):.4f}"
+    text = f"{name:40} {steps:6.0f} img/s steps {end:6.0f} end to end  F1 {sum(record['f1']) / len(record['f1']):.4f}"
     if reference is not None:
         text += (
             f"  {steps / (reference['images'] / reference['train_seconds']):4.2f}x steps"
@@ -188,13 +216,23 @@ def main() -> None:
             " each row one process (K seeds one after the other); ratios to the first row\n",
             flush=True,
         )
-        reference = measure(upsampled, workdir, mode="fit", threads=2, precision="float32")
-        print(line("plain fit, 2 threads, float32", reference, reference), flush=True)
-        plain = {("float32", 2): reference}
-        for threads, precision in ((1, "float32"), (1, "mixed_bfloat16"), (2, "mixed_bfloat16")):
-            record = measure(upsampled, workdir, mode="fit", threads=threads, precision=precision)
-            plain[(record["precision_used"], threads)] = record
-            print(line(f"plain fit, {threads} thr, {record['precision_used']}", record, reference), flush=True)
+        default_onednn = tensorflow_picks_onednn()
+        kernels = "oneDNN" if default_onednn else "TF's own kernels"
+        print(f"TensorFlow left to itself on this CPU: {kernels}\n", flush=True)
+        reference = measure(upsampled, workdir, mode="fit", threads=2, precision="float32", onednn=default_onednn)
+        print(line(f"plain fit, 2 thr, float32, {'oneDNN' if default_onednn else 'TF own'}", reference, reference))
+        plain = {("float32", 2, default_onednn): reference}
+        anchors = [(1, "float32", default_onednn), (1, "mixed_bfloat16", default_onednn)]
+        anchors += [(2, "mixed_bfloat16", default_onednn)]
+        if not default_onednn:  # what a user who sets TF_ENABLE_ONEDNN_OPTS=1 gets
+            anchors += [(1, "float32", True), (2, "float32", True)]
+        for threads, precision, onednn in anchors:
+            record = measure(upsampled, workdir, mode="fit", threads=threads, precision=precision, onednn=onednn)
+            plain[(record["precision_used"], threads, record["onednn_used"])] = record
+            used = "oneDNN" if record["onednn_used"] else "TF own"
+            fallback = " (bf16 asked)" if record["precision_used"] != precision else ""
+            name = f"plain fit, {threads} thr, {record['precision_used']}{fallback}, {used}"
+            print(line(name, record, reference), flush=True)
         fastest_plain = max(plain.items(), key=lambda item: item[1]["images"] / item[1]["train_seconds"])
         fastest_ours: tuple[float, str] = (0.0, "")
         best: dict[str, tuple[float, int, int]] = {}
@@ -202,9 +240,15 @@ def main() -> None:
             for threads in (1, 2):
                 for k in ks:
                     record = measure(upsampled, workdir, mode="ours", threads=threads, precision=precision, k=k)
-                    name = f"ours K={k:<2} {threads} thr {record['precision_used']}"
+                    fallback = " (bf16 asked)" if record["precision_used"] != precision else ""
+                    used = "oneDNN" if record["onednn_used"] else "TF own"
+                    name = f"ours K={k:<2} {threads} thr {record['precision_used']}{fallback}, {used}"
                     print(line(name, record, reference), flush=True)
                     fastest_ours = max(fastest_ours, (record["images"] / record["train_seconds"], name))
+        if not default_onednn:  # training.onednn: false
+            k = max(ks)
+            record = measure(upsampled, workdir, mode="ours", threads=1, precision="float32", k=k, onednn=False)
+            print(line(f"ours K={k:<2} 1 thr float32, TF own", record, reference), flush=True)
         # What the workflow does on 2 cores: two 1-thread jobs at once (K = the largest measured).
         k = max(ks)
         for precision in ("float32", "mixed_bfloat16"):
@@ -221,10 +265,11 @@ def main() -> None:
             }
             print(line(f"two K={k} jobs x 1 thr {precision}", together, reference), flush=True)
             best[precision] = (images / wall, k, 2)
-        (plain_precision, plain_threads), plain_record = fastest_plain
+        (plain_precision, plain_threads, plain_onednn), plain_record = fastest_plain
         plain_rate = plain_record["images"] / plain_record["train_seconds"]
+        plain_kernels = "oneDNN" if plain_onednn else "TF own"
         print(
-            f"\ngoal: steps >= 1.5x the fastest plain fit ({plain_precision}, {plain_threads} thr,"
+            f"\ngoal: steps >= 1.5x the fastest plain fit ({plain_precision}, {plain_threads} thr, {plain_kernels},"
             f" {plain_rate:,.0f} img/s):"
             f" {fastest_ours[1].strip()} {fastest_ours[0]:,.0f} img/s = {fastest_ours[0] / plain_rate:4.2f}x"
         )
@@ -246,6 +291,7 @@ if __name__ == "__main__":
         parser.add_argument("--upsampled")
         parser.add_argument("--out")
         parser.add_argument("--k", type=int, default=1)
+        parser.add_argument("--onednn", type=int, choices=[0, 1], default=1)
         worker(parser.parse_args())
     else:
         main()

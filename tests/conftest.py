@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
+# The workflow trains on TensorFlow's oneDNN kernels (training.onednn, the default), and TensorFlow
+# reads that switch once, when it is imported: tests that train in this process must match the
+# training jobs they are compared with, whichever test imports TensorFlow first.
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+
 
 def write_idx(path: Path, array: np.ndarray, magic_dtype: int = 0x08, compress: bool = True) -> Path:
     """Write a uint8 array in IDX format (the MNIST file format)."""

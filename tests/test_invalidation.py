@@ -96,6 +96,7 @@ EXPECTED: dict[str, set[str]] = {
     "training.history_every": TRAINING,
     "training.monitor_samples": TRAINING,
     "training.precision": TRAINING,
+    "training.onednn": TRAINING,
     "training.seeds_per_job": NOTHING,
     "training.early_stopping.enabled": TRAINING,
     "training.early_stopping.validation_size": TRAINING,

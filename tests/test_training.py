@@ -393,6 +393,60 @@ def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampl
     }
 
 
+ONEDNN_PROBE = """
+import json, logging, sys
+from dataclasses import replace
+from pathlib import Path
+from poolup.training import RunPaths, TrainSettings, train_run
+logging.basicConfig(level=logging.WARNING)
+settings = TrainSettings(epochs=1, history_every=5, monitor_samples=50, precision="float32")
+records = []
+for index, onednn in enumerate(json.loads(sys.argv[2])):
+    folder = Path(sys.argv[3], str(index))
+    folder.mkdir()
+    paths = RunPaths(*(str(folder / name) for name in ("m.keras", "h.csv", "t.json", "p.h5")))
+    records.append(train_run(sys.argv[1], paths, "w2s2", 0, replace(settings, onednn=onednn), image_shape=(28, 28)))
+print(json.dumps([[r["settings"]["onednn"], r["onednn_used"], r["outputs"]["p.h5"]] for r in records]))
+"""
+
+
+def onednn_runs(upsampled, folder, requests, switch):
+    """Train seed 0 once per request of training.onednn, one after the other in a fresh process whose
+    environment sets TF_ENABLE_ONEDNN_OPTS=switch; each run's (asked, used, predictions digest) and the log."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", ONEDNN_PROBE, str(upsampled), json.dumps(requests), str(folder)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": switch, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
+
+
+def test_training_onednn_picks_tensorflows_kernels_when_it_starts_and_each_run_records_them(upsampled, tmp_path):
+    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at its import: the job's setting wins over the
+    environment's, and a later run in the same process that asks for the other kernels keeps the
+    running ones, says so in the log and records what it ran."""
+    from poolup.training import onednn_kernels
+
+    on, log_on = onednn_runs(upsampled, tmp_path / "on", [True, False], switch="0")
+    off, log_off = onednn_runs(upsampled, tmp_path / "off", [False], switch="1")
+    if not onednn_kernels():
+        pytest.skip("this TensorFlow has no oneDNN kernels")
+    assert [run[:2] for run in on] == [[True, True], [False, True]]
+    assert "training.onednn false: TensorFlow in this process runs with oneDNN kernels on" in log_on
+    assert off[0][:2] == [False, False] and "training.onednn" not in log_off
+    assert on[0][2] == on[1][2]  # the same kernels, the same run bit for bit
+    # Other kernels add in another order: the same seed ends in other last bits.
+    assert on[0][2] != off[0][2]
+
+
 def test_the_scaler_equals_numpys_mean_and_var_bit_for_bit():
     """fit_scaler sums a block of rows at a time (no float64 copy of the images): the same numbers as
     numpy's mean and var over the rows picked (test_scaler_matches_sklearn compares with scikit-learn)."""

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -126,7 +127,8 @@ class TrainSettings:
 
     Defaults are the authors': 1 epoch, batch 32, Adam at 1e-3, an 80/20
     split that is not stratified, no early stopping; bfloat16 compute where
-    the hardware has it (within noise of float32, README "Precision"). The schema
+    the hardware has it (within noise of float32, README "Precision"), on
+    TensorFlow's oneDNN kernels (:func:`configure_tensorflow`). The schema
     (``workflow/schemas/config.schema.yaml``) holds the same defaults;
     ``tests/test_training.py`` checks that they agree.
     """
@@ -141,6 +143,7 @@ class TrainSettings:
     history_every: int = 100
     monitor_samples: int = 500
     precision: str = "mixed_bfloat16"
+    onednn: bool = True
     early_stopping: bool = False
     validation_size: float = 0.1
     patience: int = 2
@@ -241,25 +244,45 @@ def scale_images(
     return scaled, {"scaling": "standard", "fit_on": fit_on}
 
 
-def configure_tensorflow(threads: int, precision: str) -> None:
-    """Threads, op determinism and precision: once per process, before any model exists.
+def configure_tensorflow(threads: int, precision: str, onednn: bool = True) -> bool:
+    """Threads, kernels, op determinism and precision: once per process, before any model exists.
 
     Threads can be set only before TensorFlow starts its thread pools; a
     second call in the same process keeps the first call's threads. Without
     bfloat16 hardware (AVX512_BF16, AMX or a GPU that has it), a
     ``mixed_bfloat16`` request falls back to float32 with a log line, since
     emulated bfloat16 is several times slower than float32.
+
+    ``onednn`` picks TensorFlow's CPU kernels. TensorFlow reads its switch
+    (``TF_ENABLE_ONEDNN_OPTS``) once, when it is first imported, and by
+    default uses oneDNN only on CPUs with AVX-512 VNNI or BF16 or AMX; on an
+    AVX2 CPU its own kernels train 1.45x slower per CPU second. So the switch
+    is set here when this call imports TensorFlow. Where TensorFlow was
+    imported before, or was built without oneDNN, the kernels it has stay,
+    with a log line. Returns whether oneDNN kernels are in use (each run
+    records it as ``onednn_used``).
     """
+    if precision not in PRECISIONS:
+        raise PoolupError(f"training.precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
     import keras
     import tensorflow as tf
 
-    if precision not in PRECISIONS:
-        raise PoolupError(f"training.precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:
         log.info("TensorFlow threads were already set in this process; keeping them")
+    used = onednn_kernels()
+    if used != onednn:
+        log.warning(
+            "training.onednn %s: TensorFlow in this process runs with oneDNN kernels %s (it was imported before, "
+            "with TF_ENABLE_ONEDNN_OPTS=%s, or has no oneDNN); keeping them",
+            str(onednn).lower(),
+            "on" if used else "off",
+            os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+        )
     tf.config.experimental.enable_op_determinism()
     if precision == "mixed_bfloat16" and not bfloat16_hardware():
         log.warning(
@@ -268,6 +291,16 @@ def configure_tensorflow(threads: int, precision: str) -> None:
         )
         precision = "float32"
     keras.mixed_precision.set_global_policy(precision)
+    return used
+
+
+def onednn_kernels() -> bool:
+    """Whether this process's TensorFlow runs its CPU ops on oneDNN (``TF_ENABLE_ONEDNN_OPTS``)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own probe; no public API has it
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def bfloat16_hardware() -> bool:
@@ -743,6 +776,7 @@ class JobInfo:
     threads: int
     device: str
     precision_used: str  # after any fallback to float32
+    onednn_used: bool  # the kernels TensorFlow ran (see configure_tensorflow)
     seeds_in_job: int
     versions: dict[str, str]
 
@@ -779,6 +813,7 @@ def run_record(
         "threads": job.threads,
         "device": job.device,
         "precision_used": job.precision_used,
+        "onednn_used": job.onednn_used,
         "seeds_in_job": job.seeds_in_job,
         "images_per_second": result.images_seen / seconds["train_seconds"],
         **seconds,
@@ -789,9 +824,9 @@ def run_record(
     }
 
 
-def start_job(case: str, threads: int, precision: str, seeds_in_job: int) -> JobInfo:
-    """Start TensorFlow for a training job (threads, precision) and describe the job for its records."""
-    configure_tensorflow(threads, precision)
+def start_job(case: str, threads: int, settings: TrainSettings, seeds_in_job: int) -> JobInfo:
+    """Start TensorFlow for a training job (threads, precision, kernels) and describe the job for its records."""
+    onednn_used = configure_tensorflow(threads, settings.precision, settings.onednn)
     import keras
     import tensorflow as tf
 
@@ -800,6 +835,7 @@ def start_job(case: str, threads: int, precision: str, seeds_in_job: int) -> Job
         threads=threads,
         device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
         precision_used=keras.mixed_precision.global_policy().name,
+        onednn_used=onednn_used,
         seeds_in_job=seeds_in_job,
         versions={**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__},
     )
@@ -874,7 +910,7 @@ def train_seeds(
         )
         check_split(data.labels, split)
     with job_clock("setup"):
-        job = start_job(case, threads, settings.precision, len(seeds))
+        job = start_job(case, threads, settings, len(seeds))
     trainer: _Trainer | None = None
     records = []
     for index, seed in enumerate(seeds):
