@@ -23,6 +23,7 @@ from poolup.training import (
     configure_tensorflow,
     load_training_data,
     prepare,
+    training_batches,
 )
 
 
@@ -40,8 +41,7 @@ def main() -> None:
     import tensorflow as tf
 
     trainer = _Trainer(build_model(run.images.shape[1:], data.n_classes), data.n_classes, 1e-3)
-    dataset = tf.data.Dataset.from_tensor_slices((run.images[run.fit], data.labels[run.fit]))
-    iterator = iter(dataset.shuffle(len(run.fit), seed=0).batch(batch).repeat().prefetch(tf.data.AUTOTUNE))
+    iterator = iter(training_batches(run.images[run.fit], data.labels[run.fit], 0, batch, None))
     trainer.run_steps(iterator, tf.constant(50))
     steps = 600 * 32 // batch
     start = time.perf_counter()

@@ -393,6 +393,31 @@ def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampl
     }
 
 
+def test_the_training_batches_come_in_the_seeded_order_of_tfdatas_default_pipeline_without_its_autotuning():
+    """training_batches turns tf.data's autotuning off (deleting an autotuned iterator at a run's end
+    waited up to a minute for its thread, bench/pipeline_end.py); the batches, and so the runs, stay
+    those of the autotuned pipeline, element for element."""
+    import tensorflow as tf
+
+    from poolup.training import training_batches
+
+    images = np.arange(130 * 4 * 4, dtype=np.float32).reshape(130, 4, 4, 1)
+    labels = np.arange(130, dtype=np.int32)
+    ours = training_batches(images, labels, 7, 32, 2)
+    autotuned = (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(130, seed=7, reshuffle_each_iteration=True)
+        .batch(32)
+        .repeat(2)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    assert ours.options().autotune.enabled is False
+    got, expected = list(ours.as_numpy_iterator()), list(autotuned.as_numpy_iterator())
+    assert [len(b[1]) for b in got] == [32, 32, 32, 32, 2] * 2
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(got, expected, strict=True))
+    assert not np.array_equal(got[0][1], got[5][1])  # reshuffled each epoch
+
+
 ONEDNN_PROBE = """
 import json, logging, sys
 from dataclasses import replace

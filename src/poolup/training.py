@@ -636,6 +636,34 @@ def _scores(trainer: _Trainer, images: NDArray, labels: NDArray, prefix: str) ->
     return {f"{prefix}_{k}": v for k, v in _evaluate(trainer.probabilities(images), labels, trainer.n_classes).items()}
 
 
+# Batches the pipeline keeps ready ahead of the training steps.
+PREFETCH_BATCHES = 2
+
+
+def training_batches(images: NDArray, labels: NDArray, seed: int, batch_size: int, epochs: int | None) -> Any:
+    """The training batches of one run: a seeded shuffle of every image each epoch, in batches
+    (``epochs=None``: without end).
+
+    The order is the shuffle's alone (``seed``), so a run's batches are the
+    same however the pipeline runs. Its prefetch buffer is fixed and tf.data's
+    autotuning is off: the autotuning thread sleeps up to a minute between its
+    rounds, and deleting the iterator at the end of a run waited for it (0 to
+    57 s per run of 56,000 images, 6 s on average: 7 % of the run's time).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(images.shape[0], seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .repeat(epochs)
+        .prefetch(PREFETCH_BATCHES)
+        .with_options(options)
+    )
+
+
 def fit(
     trainer: _Trainer,
     run: PreparedRun,
@@ -652,15 +680,7 @@ def fit(
     ``restore_best_weights``, which epoch's weights are kept. A non-finite
     loss stops with one line naming the settings to change.
     """
-    import tensorflow as tf
-
-    batches = (
-        tf.data.Dataset.from_tensor_slices((run.images[run.fit], labels[run.fit]))
-        .shuffle(run.fit.shape[0], seed=run.seed, reshuffle_each_iteration=True)
-        .batch(settings.batch_size)
-        .repeat(settings.epochs)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    batches = training_batches(run.images[run.fit], labels[run.fit], run.seed, settings.batch_size, settings.epochs)
     iterator = iter(batches)
     steps_per_epoch = math.ceil(run.fit.shape[0] / settings.batch_size)
     result = FitResult([], [], settings.epochs, 0)
