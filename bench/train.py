@@ -263,7 +263,9 @@ def main() -> None:
                 "train_seconds": max(r["train_seconds"] for r in records),
                 "f1": [f for r in records for f in r["f1"]],
             }
-            print(line(f"two K={k} jobs x 1 thr {precision}", together, reference), flush=True)
+            used = records[0]["precision_used"]
+            fallback = " (bf16 asked)" if used != precision else ""
+            print(line(f"two K={k} jobs x 1 thr {used}{fallback}", together, reference), flush=True)
             best[precision] = (images / wall, k, 2)
         (plain_precision, plain_threads, plain_onednn), plain_record = fastest_plain
         plain_rate = plain_record["images"] / plain_record["train_seconds"]

@@ -170,6 +170,8 @@ def test_a_look_judges_the_open_cases_and_plans_the_next(tmp_path):
         analysis=analysis,
     )
     assert second["next"] is None and second["design"] == {"baseline": 8, "same": 4, "noisy": 8}
+    # A case decided at look 1 keeps that look in every later look's record.
+    assert second["cases"]["same"]["deciding_look"] == 1 and second["cases"]["same"]["looks_used"] == 1
     assert read_json(tmp_path / "look2.json", stage="look")["design"] == second["design"]
     with pytest.raises(PoolupError, match="not what the previous look planned"):
         sequential.judge_look(

@@ -262,7 +262,8 @@ def judge_look(
             continue
         _, differences = paired.paired_differences(scores[case], scores[baseline])
         judged[case] = {"seeds": have[case], **case_outcome(differences, looks, analysis["margin"], alpha)}
-        judged[case]["deciding_look"] = None if math.isnan(judged[case]["deciding_look"]) else index
+        deciding = judged[case]["deciding_look"]
+        judged[case]["deciding_look"] = None if math.isnan(deciding) else int(deciding)  # JSON has no NaN
     open_cases = [case for case, row in judged.items() if row["verdict"] == paired.UNDECIDED]
     final = not open_cases or index == len(looks)
     design = {case: have[case] for case in cases}
