@@ -10,7 +10,8 @@ The two pipelines run side by side, each in its own process:
   sleeps between its rounds, up to a minute; deleting the iterator waits for it;
 - ``fixed``: :func:`poolup.training.training_batches`, a fixed prefetch buffer with autotuning off.
 
-Prints, per pipeline, the seconds each deletion took, their mean and the largest.
+Prints lscpu's model name and flags, then per pipeline the seconds each deletion took, their mean
+and the largest.
 
 Usage: python bench/pipeline_end.py [--runs 4] [--seconds 70]
 """
@@ -23,6 +24,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train import cpu_description  # noqa: E402  (bench/train.py)
 
 IMAGES, BATCH = 56_000, 32
 
@@ -66,7 +72,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=70.0, help="training time per run to stand in for")
     args = parser.parse_args()
-    print(f"{args.runs} runs per pipeline, {IMAGES:,} images in batches of {BATCH}, {args.seconds:.0f} s per run\n")
+    print(cpu_description(), flush=True)
+    print(f"\n{args.runs} runs per pipeline, {IMAGES:,} images in batches of {BATCH}, {args.seconds:.0f} s per run\n")
     command = [sys.executable, __file__, "worker", str(args.runs), str(args.seconds)]
     workers = {
         name: subprocess.Popen([*command, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
