@@ -256,7 +256,7 @@ def configure_tensorflow(threads: int, precision: str, onednn: bool = True) -> b
     ``onednn`` picks TensorFlow's CPU kernels. TensorFlow reads its switch
     (``TF_ENABLE_ONEDNN_OPTS``) once, when it is first imported, and by
     default uses oneDNN only on CPUs with AVX-512 VNNI or BF16 or AMX; on an
-    AVX2 CPU its own kernels train 1.45x slower per CPU second. So the switch
+    AVX2 CPU its own kernels train 1.3x slower (docs/training.md, "Kernels"). So the switch
     is set here when this call imports TensorFlow. Where TensorFlow was
     imported before, or was built without oneDNN, the kernels it has stay,
     with a log line. Returns whether oneDNN kernels are in use (each run
