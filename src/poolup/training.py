@@ -127,7 +127,7 @@ class TrainSettings:
 
     Defaults are the authors': 1 epoch, batch 32, Adam at 1e-3, an 80/20
     split that is not stratified, no early stopping; bfloat16 compute where
-    the hardware has it (within noise of float32, README "Precision"), on
+    the hardware has it (within noise of float32, docs/training.md "Precision"), on
     TensorFlow's oneDNN kernels (:func:`configure_tensorflow`). The schema
     (``workflow/schemas/config.schema.yaml``) holds the same defaults;
     ``tests/test_training.py`` checks that they agree.
