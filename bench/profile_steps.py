@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train import DEFAULT_MNIST, cpu_description  # noqa: E402  (bench/train.py)
+from train import DEFAULT_MNIST, cpu_description, plain_fit_model  # noqa: E402  (bench/train.py)
 
 WARMUP = 50
 START, STOP = "== timed steps start", "== timed steps stop"
@@ -61,9 +61,8 @@ def worker(mode: str, pooled: str, threads: int, steps: int) -> None:
 
     seed_everything(0)
     images, labels = run.images[run.fit], data.labels[run.fit]
-    model = build_model(images.shape[1:], data.n_classes)
     if mode == "ours":
-        trainer = _Trainer(model, data.n_classes, 1e-3)
+        trainer = _Trainer(build_model(images.shape[1:], data.n_classes), data.n_classes, 1e-3)
         iterator = iter(training_batches(images, labels, 0, 32, None))
         trainer.run_steps(iterator, tf.constant(WARMUP))
 
@@ -71,7 +70,7 @@ def worker(mode: str, pooled: str, threads: int, steps: int) -> None:
             trainer.run_steps(iterator, tf.constant(steps))
 
     else:
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+        model = plain_fit_model(images.shape[1:], data.n_classes)
         onehot = keras.utils.to_categorical(labels, data.n_classes)
         model.fit(images[: WARMUP * 32], onehot[: WARMUP * 32], batch_size=32, epochs=1, verbose=0)
 
