@@ -1,0 +1,108 @@
+"""What a finished (or interrupted) design cost in training, against a fixed design of its last look.
+
+Reads a results folder: ``results/<dataset>/summary/summary.csv`` for the seeds each case trained
+(while a design runs, the runs finished so far), and the training jobs' benchmark files
+(Snakemake's ``benchmark:``, ``results/benchmarks/<dataset>/<case>/train_seeds_A_B.tsv``) for
+their CPU time. Printed: per case the seeds trained and their
+CPU time, then the runs and CPU-hours of the whole design against a fixed design of ``--fixed``
+seeds per case (default: the last look of a sequential design, read from ``looks/``), at the
+design's mean CPU seconds per run, and both as wall time on ``--cores`` cores.
+
+CPU time, not the benchmark files' wall time: a design paused or sharing its cores with other
+work keeps its CPU time, while its wall time grows.
+
+Usage: python bench/design_cost.py [RESULTS_DIR] [--dataset mnist] [--fixed SEEDS] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+BLOCK = re.compile(r"train_seeds_(\d+)_(\d+)\.tsv$")
+
+
+def training_jobs(benchmarks: Path) -> pd.DataFrame:
+    """One row per training job: case, first and last seed, runs, CPU and wall seconds."""
+    rows = []
+    for path in sorted(benchmarks.glob("*/train_seeds_*.tsv")):
+        match = BLOCK.search(path.name)
+        if match is None:
+            continue
+        first, last = int(match[1]), int(match[2])
+        record = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append(
+            {
+                "case": path.parent.name,
+                "first": first,
+                "last": last,
+                "runs": last - first + 1,
+                "cpu_s": float(record["cpu_time"]),
+                "wall_s": float(record["s"]),
+            }
+        )
+    if not rows:
+        raise SystemExit(f"no training benchmark files under {benchmarks}: give the folder holding results/")
+    return pd.DataFrame(rows)
+
+
+def last_look(summary_dir: Path) -> int | None:
+    """The last look's seed count of a sequential design (None in a fixed design)."""
+    records = sorted((summary_dir / "looks").glob("look*.json"))
+    return json.loads(records[-1].read_text())["looks"][-1] if records else None
+
+
+def cpu_model() -> str:
+    """lscpu's model name and its vector flags, for the record."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    vector = [flag for flag in flags if flag.startswith(("avx", "amx")) or flag == "fma"]
+    return f"{fields.get('Model name', '?').strip()} ({' '.join(vector) or 'no AVX'})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=".", help="the folder holding results/ (default: here)")
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--fixed", type=int, help="seeds per case of the fixed design to compare with")
+    parser.add_argument("--cores", type=int, default=2, help="cores the wall time is given for")
+    args = parser.parse_args()
+    results = Path(args.root) / "results"
+    summary_dir = results / args.dataset / "summary"
+    jobs = training_jobs(results / "benchmarks" / args.dataset)
+    print(f"CPU of this machine: {cpu_model()} (the benchmark files record the machine that trained)")
+    summary = summary_dir / "summary.csv"
+    # An unfinished design has no summary yet: its seeds are the runs timed so far.
+    seeds = pd.read_csv(summary).set_index("case")["seeds"] if summary.is_file() else pd.Series(dtype=int)
+    per_case = jobs.groupby("case")[["runs", "cpu_s"]].sum()
+    print(f"{'case':12} {'seeds':>5} {'runs timed':>10} {'CPU h':>7} {'CPU s per run':>13}")
+    for case, row in per_case.iterrows():
+        trained = int(seeds.get(case, row.runs))
+        print(f"{case:12} {trained:5d} {int(row.runs):10d} {row.cpu_s / 3600:7.2f} {row.cpu_s / row.runs:13.1f}")
+    runs, cpu = int(per_case.runs.sum()), float(per_case.cpu_s.sum())
+    per_run = cpu / runs
+    fixed_seeds = args.fixed or last_look(summary_dir) or int(per_case.runs.max())
+    fixed_runs = fixed_seeds * len(per_case)
+    print(
+        f"\nthis design: {runs} runs, {cpu / 3600:.2f} CPU-hours ({per_run:.1f} s per run),"
+        f" {cpu / args.cores / 3600:.2f} h of wall on {args.cores} cores"
+    )
+    print(
+        f"fixed design of {fixed_seeds} seeds: {fixed_runs} runs, about {fixed_runs * per_run / 3600:.2f} CPU-hours,"
+        f" {fixed_runs * per_run / args.cores / 3600:.2f} h on {args.cores} cores (at this design's seconds per run)"
+    )
+    print(f"saved: {fixed_runs - runs} runs, {1 - runs / fixed_runs:.0%}")
+
+
+if __name__ == "__main__":
+    main()
