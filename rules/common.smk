@@ -62,7 +62,8 @@ LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"
 
 def split_check(dataset):
     """What decides whether data set ``dataset`` can be split for training as configured (poolup.splits)."""
-    return SplitCheck.from_config(config, dataset, SEEDS)
+    # Every seed the design may train (a sequential design's last look, not `seeds`).
+    return SplitCheck.from_config(config, dataset, TRAINABLE_SEEDS)
 
 
 # The training split, checked before any job with what is known of the data: the

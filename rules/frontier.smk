@@ -44,6 +44,7 @@ rule frontier:
         baseline=config["baseline"],
         labels=case_labels(),
         margin=config["analysis"]["margin"],
+        looks=LOOKS,
         # Each listed storage.json and fidelity.json must have been made for the case whose folder holds it.
         in_case_folders=True,
     script:

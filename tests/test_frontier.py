@@ -67,7 +67,11 @@ def summary_and_records():
     summary = pd.DataFrame(
         {
             "case": cases,
-            "seeds": [10] * 5,
+            # A sequential design [10, 20]: bits2 and webp decided at the first look, the others open at the second.
+            "seeds": [20, 20, 10, 20, 10],
+            "looks_used": [np.nan, 2, 1, 2, 1],
+            "deciding_look": [np.nan, np.nan, 1, np.nan, 1],
+            "seeds_saved": [0, 0, 10, 0, 10],
             "macro_f1_mean": [0.98, 0.977, 0.979, 0.975, 0.97],
             "byte_ratio_to_baseline": [1.0, 0.42, 0.38, 0.22, 1.3],
             "delta_f1": [np.nan, -0.003, -0.001, -0.004, -0.008],
@@ -103,6 +107,9 @@ def test_the_table_joins_bytes_verdicts_and_fidelity_cheapest_first():
     assert (baseline.delta_f1, baseline.verdict, math.isnan(baseline.psnr_db)) == (0.0, "baseline", True)
     assert table.set_index("case").loc["webp", "file_bytes_per_image"] == 200.0
     assert table.set_index("case").loc["bits1", "label"] == "1 bit"
+    design = table.set_index("case")[["seeds", "looks_used", "deciding_look", "seeds_saved"]]
+    assert design.loc["bits2"].tolist() == [10, 1, 1, 10] and design.loc["w2s2"].tolist()[:2] == [20, 2]
+    assert math.isnan(design.loc["w2s2", "deciding_look"]) and math.isnan(design.loc["baseline", "looks_used"])
 
 
 def test_the_answer_names_the_cheapest_shown_recipe_and_the_best_within_each_budget():
@@ -114,8 +121,12 @@ def test_the_answer_names_the_cheapest_shown_recipe_and_the_best_within_each_bud
     assert "Within 25% of the baseline's bytes, least loss: bits1 (22%" in lines[2] and "undecided" in lines[2]
     assert lines[3] == "Within 10% of the baseline's bytes: no recipe."
     assert lines[4] == "No recipe that pools is on the front."
-    text = frontier_markdown(table, 0.005)
+    text = frontier_markdown(table, 0.005, [10, 20])
     assert text.count("| * |") == 3
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "| 10 | look 1 of 2 (10 seeds) |" in rows["bits2"]
+    assert "| 20 | undecided after look 2 of 2 (20 seeds) |" in rows["w2s2"]
+    assert "| 20 |  |" in rows["baseline"]
 
 
 def test_pooling_on_the_front_is_named():

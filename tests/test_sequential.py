@@ -97,11 +97,30 @@ def test_a_one_look_design_is_the_fixed_design():
         differences = rng.normal(rng.uniform(-0.01, 0.002), 0.006, size=n)
         fixed = paired.compare_paired(differences, MARGIN, 0.95, 200, 0.8)
         design = sequential.case_outcome(differences, [n], MARGIN, ALPHA)
-        assert (design["verdict"], design["margin_ci_low"], design["margin_ci_high"]) == (
+        assert (design["verdict"], design["margin_ci_low"], design["margin_ci_high"], design["noninferiority_p"]) == (
             fixed["verdict"],
             fixed["margin_ci_low"],
             fixed["margin_ci_high"],
+            fixed["noninferiority_p"],
         )
+
+
+def test_the_designs_noninferiority_p_is_at_most_alpha_exactly_where_it_calls_the_loss_smaller():
+    # At the first of 3 looks (any differences may be judged there): the fixed-sample p times 3, which the
+    # plain one-sided t-test of scipy gives for H0: mean <= -margin.
+    rng = np.random.default_rng(8)
+    looks, agree, smaller = [6, 12, 24], 0, 0
+    for _ in range(400):
+        differences = rng.normal(rng.uniform(-0.006, 0.0), 0.004, size=6)
+        outcome = sequential.case_outcome(differences, looks, MARGIN, ALPHA)
+        plain = scipy_stats.ttest_1samp(differences, -MARGIN, alternative="greater").pvalue
+        assert outcome["noninferiority_p"] == pytest.approx(min(1.0, 3 * plain), rel=1e-9)
+        assert (outcome["noninferiority_p"] <= ALPHA) == (outcome["verdict"] == paired.SMALLER)
+        smaller += outcome["verdict"] == paired.SMALLER
+        agree += (plain <= ALPHA) == (outcome["verdict"] == paired.SMALLER)
+    # Both verdicts occur, and the fixed-sample p at alpha disagrees with the verdict somewhere (what the
+    # adjustment mends: "p below alpha" beside "undecided").
+    assert 0 < smaller < 400 and agree < 400
 
 
 def test_a_case_stops_at_the_first_look_that_decides():
@@ -118,6 +137,43 @@ def test_a_case_stops_at_the_first_look_that_decides():
     outcome = sequential.case_outcome(noisy, looks, MARGIN, ALPHA)
     assert outcome["verdict"] == paired.UNDECIDED and outcome["looks_used"] == 3
     assert math.isnan(outcome["deciding_look"])
+
+
+def test_extending_the_looks_reopens_a_case_decided_only_at_the_old_level_and_trains_only_its_new_seeds(tmp_path):
+    """judge_look on written run records: a case decided at look 1 of [4, 8] (each look at alpha / 2) but open at
+    alpha / 3 is planned, under [4, 8, 16], to train seeds 4-7 with the baseline; a clear case keeps its 4 seeds."""
+    # Mean ΔF1 -0.001 with a standard error of 0.00115 on 4 seeds: the low end of the interval is above -0.005
+    # at t(0.975, 3) = 3.18 (alpha / 2 per side) and below it at t(0.983, 3) = 3.90 (alpha / 3).
+    z = np.array([-1.5, -0.5, 0.5, 1.5]) / np.std([-1.5, -0.5, 0.5, 1.5], ddof=1)
+    base = np.array([0.960, 0.955, 0.965, 0.958])
+    f1 = {"baseline": base, "near": base - 0.001 + 0.0023 * z, "clear": base + np.array([0.0, 1e-4, -1e-4, 0.0])}
+    paths = []
+    for case, values in f1.items():
+        for seed, value in enumerate(values):
+            path = tmp_path / f"{case}{seed}.json"
+            write_json(path, {"stage": "train", "case": case, "seed": seed, "macro_f1": float(value)})
+            paths.append(path)
+
+    def first_look(looks, name):
+        return sequential.judge_look(
+            metrics=paths,
+            previous=[],
+            record=tmp_path / name,
+            look=1,
+            baseline="baseline",
+            cases=list(f1),
+            looks=looks,
+            analysis={"margin": MARGIN, "confidence": 0.95},
+        )
+
+    two = first_look([4, 8], "two.json")
+    assert two["cases"]["near"]["verdict"] == paired.SMALLER and two["next"] is None
+    three = first_look([4, 8, 16], "three.json")
+    assert three["look_alpha"] == pytest.approx(ALPHA / 3)
+    assert (
+        three["cases"]["near"]["verdict"] == paired.UNDECIDED and three["cases"]["clear"]["verdict"] == paired.SMALLER
+    )
+    assert three["open"] == ["near"] and three["next"] == {"baseline": 8, "near": 8, "clear": 4}
 
 
 def test_looks_must_rise_one_line_naming_the_key():

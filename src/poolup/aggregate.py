@@ -394,7 +394,7 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
                 "detectable ΔF1": _number(row.mde, ".4f"),
                 "seeds for margin": _number(row.seeds_for_margin, ".0f"),
                 "seeds paired": _number(row.paired_n, ".0f"),
-                "decided at": sequential.decided_text(row, looks),
+                "decided at": sequential.decided_text(row.verdict, row.looks_used, row.paired_n, looks),
                 **({"seeds saved": _number(row.seeds_saved, ".0f")} if looks else {}),
             }
         )

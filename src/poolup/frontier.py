@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from poolup import sequential
 from poolup.artifacts import (
     open_h5,
     read_case_records,
@@ -50,6 +51,10 @@ COLUMNS = [
     "holm_p",
     "verdict",
     "seeds",
+    # Where a sequential design decided the verdict (poolup.sequential.DESIGN_COLUMNS; one look in a fixed design).
+    "looks_used",
+    "deciding_look",
+    "seeds_saved",
     "on_front",
     "macro_f1_mean",
     "psnr_db",
@@ -147,6 +152,9 @@ def frontier_table(
                 "holm_p": np.nan if is_baseline else row.holm_p,
                 "verdict": "baseline" if is_baseline else row.verdict,
                 "seeds": row.seeds,
+                "looks_used": np.nan if is_baseline else row.looks_used,
+                "deciding_look": np.nan if is_baseline else row.deciding_look,
+                "seeds_saved": row.seeds_saved,
                 "macro_f1_mean": row.macro_f1_mean,
                 "psnr_db": np.nan if fidelities[row.case]["psnr_db"] is None else fidelities[row.case]["psnr_db"],
                 "ssim": fidelities[row.case]["ssim"],
@@ -191,8 +199,9 @@ def answer(table: pd.DataFrame, margin: float, budgets: Sequence[float] = BUDGET
     return lines
 
 
-def frontier_markdown(table: pd.DataFrame, margin: float) -> str:
-    """``frontier.md``: the answer, then the table (cheapest first; * = on the front)."""
+def frontier_markdown(table: pd.DataFrame, margin: float, looks: Sequence[int] | None = None) -> str:
+    """``frontier.md``: the answer, then the table (cheapest first; * = on the front); ``looks``: those of a
+    sequential design (``analysis.sequential.looks``), for the look that decided each verdict."""
     shown = pd.DataFrame(
         {
             "": ["*" if front else "" for front in table["on_front"]],
@@ -207,6 +216,10 @@ def frontier_markdown(table: pd.DataFrame, margin: float) -> str:
             "Holm p": ["" if math.isnan(p) else f"{p:.3g}" for p in table["holm_p"]],
             "verdict": table["verdict"],
             "seeds": table["seeds"],
+            "decided at": [
+                "" if verdict == "baseline" else sequential.decided_text(verdict, used, seeds, looks)
+                for verdict, used, seeds in zip(table["verdict"], table["looks_used"], table["seeds"])
+            ],
             "PSNR dB": ["inf" if math.isnan(v) else f"{v:.1f}" for v in table["psnr_db"]],
             "SSIM": [f"{v:.3f}" for v in table["ssim"]],
         }
@@ -229,12 +242,13 @@ def frontier(
     baseline: str,
     labels: Mapping[str, str],
     margin: float,
+    looks: Sequence[int] | None = None,
     in_case_folders: bool = False,
 ) -> pd.DataFrame:
     """The ``frontier`` rule: ``frontier.csv`` and ``frontier.md`` of one data set, and
     ``frontier.manifest.json`` (the sha256 of its inputs and outputs, which ``poolup verify`` checks).
-    ``in_case_folders``: each ``storage`` and ``fidelity`` record must have been made for the case whose folder
-    holds it."""
+    ``looks``: a sequential design's (None: a fixed design). ``in_case_folders``: each ``storage`` and
+    ``fidelity`` record must have been made for the case whose folder holds it."""
     frame = pd.read_csv(summary)
     if "delta_f1" not in frame:
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
@@ -242,6 +256,6 @@ def frontier(
     fidelities = {record["case"]: record for record in read_case_records(fidelity, in_case_folders)}
     result = frontier_table(frame, records, fidelities, baseline, labels)
     write_csv(table, result)
-    write_text(table_md, frontier_markdown(result, margin))
+    write_text(table_md, frontier_markdown(result, margin, looks))
     write_manifest(manifest, [summary, *storage, *fidelity], [table, table_md], stage="frontier")
     return result

@@ -537,7 +537,8 @@ def forest_figure(
         [
             f"{r.verdict}, Holm p {_p(r.holm_p)}"
             + (
-                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'} {sequential.look_text(r, looks)}"
+                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'}"
+                f" {sequential.look_text(r.looks_used, r.paired_n, looks)}"
                 if looks
                 else ""
             )

@@ -165,7 +165,10 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
     count and no look before it may have decided (the design trains no seed
     after a verdict). Returns the verdict, its interval at the last look
     judged (``margin_ci_low``/``margin_ci_high``), ``look_alpha``,
-    ``looks_used`` and ``deciding_look`` (1-based; NaN while undecided).
+    ``looks_used``, ``deciding_look`` (1-based; NaN while undecided) and
+    ``noninferiority_p``: the one-sided p of "loss smaller than the margin" at
+    the last look judged, times the number of looks (Bonferroni, capped at 1),
+    so that it is at most ``alpha`` exactly when the design calls the loss smaller.
     """
     looks = check_looks(looks)
     n = int(np.asarray(differences).size)
@@ -191,6 +194,8 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
         "look_alpha": spent,
         "looks_used": len(reached),
         "deciding_look": float(len(reached)) if codes[-1] != UNDECIDED_CODE else math.nan,
+        # The fixed-sample p at alpha would read "p < alpha" beside "undecided" (the verdict spends alpha / K).
+        "noninferiority_p": min(1.0, len(looks) * paired.noninferiority_p(differences, margin)),
     }
 
 
@@ -319,11 +324,12 @@ def _seeds(count: int) -> str:
     return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
-def look_text(row: Any, looks: Sequence[int] | None) -> str:
-    """The last look at which a case was judged (a summary row), as display text: "look 2 of 5 (20 seeds)"."""
-    return f"look {int(row.looks_used)} of {len(looks) if looks else 1} ({_seeds(int(row.paired_n))})"
+def look_text(looks_used: float, seeds: float, looks: Sequence[int] | None) -> str:
+    """The last look at which a case was judged, on ``seeds`` paired seeds, as text: "look 2 of 5 (20 seeds)"."""
+    return f"look {int(looks_used)} of {len(looks) if looks else 1} ({_seeds(int(seeds))})"
 
 
-def decided_text(row: Any, looks: Sequence[int] | None) -> str:
-    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``)."""
-    return look_text(row, looks) if row.verdict != paired.UNDECIDED else f"undecided after {look_text(row, looks)}"
+def decided_text(verdict: str, looks_used: float, seeds: float, looks: Sequence[int] | None) -> str:
+    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``, ``frontier.md``)."""
+    text = look_text(looks_used, seeds, looks)
+    return text if verdict != paired.UNDECIDED else f"undecided after {text}"

@@ -12,5 +12,6 @@ with logged_job(snakemake):
         baseline=snakemake.params.baseline,
         labels=snakemake.params.labels,
         margin=snakemake.params.margin,
+        looks=snakemake.params.looks,
         in_case_folders=snakemake.params.in_case_folders,
     )
