@@ -1,12 +1,12 @@
 """What a finished (or interrupted) design cost in training, against a fixed design of its last look.
 
-Reads a results folder: ``results/<dataset>/summary/summary.csv`` for the seeds each case trained
-(while a design runs, the runs finished so far), and the training jobs' benchmark files
-(Snakemake's ``benchmark:``, ``results/benchmarks/<dataset>/<case>/train_seeds_A_B.tsv``) for
-their CPU time. Printed: per case the seeds trained and their
-CPU time, then the runs and CPU-hours of the whole design against a fixed design of ``--fixed``
-seeds per case (default: the last look of a sequential design, read from ``looks/``), at the
-design's mean CPU seconds per run, and both as wall time on ``--cores`` cores.
+Reads a results folder: the finished runs of each case (``results/<dataset>/<case>/seed*/``, also
+while a design runs), and the training jobs' benchmark files (Snakemake's ``benchmark:``,
+``results/benchmarks/<dataset>/<case>/train_seeds_A_B.tsv``) for their CPU time. Printed: per
+case the seeds trained and their CPU time, then the runs and CPU-hours of the whole design
+against a fixed design of ``--fixed`` seeds per case (default: the last look of a sequential
+design, from ``summary/looks/``), at the design's mean CPU seconds per run, and both as wall
+time on ``--cores`` cores.
 
 CPU time, not the benchmark files' wall time: a design paused or sharing its cores with other
 work keeps its CPU time, while its wall time grows.
@@ -52,10 +52,15 @@ def training_jobs(benchmarks: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def last_look(summary_dir: Path) -> int | None:
-    """The last look's seed count of a sequential design (None in a fixed design)."""
-    records = sorted((summary_dir / "looks").glob("look*.json"))
-    return json.loads(records[-1].read_text())["looks"][-1] if records else None
+def finished_runs(case_dir: Path) -> int:
+    """Seeds of a case whose run finished (its ``test_metrics.json`` is written last)."""
+    return sum(1 for _ in case_dir.glob("seed*/test_metrics.json"))
+
+
+def last_record(summary_dir: Path) -> dict | None:
+    """The newest look record of a sequential design (None in a fixed design)."""
+    records = sorted((summary_dir / "looks").glob("look*.json"), key=lambda path: int(path.stem[4:]))
+    return json.loads(records[-1].read_text()) if records else None
 
 
 def cpu_model() -> str:
@@ -81,17 +86,21 @@ def main() -> None:
     summary_dir = results / args.dataset / "summary"
     jobs = training_jobs(results / "benchmarks" / args.dataset)
     print(f"CPU of this machine: {cpu_model()} (the benchmark files record the machine that trained)")
-    summary = summary_dir / "summary.csv"
-    # An unfinished design has no summary yet: its seeds are the runs timed so far.
-    seeds = pd.read_csv(summary).set_index("case")["seeds"] if summary.is_file() else pd.Series(dtype=int)
     per_case = jobs.groupby("case")[["runs", "cpu_s"]].sum()
+    per_case["seeds"] = [finished_runs(results / args.dataset / case) for case in per_case.index]
     print(f"{'case':12} {'seeds':>5} {'runs timed':>10} {'CPU h':>7} {'CPU s per run':>13}")
     for case, row in per_case.iterrows():
-        trained = int(seeds.get(case, row.runs))
-        print(f"{case:12} {trained:5d} {int(row.runs):10d} {row.cpu_s / 3600:7.2f} {row.cpu_s / row.runs:13.1f}")
-    runs, cpu = int(per_case.runs.sum()), float(per_case.cpu_s.sum())
-    per_run = cpu / runs
-    fixed_seeds = args.fixed or last_look(summary_dir) or int(per_case.runs.max())
+        print(f"{case:12} {int(row.seeds):5d} {int(row.runs):10d} {row.cpu_s / 3600:7.2f} {row.cpu_s / row.runs:13.1f}")
+    timed, cpu = int(per_case.runs.sum()), float(per_case.cpu_s.sum())
+    runs, per_run = int(per_case.seeds.sum()), cpu / timed
+    if runs > timed:
+        # A job stopped part-way keeps its finished seeds but writes no benchmark file: count them at the mean.
+        print(f"\n{runs - timed} finished runs have no benchmark (their job was interrupted): counted at the mean")
+        cpu += (runs - timed) * per_run
+    record = last_record(summary_dir)
+    if record is not None and record["next"] is not None:
+        print(f"\nthe design is not finished: look {record['look']} of {len(record['looks'])} judged, so far:")
+    fixed_seeds = args.fixed or (record["looks"][-1] if record else int(per_case.seeds.max()))
     fixed_runs = fixed_seeds * len(per_case)
     print(
         f"\nthis design: {runs} runs, {cpu / 3600:.2f} CPU-hours ({per_run:.1f} s per run),"
