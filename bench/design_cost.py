@@ -17,36 +17,31 @@ Usage: python bench/design_cost.py [RESULTS_DIR] [--dataset mnist] [--fixed SEED
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import re
-import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-BLOCK = re.compile(r"train_seeds_(\d+)_(\d+)\.tsv$")
+from poolup.artifacts import read_json
+from poolup.training import group_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train import cpu_description  # noqa: E402  (bench/train.py)
 
 
 def training_jobs(benchmarks: Path) -> pd.DataFrame:
-    """One row per training job: case, first and last seed, runs, CPU and wall seconds."""
-    rows = []
-    for path in sorted(benchmarks.glob("*/train_seeds_*.tsv")):
-        match = BLOCK.search(path.name)
-        if match is None:
-            continue
-        first, last = int(match[1]), int(match[2])
-        record = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append(
-            {
-                "case": path.parent.name,
-                "first": first,
-                "last": last,
-                "runs": last - first + 1,
-                "cpu_s": float(record["cpu_time"]),
-                "wall_s": float(record["s"]),
-            }
-        )
+    """One row per training job that finished: its case, runs and CPU seconds (the job's benchmark file)."""
+    rows = [
+        {
+            "case": path.parent.name,
+            "runs": len(group_of(path.stem)),
+            "cpu_s": float(pd.read_csv(path, sep="\t")["cpu_time"].iloc[-1]),
+        }
+        for path in sorted(benchmarks.glob("*/train_seeds_*.tsv"))
+        if group_of(path.stem)
+    ]
     if not rows:
         raise SystemExit(f"no training benchmark files under {benchmarks}: give the folder holding results/")
     return pd.DataFrame(rows)
@@ -57,22 +52,10 @@ def finished_runs(case_dir: Path) -> int:
     return sum(1 for _ in case_dir.glob("seed*/test_metrics.json"))
 
 
-def last_record(summary_dir: Path) -> dict | None:
+def last_record(summary_dir: Path) -> dict[str, Any] | None:
     """The newest look record of a sequential design (None in a fixed design)."""
     records = sorted((summary_dir / "looks").glob("look*.json"), key=lambda path: int(path.stem[4:]))
-    return json.loads(records[-1].read_text()) if records else None
-
-
-def cpu_model() -> str:
-    """lscpu's model name and its vector flags, for the record."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    vector = [flag for flag in flags if flag.startswith(("avx", "amx")) or flag == "fma"]
-    return f"{fields.get('Model name', '?').strip()} ({' '.join(vector) or 'no AVX'})"
+    return read_json(records[-1], stage="look") if records else None
 
 
 def main() -> None:
@@ -85,7 +68,7 @@ def main() -> None:
     results = Path(args.root) / "results"
     summary_dir = results / args.dataset / "summary"
     jobs = training_jobs(results / "benchmarks" / args.dataset)
-    print(f"CPU of this machine: {cpu_model()} (the benchmark files record the machine that trained)")
+    print(f"this machine (the benchmark files record the machine that trained):\n{cpu_description()}")
     per_case = jobs.groupby("case")[["runs", "cpu_s"]].sum()
     per_case["seeds"] = [finished_runs(results / args.dataset / case) for case in per_case.index]
     print(f"{'case':12} {'seeds':>5} {'runs timed':>10} {'CPU h':>7} {'CPU s per run':>13}")
