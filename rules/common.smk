@@ -49,12 +49,17 @@ COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 # its looks L as the verdicts require; None: a fixed design of `seeds`.
 LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
-# Each run's files (the training rules' outputs, rules/train.smk), by output name.
+# Each run's files (the training rules' outputs, rules/train.smk), by output name: the learning curve
+# and the record, which the analysis reads, and the model and test predictions that training.keep keeps.
 RUN_FILES = {
-    "model": "model.keras",
-    "history": "history.csv",
-    "metrics": "test_metrics.json",
-    "predictions": "predictions.h5",
+    name: file
+    for name, file in {
+        "model": "model.keras",
+        "history": "history.csv",
+        "metrics": "test_metrics.json",
+        "predictions": "predictions.h5",
+    }.items()
+    if name in ("history", "metrics") or name in config["training"]["keep"]
 }
 # The record of look {look} (from 1) of a sequential design (rules/sequential.smk).
 LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"
@@ -181,7 +186,10 @@ def training_settings():
 
 
 def run_files(group, name):
-    """One output of a training rule: the file `name` (RUN_FILES) of each seed of the group."""
+    """One output of a training rule: the file `name` (RUN_FILES) of each seed of the group; none where
+    training.keep leaves the file out."""
+    if name not in RUN_FILES:
+        return []
     return expand("results/{{dataset}}/{{case}}/seed{seed}/{file}", seed=group, file=RUN_FILES[name])
 
 

@@ -98,6 +98,8 @@ EXPECTED: dict[str, set[str]] = {
     "training.precision": TRAINING,
     "training.onednn": TRAINING,
     "training.seeds_per_job": NOTHING,
+    # Fewer files kept: the runs' other files stand, nothing is trained again.
+    "training.keep": NOTHING,
     "training.early_stopping.enabled": TRAINING,
     "training.early_stopping.validation_size": TRAINING,
     "training.early_stopping.patience": TRAINING,
@@ -124,6 +126,7 @@ NEW_VALUES: dict[str, Any] = {
     "codecs.names": ["hdf5-gzip", "png"],
     "seeds": 3,
     "analysis.sequential.looks": [2],
+    "training.keep": ["model"],
 }
 
 

@@ -34,6 +34,7 @@ from poolup.training import (
     load_model,
     load_training_data,
     prepare,
+    reproducible,
     seed_everything,
     split_indices,
     train_run,
@@ -327,6 +328,21 @@ def test_early_stopping_without_restore_best_weights_keeps_the_last_epochs_weigh
     loss, _ = loss_and_accuracy(load_model(paths.model), run.images[run.validation], labels[run.validation])
     assert loss == pytest.approx(losses[-1], rel=1e-4)  # the last epoch's weights ...
     assert loss != pytest.approx(losses[best - 1], rel=1e-3)  # ... not the best epoch's
+
+
+def test_keep_leaves_out_the_model_and_predictions_and_changes_nothing_else(data, tmp_path):
+    """training.keep [] (the workflow passes None for a file not kept): the same run, two files fewer."""
+    settings = TrainSettings(batch_size=64, history_every=4, monitor_samples=20, precision="float32")
+    full = train_run(data / "upsampled.h5", run_paths(tmp_path / "full"), "w2s2", 3, settings, image_shape=(28, 28))
+    (tmp_path / "lean").mkdir()
+    lean_paths = RunPaths(None, str(tmp_path / "lean/history.csv"), str(tmp_path / "lean/test_metrics.json"), None)
+    lean = train_run(data / "upsampled.h5", lean_paths, "w2s2", 3, settings, image_shape=(28, 28))
+    assert sorted(path.name for path in (tmp_path / "lean").iterdir()) == ["history.csv", "test_metrics.json"]
+    assert list(lean["outputs"]) == ["history.csv"]
+    assert lean["outputs"]["history.csv"] == full["outputs"]["history.csv"]
+    assert lean["macro_f1"] == full["macro_f1"]
+    same = {key: value for key, value in reproducible(full).items() if key != "outputs"}
+    assert {key: value for key, value in reproducible(lean).items() if key != "outputs"} == same
 
 
 # --- plots ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -351,3 +352,20 @@ def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_p
     dry = run_snakemake(workdir, "-n", "--cores", "1", configfiles=[three]).stdout
     assert planned_training(dry) == {(case, 2) for case in TINY_CASES}
     assert "train_seeds_2_2" in dry and "train_seeds_0_2" not in dry
+
+
+def test_runs_kept_without_model_and_predictions_are_finished_where_keep_leaves_them_out(tiny_run, tmp_path):
+    """training.keep []: a run's history.csv and test_metrics.json are the whole run, so a results folder
+    kept or moved without its models and predictions (8 kB a run) trains nothing again; asking for the
+    models again trains those runs again."""
+    workdir, config = tiny_run
+    lean = tmp_path / "lean"
+    shutil.copytree(workdir, lean, symlinks=True)  # copy2: the files keep their modification times
+    for name in ("model.keras", "predictions.h5"):
+        for path in lean.glob(f"results/tiny/*/seed*/{name}"):
+            path.unlink()
+    settings = yaml.safe_load(config.read_text())
+    keep_none = write_config(tmp_path / "keep.yaml", **{**settings, "training": {**settings["training"], "keep": []}})
+    assert "Nothing to be done" in run_snakemake(lean, "-n", configfiles=[keep_none]).stdout
+    dry = run_snakemake(lean, "-n", "--cores", "1", configfiles=[config]).stdout
+    assert planned_training(dry) == {(case, seed) for case in TINY_CASES for seed in (0, 1)}

@@ -54,7 +54,7 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 EVAL_BATCH = 1024
 # Keys of the config's training section that decide how runs are scheduled, not
 # what they compute: the workflow leaves them out of the jobs' params.
-TRAINING_EXECUTION_KEYS = ("seeds_per_job",)
+TRAINING_EXECUTION_KEYS = ("seeds_per_job", "keep")
 
 
 # Training rules are named after the seeds they train (group_name).
@@ -161,12 +161,13 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class RunPaths:
-    """The four files one training run writes."""
+    """The files one training run writes: always its learning curve and record (what the analysis
+    reads); the trained model and the test predictions unless ``training.keep`` leaves them out (None)."""
 
-    model: str
+    model: str | None
     history: str
     metrics: str
-    predictions: str
+    predictions: str | None
 
 
 # Rows per block when fitting the scaler: a float64 block that stays in the CPU's cache (256 rows
@@ -745,30 +746,32 @@ def write_run_files(
     probabilities: NDArray[np.float32],
     case: str,
 ) -> dict[str, str]:
-    """Write a run's predictions, history and model; return their digests for ``test_metrics.json``."""
-    predictions_sha = write_h5(
-        paths.predictions,
-        {
-            "labels": data.labels[run.test].astype(np.uint8),
-            "predicted": probabilities.argmax(axis=1).astype(np.uint8),
-            "probabilities": probabilities.astype(np.float32),
-            "test_indices": run.test.astype(np.int64),
-        },
-        {
-            "stage": "train",
-            "case": case,
-            "seed": run.seed,
-            "source_sha256": data.source_sha256,
-            "source_file": relative_name(data.source, paths.predictions),
-        },
-    )
+    """Write a run's predictions (where kept), history and model (where kept); return their digests for
+    ``test_metrics.json``, in that order."""
+    digests = {}
+    if paths.predictions is not None:
+        digests[Path(paths.predictions).name] = write_h5(
+            paths.predictions,
+            {
+                "labels": data.labels[run.test].astype(np.uint8),
+                "predicted": probabilities.argmax(axis=1).astype(np.uint8),
+                "probabilities": probabilities.astype(np.float32),
+                "test_indices": run.test.astype(np.int64),
+            },
+            {
+                "stage": "train",
+                "case": case,
+                "seed": run.seed,
+                "source_sha256": data.source_sha256,
+                "source_file": relative_name(data.source, paths.predictions),
+            },
+        )
     write_rows(paths.history, result.history, HISTORY_COLUMNS)
-    write_model(paths.model, trainer.model)
-    return {
-        Path(paths.predictions).name: predictions_sha,
-        Path(paths.history).name: file_sha256(paths.history),
-        Path(paths.model).name: file_sha256(paths.model),
-    }
+    digests[Path(paths.history).name] = file_sha256(paths.history)
+    if paths.model is not None:
+        write_model(paths.model, trainer.model)
+        digests[Path(paths.model).name] = file_sha256(paths.model)
+    return digests
 
 
 class Progress:
@@ -871,7 +874,7 @@ def train_seeds(
     recipe: Mapping[str, Any] | None = None,
     dataset: str = "",
 ) -> list[dict[str, Any]]:
-    """Train the paper's CNN on one case, once per seed, and write each run's four outputs.
+    """Train the paper's CNN on one case, once per seed, and write each run's files (:class:`RunPaths`).
 
     The fixed costs are paid once per call: TensorFlow's start and graph
     tracing, making and checking the up-sampled images. Each seed is its own
@@ -1002,10 +1005,15 @@ def train(
     ``model``, ``history``, ``metrics`` and ``predictions`` list each seed's
     files, in the same order, each in its folder ``seed{n}``: the seeds come
     from there, not from a parameter, so a new ``seeds_per_job`` (other jobs,
-    the same runs) reruns nothing. ``training`` is the config section;
-    ``recipe`` the case's recipe, which ``pooled`` must record (see :func:`train_seeds`).
+    the same runs) reruns nothing. ``model`` and ``predictions`` are empty
+    where ``training.keep`` leaves them out. ``training`` is the config
+    section; ``recipe`` the case's recipe, which ``pooled`` must record (see
+    :func:`train_seeds`).
     """
-    run_files = [RunPaths(*files) for files in zip(model, history, metrics, predictions, strict=True)]
+    not_kept = [None] * len(metrics)
+    run_files = [
+        RunPaths(*files) for files in zip(model or not_kept, history, metrics, predictions or not_kept, strict=True)
+    ]
     runs = {seed_of(paths.metrics): paths for paths in run_files}
     settings = TrainSettings.from_config(training)
     return train_seeds(pooled, runs, case, settings, tuple(image_shape), threads, recipe, dataset)
