@@ -21,7 +21,14 @@ from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
-from poolup.training import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent
+from poolup.training import (
+    OPTIONAL_RUN_FILES,
+    RUN_FILE_NAMES,
+    TRAINING_EXECUTION_KEYS,
+    group_name,
+    group_seeds,
+    groups_sent,
+)
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
@@ -49,17 +56,12 @@ COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 # its looks L as the verdicts require; None: a fixed design of `seeds`.
 LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
-# Each run's files (the training rules' outputs, rules/train.smk), by output name: the learning curve
-# and the record, which the analysis reads, and the model and test predictions that training.keep keeps.
+# Each run's files (the training rules' outputs, rules/train.smk), by output name: those that
+# training.keep leaves out are not outputs.
 RUN_FILES = {
     name: file
-    for name, file in {
-        "model": "model.keras",
-        "history": "history.csv",
-        "metrics": "test_metrics.json",
-        "predictions": "predictions.h5",
-    }.items()
-    if name in ("history", "metrics") or name in config["training"]["keep"]
+    for name, file in RUN_FILE_NAMES.items()
+    if name not in OPTIONAL_RUN_FILES or name in config["training"]["keep"]
 }
 # The record of look {look} (from 1) of a sequential design (rules/sequential.smk).
 LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"

@@ -16,7 +16,7 @@ from poolup.config import load_schema
 from poolup.interpolation import GRIDS, METHODS
 from poolup.sources import SOURCES
 from poolup.storage import FILTERS
-from poolup.training import PRECISIONS, TRAINING_EXECUTION_KEYS
+from poolup.training import OPTIONAL_RUN_FILES, PRECISIONS, TRAINING_EXECUTION_KEYS
 
 SCHEMA = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
 PROPERTIES = SCHEMA["properties"]
@@ -38,6 +38,7 @@ COPIES = {
     "codecs.names": CODECS,
     "datasets.source": SOURCES,
     "training.precision": PRECISIONS,
+    "training.keep": OPTIONAL_RUN_FILES,
 }
 
 

@@ -301,8 +301,9 @@ def test_half_finished_run_folders_are_held_to_what_the_records_name(tree):
         "test_metrics.json); rerun the workflow to redo it"
     ) in lines
     assert (
-        f"{case / 'seed1'}: a half-finished training job (has history.csv, predictions.h5, test_metrics.json, lacks "
-        "model.keras); rerun the workflow to redo it"
+        f"{case / 'seed1'}: model.keras deleted after the run (its test_metrics.json lists what it wrote); the "
+        "analysis reads only history.csv and test_metrics.json: leave them out of training.keep to go on without "
+        "them, or rerun the workflow to train the run again"
     ) in lines
     assert f"{case / 'seed1' / 'test_metrics.json'}: its model.keras is missing" in lines
     assert len(lines) == 3, lines

@@ -159,6 +159,17 @@ class TrainSettings:
         return cls(**{key: value for key, value in flat.items() if key in names})
 
 
+# Each run's files by name (the training rules' outputs, rules/train.smk). The analysis reads the
+# history and the record; the others are kept where training.keep lists them (OPTIONAL_RUN_FILES).
+RUN_FILE_NAMES = {
+    "model": "model.keras",
+    "history": "history.csv",
+    "metrics": "test_metrics.json",
+    "predictions": "predictions.h5",
+}
+OPTIONAL_RUN_FILES = ("model", "predictions")
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files one training run writes: always its learning curve and record (what the analysis

@@ -62,12 +62,14 @@ from poolup.artifacts import (
     read_json,
 )
 from poolup.errors import PoolupError
-from poolup.training import RUN_FOLDER
+from poolup.training import OPTIONAL_RUN_FILES, RUN_FILE_NAMES, RUN_FOLDER
 
 # The record a training job writes last: it names the job's other outputs
-# (``outputs``), so a run folder without it, or without what it names, is a
-# half-finished job.
-RUN_RECORD = "test_metrics.json"
+# (``outputs``), so a run folder without it is a half-finished job, and one with
+# it lacking what it names lost files after the run.
+RUN_RECORD = RUN_FILE_NAMES["metrics"]
+# The files a run keeps only where training.keep asks for them: the analysis does not read them.
+OPTIONAL_FILES = frozenset(RUN_FILE_NAMES[name] for name in OPTIONAL_RUN_FILES)
 # The record of an aggregation: every file it read and wrote, with digests.
 MANIFEST = "manifest.json"
 # A stage that writes more tables beside an aggregation's keeps its own manifest, named <stage>.manifest.json.
@@ -465,10 +467,19 @@ class _TreeChecker:
                 expected = recorded_anywhere
             else:
                 expected = set()
-            if expected - names:
+            lacking = expected - names
+            missing = ", ".join(sorted(lacking))
+            if lacking and record is not None and lacking <= OPTIONAL_FILES:
+                # The record is written last: the run finished, and these files were deleted after it.
+                yield (
+                    f"{folder}: {missing} deleted after the run (its {RUN_RECORD} lists what it wrote); the "
+                    "analysis reads only history.csv and test_metrics.json: leave them out of training.keep to go "
+                    "on without them, or rerun the workflow to train the run again"
+                )
+            elif lacking:
                 yield (
                     f"{folder}: a half-finished training job (has {', '.join(sorted(names))}, lacks "
-                    f"{', '.join(sorted(expected - names))}); rerun the workflow to redo it"
+                    f"{missing}); rerun the workflow to redo it"
                 )
             # Every figure is a PNG and a PDF, wherever it sits.
             for name in sorted(names):
