@@ -156,7 +156,6 @@ def test_verify_passes_on_a_clean_tree_and_finds_each_problem(tiny_run, tmp_path
     assert "tiny/w2s2/storage.json: records stored content " in out and "(stored_sha256), which " in out
     assert "tiny/baseline/seed1/test_metrics.json: content does not match" in out
     assert "tiny/baseline/seed0/test_metrics.json: history.csv is not the file this run wrote" in out
-    assert "tiny/w2s2/seed0/test_metrics.json: its predictions.h5 is missing" in out
     assert "summary/manifest.json: ../baseline/seed1/test_metrics.json changed since the aggregation" in out
     assert "tiny/summary/storage_codecs.csv: does not match the storage_codecs.json files it is made from" in out
     assert "tiny/figures/tradeoff.png: not a readable PNG image" in out

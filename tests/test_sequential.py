@@ -357,7 +357,7 @@ def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_p
 def test_runs_kept_without_model_and_predictions_are_finished_where_keep_leaves_them_out(tiny_run, tmp_path):
     """training.keep []: a run's history.csv and test_metrics.json are the whole run, so a results folder
     kept or moved without its models and predictions (8 kB a run) trains nothing again; asking for the
-    models again trains those runs again."""
+    models again trains those runs again (a fixed design's default target lists them)."""
     workdir, config = tiny_run
     lean = tmp_path / "lean"
     shutil.copytree(workdir, lean, symlinks=True)  # copy2: the files keep their modification times
@@ -369,3 +369,17 @@ def test_runs_kept_without_model_and_predictions_are_finished_where_keep_leaves_
     assert "Nothing to be done" in run_snakemake(lean, "-n", configfiles=[keep_none]).stdout
     dry = run_snakemake(lean, "-n", "--cores", "1", configfiles=[config]).stdout
     assert planned_training(dry) == {(case, seed) for case in TINY_CASES for seed in (0, 1)}
+
+    # A real run under keep []: a third seed, trained with its two files only; a model an older run of the
+    # seed left in its folder is deleted, so the folder holds nothing of another run.
+    three = write_config(tmp_path / "three.yaml", **{**yaml.safe_load(keep_none.read_text()), "seeds": 3})
+    stale = lean / "results/tiny/w2s2/seed2/model.keras"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an older run's model")
+    run_snakemake(lean, "--cores", "2", configfiles=[three])
+    for case in TINY_CASES:
+        kept = sorted(path.name for path in (lean / f"results/tiny/{case}/seed2").iterdir())
+        assert kept == ["history.csv", "test_metrics.json"], (case, kept)
+    assert list(read_json(lean / "results/tiny/w2s2/seed2/test_metrics.json", stage="train")["outputs"]) == [
+        "history.csv"
+    ]

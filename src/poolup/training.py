@@ -52,8 +52,8 @@ PRECISIONS: tuple[str, ...] = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 # Images per forward pass when evaluating (no gradients, so larger is fine).
 EVAL_BATCH = 1024
-# Keys of the config's training section that decide how runs are scheduled, not
-# what they compute: the workflow leaves them out of the jobs' params.
+# Keys of the config's training section that change no run's result (how runs are scheduled, which of
+# their files are kept): the workflow leaves them out of the jobs' params, so changing them reruns nothing.
 TRAINING_EXECUTION_KEYS = ("seeds_per_job", "keep")
 
 
@@ -758,7 +758,15 @@ def write_run_files(
     case: str,
 ) -> dict[str, str]:
     """Write a run's predictions (where kept), history and model (where kept); return their digests for
-    ``test_metrics.json``, in that order."""
+    ``test_metrics.json``, in that order.
+
+    A file not kept is deleted if an earlier run of the seed left one: Snakemake removes only a job's
+    outputs before it runs, and the folder must not hold a model or predictions of another run.
+    """
+    folder = Path(paths.metrics).parent
+    for name in OPTIONAL_RUN_FILES:
+        if getattr(paths, name) is None:
+            (folder / RUN_FILE_NAMES[name]).unlink(missing_ok=True)
     digests = {}
     if paths.predictions is not None:
         digests[Path(paths.predictions).name] = write_h5(

@@ -29,12 +29,13 @@ found identical in a sibling case's folder was copied there.
 
 It also reports what no digest covers but a run must not leave behind: files
 left by interrupted writes (``.tmp-*``), half-finished jobs (a run folder
-without its record or the outputs that record names, a figure without its
-sibling), summary files that no manifest records, a codec table that its
-inputs no longer give, figures that do not decode, symbolic links, HDF5
-soft and external links inside an artifact, and record paths that point
-outside the tree. Every file, however damaged, gives a finding line, never
-an exception.
+without its record, or with it but without the history it names, a figure
+without its sibling), finished runs whose model or predictions were deleted
+after them (one line for all: ``training.keep`` leaves them out), summary
+files that no manifest records, a codec table that its inputs no longer give,
+figures that do not decode, symbolic links, HDF5 soft and external links
+inside an artifact, and record paths that point outside the tree. Every file,
+however damaged, gives a finding line, never an exception.
 """
 
 from __future__ import annotations
@@ -428,7 +429,8 @@ class _TreeChecker:
                 else (file_sha256(sibling) if _regular(sibling) else None)
             )
             if actual is None:
-                yield f"{path}: its {name} is missing"
+                if not (path.name == RUN_RECORD and name in OPTIONAL_FILES):  # else one line for all: _check_groups
+                    yield f"{path}: its {name} is missing"
             elif actual != digest:
                 yield f"{path}: {name} is not the file this run wrote (changed or replaced)"
 
@@ -458,6 +460,7 @@ class _TreeChecker:
         for path, record in self.records.items():
             if path.name == RUN_RECORD:
                 recorded_anywhere |= _plain_names(record.get("outputs"))
+        pruned: dict[Path, set[str]] = {}  # finished runs whose optional files were deleted after them
         for folder, names in sorted(by_folder.items()):
             yield from self._check_one_case(folder, names)
             record = self.records.get(folder / RUN_RECORD)
@@ -468,18 +471,12 @@ class _TreeChecker:
             else:
                 expected = set()
             lacking = expected - names
-            missing = ", ".join(sorted(lacking))
             if lacking and record is not None and lacking <= OPTIONAL_FILES:
-                # The record is written last: the run finished, and these files were deleted after it.
-                yield (
-                    f"{folder}: {missing} deleted after the run (its {RUN_RECORD} lists what it wrote); the "
-                    "analysis reads only history.csv and test_metrics.json: leave them out of training.keep to go "
-                    "on without them, or rerun the workflow to train the run again"
-                )
+                pruned[folder] = lacking  # the record is written last: the run finished
             elif lacking:
                 yield (
                     f"{folder}: a half-finished training job (has {', '.join(sorted(names))}, lacks "
-                    f"{missing}); rerun the workflow to redo it"
+                    f"{', '.join(sorted(lacking))}); rerun the workflow to redo it"
                 )
             # Every figure is a PNG and a PDF, wherever it sits.
             for name in sorted(names):
@@ -494,6 +491,21 @@ class _TreeChecker:
             tables = {name for name in names if name.endswith((".csv", ".md"))} - recorded_anywhere
             if not expected and (MANIFEST in names or tables):
                 yield from self._check_summary(folder, names)
+        if pruned:
+            yield self._pruned_runs(pruned)
+
+    @staticmethod
+    def _pruned_runs(pruned: dict[Path, set[str]]) -> str:
+        """One line for every finished run whose model or predictions were deleted after it (say, a design kept
+        or archived without them): the analysis does not read them."""
+        folders = sorted(pruned)
+        which = str(folders[0]) if len(folders) == 1 else f"{len(folders)} runs, {folders[0]} to {folders[-1]}"
+        analysed = " and ".join(RUN_FILE_NAMES[name] for name in RUN_FILE_NAMES if name not in OPTIONAL_RUN_FILES)
+        return (
+            f"{which}: {', '.join(sorted(set().union(*pruned.values())))} deleted after the run (its {RUN_RECORD} "
+            f"lists what it wrote); the analysis reads only {analysed}: leave them out of training.keep to go on "
+            "without them, or delete the run folder and rerun the workflow to train it again"
+        )
 
     def _check_one_case(self, folder: Path, names: set[str]) -> Iterator[str]:
         """The artifacts in one folder are made for one case (where they record one), and a run folder's
