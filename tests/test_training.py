@@ -14,6 +14,7 @@ from poolup.artifacts import read_json, write_h5
 from poolup.errors import PoolupError
 from poolup.preprocess import fetch_source, pool_and_store, upsample
 from poolup.training import (
+    TRAINING_EXECUTION_KEYS,
     RunPaths,
     TrainSettings,
     build_model,
@@ -279,7 +280,9 @@ def test_schema_defaults_equal_the_settings_defaults():
     schema = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
     training = schema["properties"]["training"]["properties"]
     expected = {
-        name: spec["default"] for name, spec in training.items() if name not in ("early_stopping", "seeds_per_job")
+        name: spec["default"]
+        for name, spec in training.items()
+        if name not in ("early_stopping", *TRAINING_EXECUTION_KEYS)
     }
     expected.update(
         {
