@@ -81,7 +81,8 @@ def main() -> None:
         print(f"\n{runs - timed} finished runs have no benchmark (their job was interrupted): counted at the mean")
         cpu += (runs - timed) * per_run
     record = last_record(summary_dir)
-    if record is not None and record["next"] is not None:
+    finished = record is None or record["next"] is None
+    if not finished:
         print(f"\nthe design is not finished: look {record['look']} of {len(record['looks'])} judged, so far:")
     fixed_seeds = args.fixed or (record["looks"][-1] if record else int(per_case.seeds.max()))
     fixed_runs = fixed_seeds * len(per_case)
@@ -93,7 +94,11 @@ def main() -> None:
         f"fixed design of {fixed_seeds} seeds: {fixed_runs} runs, about {fixed_runs * per_run / 3600:.2f} CPU-hours,"
         f" {fixed_runs * per_run / args.cores / 3600:.2f} h on {args.cores} cores (at this design's seconds per run)"
     )
-    print(f"saved: {fixed_runs - runs} runs, {1 - runs / fixed_runs:.0%}")
+    if finished:
+        print(f"saved: {fixed_runs - runs} runs, {1 - runs / fixed_runs:.0%}")
+    else:  # what an open design saves is known only when it ends
+        planned = sum(record["next"].values())
+        print(f"the next look trains up to {planned} runs in all ({planned - runs} more than so far)")
 
 
 if __name__ == "__main__":
