@@ -21,14 +21,7 @@ from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
-from poolup.training import (
-    OPTIONAL_RUN_FILES,
-    RUN_FILE_NAMES,
-    TRAINING_EXECUTION_KEYS,
-    group_name,
-    group_seeds,
-    groups_sent,
-)
+from poolup.training import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent, kept_run_files
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
@@ -58,11 +51,7 @@ LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
 # Each run's files (the training rules' outputs, rules/train.smk), by output name: those that
 # training.keep leaves out are not outputs.
-RUN_FILES = {
-    name: file
-    for name, file in RUN_FILE_NAMES.items()
-    if name not in OPTIONAL_RUN_FILES or name in config["training"]["keep"]
-}
+RUN_FILES = kept_run_files(config["training"]["keep"])
 # The record of look {look} (from 1) of a sequential design (rules/sequential.smk).
 LOOK_RECORD = "results/{dataset}/summary/looks/look{look}.json"
 
@@ -203,11 +192,7 @@ def finished_runs(seed):
         (dataset, case)
         for dataset in DATASETS
         for case in CASES
-        if all(
-            Path(f"results/{dataset}/{case}/seed{seed}/{file}").is_file()
-            for name, file in RUN_FILE_NAMES.items()
-            if name not in OPTIONAL_RUN_FILES
-        )
+        if all(Path(f"results/{dataset}/{case}/seed{seed}/{file}").is_file() for file in kept_run_files().values())
     )
 
 

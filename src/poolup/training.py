@@ -170,6 +170,12 @@ RUN_FILE_NAMES = {
 OPTIONAL_RUN_FILES = ("model", "predictions")
 
 
+def kept_run_files(keep: Sequence[str] = ()) -> dict[str, str]:
+    """The files a run writes, by name, when ``training.keep`` is ``keep``: the history and the record
+    (all that the analysis reads, and what makes a run finished) and the optional files listed."""
+    return {name: file for name, file in RUN_FILE_NAMES.items() if name not in OPTIONAL_RUN_FILES or name in keep}
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files one training run writes: always its learning curve and record (what the analysis

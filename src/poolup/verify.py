@@ -63,7 +63,7 @@ from poolup.artifacts import (
     read_json,
 )
 from poolup.errors import PoolupError
-from poolup.training import OPTIONAL_RUN_FILES, RUN_FILE_NAMES, RUN_FOLDER
+from poolup.training import OPTIONAL_RUN_FILES, RUN_FILE_NAMES, RUN_FOLDER, kept_run_files
 
 # The record a training job writes last: it names the job's other outputs
 # (``outputs``), so a run folder without it is a half-finished job, and one with
@@ -500,7 +500,7 @@ class _TreeChecker:
         or archived without them): the analysis does not read them."""
         folders = sorted(pruned)
         which = str(folders[0]) if len(folders) == 1 else f"{len(folders)} runs, {folders[0]} to {folders[-1]}"
-        analysed = " and ".join(RUN_FILE_NAMES[name] for name in RUN_FILE_NAMES if name not in OPTIONAL_RUN_FILES)
+        analysed = " and ".join(kept_run_files().values())
         return (
             f"{which}: {', '.join(sorted(set().union(*pruned.values())))} deleted after the run (its {RUN_RECORD} "
             f"lists what it wrote); the analysis reads only {analysed}: leave them out of training.keep to go on "
