@@ -91,6 +91,31 @@ def test_each_looks_interval_is_the_t_interval_of_its_seeds():
     assert np.isnan(low[:, 3]).all() and np.isnan(high[:, 3]).all()  # a look beyond the seeds given
 
 
+def test_what_each_look_said_is_the_fixed_design_of_its_seeds_at_the_looks_level_and_ends_in_the_outcome():
+    # summary.md's table of the looks: look k is the fixed design of the first L_k seeds at alpha / K.
+    rng = np.random.default_rng(11)
+    looks, decided = [4, 8, 16], set()
+    for _ in range(200):
+        differences = rng.normal(rng.uniform(-0.008, 0.0), 0.004, size=int(rng.choice([4, 8, 11, 16])))
+        judged = sequential.look_intervals(differences, looks, MARGIN, ALPHA)
+        reached = [n for n in looks if n <= differences.size]
+        assert [look["seeds"] for look in judged] == reached
+        for look in judged:
+            interval = paired.t_interval(differences[: look["seeds"]], 1 - 2 * ALPHA / 3)
+            assert (look["low"], look["high"]) == interval
+            assert look["verdict"] == paired.verdict(interval, MARGIN)
+        first = next((i for i, look in enumerate(judged) if look["verdict"] != paired.UNDECIDED), len(judged) - 1)
+        outcome = sequential.case_outcome(differences[: reached[first]], looks, MARGIN, ALPHA)
+        assert (outcome["verdict"], outcome["margin_ci_low"], outcome["margin_ci_high"]) == (
+            judged[first]["verdict"],
+            judged[first]["low"],
+            judged[first]["high"],
+        )
+        decided.add((first, judged[first]["verdict"]))
+    assert {(0, paired.SMALLER), (1, paired.SMALLER), (0, paired.LARGER)} <= decided
+    assert sequential.look_intervals(np.zeros(3), looks, MARGIN, ALPHA) == []
+
+
 def test_a_one_look_design_is_the_fixed_design():
     rng = np.random.default_rng(4)
     for _ in range(40):
@@ -311,10 +336,15 @@ def test_a_design_runs_look_after_look_resumes_and_extends_without_retraining(tm
     result = pd.read_csv(workdir / "results/tiny/summary/result.csv").set_index("case")
     assert result.loc["copy", "decided at"] == "look 1 of 2 (2 seeds)"
     assert result.loc["w2s2", "decided at"] == "undecided after look 2 of 2 (3 seeds)"
-    assert (
-        "a fixed design of 3 seeds per case trains 9: 1 saved"
-        in (workdir / "results/tiny/summary/summary.md").read_text()
-    )
+    markdown = (workdir / "results/tiny/summary/summary.md").read_text()
+    assert "a fixed design of 3 seeds per case trains 9: 1 saved" in markdown
+    # The looks: copy decided at look 1 and not trained to look 2; w2s2 judged at both.
+    lines = markdown.splitlines()
+    start = lines.index("| case | look 1 (2 seeds) | look 2 (3 seeds) |")
+    rows = {cells[0]: cells[1:] for cells in (line.strip("|").split("|") for line in lines[start + 2 : start + 4])}
+    assert [cell.strip() for cell in rows[" copy "]] == [rows[" copy "][0].strip(), ""]
+    assert rows[" copy "][0].strip().startswith("[") and rows[" copy "][0].strip().endswith(f"] {paired.SMALLER}")
+    assert all(cell.strip().startswith("[") and cell.strip().endswith("]") for cell in rows[" w2s2 "])
     assert "Nothing to be done" in run_snakemake(workdir, "-n", SUMMARY, configfiles=[config]).stdout
 
     # Extended to a third look: every look is judged again at alpha / 3, and only new seeds are trained.

@@ -326,10 +326,15 @@ def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFram
 
 
 def summary_markdown(
-    summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any], deltas: pd.DataFrame | None = None
+    summary: pd.DataFrame,
+    baseline: str,
+    analysis: Mapping[str, Any],
+    deltas: pd.DataFrame | None = None,
+    by_look: pd.DataFrame | None = None,
 ) -> str:
     """The result for the README and the report: the unpaired table (as the paper), the paired
-    comparison with its verdict (:func:`paired_table`), and the per-class ΔF1 (``deltas``)."""
+    comparison with its verdict (:func:`paired_table`), in a sequential design the verdict's
+    interval at each look (``by_look``: :func:`look_table`), and the per-class ΔF1 (``deltas``)."""
     lines = [
         f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs "
         f"{baseline} | Welch p | seeds |",
@@ -356,6 +361,14 @@ def summary_markdown(
         "",
         *_markdown_table(paired_table(summary, baseline, analysis)),
     ]
+    if by_look is not None and not by_look.empty:
+        lines += [
+            "",
+            f"The verdict's {100 * verdict_level:.3g}% t-interval of ΔF1 at each look, on the seeds the case had"
+            " there (the look that decided a verdict names it; blank: not trained to that look).",
+            "",
+            *_markdown_table(by_look),
+        ]
     if deltas is not None and not deltas.empty:
         lines += ["", *per_class_markdown(deltas, analysis["confidence"])]
     return "\n".join(lines) + "\n"
@@ -398,6 +411,33 @@ def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, An
                 **({"seeds saved": _number(row.seeds_saved, ".0f")} if looks else {}),
             }
         )
+    return pd.DataFrame(rows)
+
+
+def look_table(runs: pd.DataFrame, baseline: str, cases: Sequence[str], analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """A sequential design's looks as display text (``summary.md``): one row per non-baseline case, one column per
+    look, the verdict's interval there (:func:`poolup.sequential.look_intervals`). Empty in a fixed design."""
+    looks = sequential.configured_looks(analysis)
+    if not looks:
+        return pd.DataFrame()
+    rows = []
+    for case in cases:
+        if case == baseline:
+            continue
+        _, differences = paired.paired_differences(
+            _by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1")
+        )
+        row = {"case": case}
+        judged = sequential.look_intervals(differences, looks, analysis["margin"], 1 - analysis["confidence"])
+        for index, seeds in enumerate(looks):
+            cell = ""
+            if index < len(judged):
+                look = judged[index]
+                cell = _interval(look["low"], look["high"])
+                if look["verdict"] != paired.UNDECIDED:
+                    cell += f" {look['verdict']}"
+            row[f"look {index + 1} ({sequential.seeds_text(seeds)})"] = cell
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -570,7 +610,10 @@ def aggregate(
     deltas = per_class_delta_table(records, cases, baseline, analysis["confidence"])
     write_csv(runs, run_table)
     write_csv(summary, table)
-    write_text(summary_md, summary_markdown(table, baseline, analysis, deltas))
+    write_text(
+        summary_md,
+        summary_markdown(table, baseline, analysis, deltas, look_table(run_table, baseline, cases, analysis)),
+    )
     write_csv(result, result_table(table, baseline, analysis), float_format=None)
     write_text(methods_md, methods_markdown(table, baseline))
     write_csv(mean_history, average_history(by_case))

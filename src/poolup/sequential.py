@@ -158,6 +158,26 @@ def check_looks(looks: Sequence[int]) -> list[int]:
     return looks
 
 
+def look_intervals(differences: np.ndarray, looks: Sequence[int], margin: float, alpha: float) -> list[dict[str, Any]]:
+    """What each look said of one case: per look its ``differences`` reach, the seeds, the verdict interval and verdict.
+
+    ``differences`` are the case's per-seed differences ``case - baseline`` over seeds
+    ``0..n-1``; each look up to ``n`` seeds is judged on its first seeds at the design's
+    level (:func:`look_alpha`). Returns one dict per look reached: ``seeds``, ``low``,
+    ``high`` (the interval's ends) and ``verdict``; ``summary.md`` shows them per look.
+    """
+    looks = check_looks(looks)
+    reached = [count for count in looks if count <= int(np.asarray(differences).size)]
+    if not reached:
+        return []
+    low, high = verdict_bounds(differences, reached, look_alpha(alpha, len(looks)))
+    codes = look_verdicts(low, high, margin)[0]
+    return [
+        {"seeds": seeds, "low": float(a), "high": float(b), "verdict": VERDICT_BY_CODE[code]}
+        for seeds, a, b, code in zip(reached, low[0], high[0], codes)
+    ]
+
+
 def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, alpha: float) -> dict[str, Any]:
     """One case's verdict in the design ``looks``, from its per-seed differences over seeds ``0..n-1``.
 
@@ -170,30 +190,27 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
     the last look judged, times the number of looks (Bonferroni, capped at 1),
     so that it is at most ``alpha`` exactly when the design calls the loss smaller.
     """
-    looks = check_looks(looks)
+    history = look_intervals(differences, looks, margin, alpha)
     n = int(np.asarray(differences).size)
-    reached = [count for count in looks if count <= n]
-    if not reached or reached[-1] != n:
+    if not history or history[-1]["seeds"] != n:
         raise PoolupError(
             f"{n} paired seeds is not the seed count of a look ({', '.join(map(str, looks))}); rerun the workflow, "
             "which trains each case to a look"
         )
-    spent = look_alpha(alpha, len(looks))
-    low, high = verdict_bounds(differences, reached, spent)
-    codes = look_verdicts(low, high, margin)[0]
-    first = int(np.argmax(codes != UNDECIDED_CODE)) if codes.any() else -1
-    if 0 <= first < len(reached) - 1:
+    first = next((index for index, look in enumerate(history) if look["verdict"] != paired.UNDECIDED), -1)
+    if 0 <= first < len(history) - 1:
         raise PoolupError(
-            f"the verdict was decided at look {first + 1} ({reached[first]} seeds) but {n} seeds were given; a design "
-            "trains no seed after a verdict: rerun the workflow"
+            f"the verdict was decided at look {first + 1} ({history[first]['seeds']} seeds) but {n} seeds were given; "
+            "a design trains no seed after a verdict: rerun the workflow"
         )
+    last = history[-1]
     return {
-        "margin_ci_low": float(low[0, -1]),
-        "margin_ci_high": float(high[0, -1]),
-        "verdict": VERDICT_BY_CODE[codes[-1]],
-        "look_alpha": spent,
-        "looks_used": len(reached),
-        "deciding_look": float(len(reached)) if codes[-1] != UNDECIDED_CODE else math.nan,
+        "margin_ci_low": last["low"],
+        "margin_ci_high": last["high"],
+        "verdict": last["verdict"],
+        "look_alpha": look_alpha(alpha, len(check_looks(looks))),
+        "looks_used": len(history),
+        "deciding_look": float(len(history)) if last["verdict"] != paired.UNDECIDED else math.nan,
         # The fixed-sample p at alpha would read "p < alpha" beside "undecided" (the verdict spends alpha / K).
         "noninferiority_p": min(1.0, len(looks) * paired.noninferiority_p(differences, margin)),
     }
@@ -310,7 +327,7 @@ def design_text(summary: Any, looks: Sequence[int] | None, alpha: float) -> str:
     """One sentence on the design and the seeds it saved, for ``summary.md`` (``summary``: the summary table)."""
     trained = int(summary["seeds"].sum())
     if not looks:
-        return f"Fixed design: every case trained {_seeds(int(summary['seeds'].max()))} ({trained} runs)."
+        return f"Fixed design: every case trained {seeds_text(int(summary['seeds'].max()))} ({trained} runs)."
     fixed = len(summary) * looks[-1]
     return (
         f"Sequential design: looks at {', '.join(map(str, looks))} seeds; each look's verdict at"
@@ -320,13 +337,14 @@ def design_text(summary: Any, looks: Sequence[int] | None, alpha: float) -> str:
     )
 
 
-def _seeds(count: int) -> str:
+def seeds_text(count: int) -> str:
+    """A seed count as text: "1 seed", "20 seeds"."""
     return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
 def look_text(looks_used: float, seeds: float, looks: Sequence[int] | None) -> str:
     """The last look at which a case was judged, on ``seeds`` paired seeds, as text: "look 2 of 5 (20 seeds)"."""
-    return f"look {int(looks_used)} of {len(looks) if looks else 1} ({_seeds(int(seeds))})"
+    return f"look {int(looks_used)} of {len(looks) if looks else 1} ({seeds_text(int(seeds))})"
 
 
 def decided_text(verdict: str, looks_used: float, seeds: float, looks: Sequence[int] | None) -> str:
