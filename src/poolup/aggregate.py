@@ -192,6 +192,11 @@ def _by_seed(runs: pd.DataFrame, case: str, column: str) -> dict[int, float]:
     return dict(zip(rows["seed"].astype(int), rows[column].astype(float)))
 
 
+def _f1_differences(runs: pd.DataFrame, case: str, baseline: str) -> np.ndarray:
+    """A case's test macro F1 minus the baseline's, seed by seed (:func:`poolup.stats.paired_differences`)."""
+    return paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))[1]
+
+
 def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
     """The paired statistics of one case's macro F1 against the baseline's, and where the design decided its verdict.
 
@@ -202,7 +207,7 @@ def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[
     if case == baseline:
         columns = (*paired.PAIRED_COLUMNS, *sequential.VERDICT_LOOK_COLUMNS)
         return {column: ("" if column == "verdict" else np.nan) for column in columns}
-    _, differences = paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))
+    differences = _f1_differences(runs, case, baseline)
     row = paired.compare_paired(
         differences, analysis["margin"], analysis["confidence"], analysis["bootstrap_resamples"], analysis["power"]
     )
@@ -424,10 +429,8 @@ def look_table(runs: pd.DataFrame, baseline: str, cases: Sequence[str], analysis
     for case in cases:
         if case == baseline:
             continue
-        _, differences = paired.paired_differences(
-            _by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1")
-        )
         row = {"case": case}
+        differences = _f1_differences(runs, case, baseline)
         judged = sequential.look_intervals(differences, looks, analysis["margin"], 1 - analysis["confidence"])
         for index, seeds in enumerate(looks):
             cell = ""

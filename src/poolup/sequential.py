@@ -190,6 +190,7 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
     the last look judged, times the number of looks (Bonferroni, capped at 1),
     so that it is at most ``alpha`` exactly when the design calls the loss smaller.
     """
+    looks = check_looks(looks)
     history = look_intervals(differences, looks, margin, alpha)
     n = int(np.asarray(differences).size)
     if not history or history[-1]["seeds"] != n:
@@ -208,7 +209,7 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
         "margin_ci_low": last["low"],
         "margin_ci_high": last["high"],
         "verdict": last["verdict"],
-        "look_alpha": look_alpha(alpha, len(check_looks(looks))),
+        "look_alpha": look_alpha(alpha, len(looks)),
         "looks_used": len(history),
         "deciding_look": float(len(history)) if last["verdict"] != paired.UNDECIDED else math.nan,
         # The fixed-sample p at alpha would read "p < alpha" beside "undecided" (the verdict spends alpha / K).
