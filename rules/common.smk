@@ -17,6 +17,7 @@ from poolup.errors import PoolupError
 from poolup.hints import answer_lines, config_options, report_command, report_hint
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
+from poolup.folders import folder_files
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
@@ -95,6 +96,8 @@ def dataset_source_files(wildcards):
         return {"source": [str(path) for path in idx_files(dataset["path"])]}
     if dataset["source"] == "npz":
         return {"source": os.path.expanduser(dataset["path"])}
+    if dataset["source"] == "folder":  # every image file: one added, replaced or deleted refetches
+        return {"source": folder_files(dataset["path"])}
     return {}
 
 

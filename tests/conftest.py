@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -21,6 +24,26 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # reads that switch once, when it is imported: tests that train in this process must match the
 # training jobs they are compared with, whichever test imports TensorFlow first.
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+
+
+# The test files that take longest, first (in this order): pytest-xdist hands each worker whole files
+# (--dist loadfile, pyproject.toml), and a long file handed out last would keep one worker busy while the
+# other has nothing left to do. The rest keep their order; tests within a file keep theirs.
+LONGEST_FILES = (
+    "test_reliability.py",
+    "test_sequential.py",
+    "test_datasets.py",
+    "test_training.py",
+    "test_deploy.py",
+    "test_splits.py",
+    "test_workflow.py",
+    "test_options.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def write_idx(path: Path, array: np.ndarray, magic_dtype: int = 0x08, compress: bool = True) -> Path:
@@ -132,14 +155,38 @@ def tiny_config(path: Path, cases: dict = TINY_CASES, training: dict = TINY_TRAI
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
-    """The whole workflow (default target) run once for real, then its report."""
-    workdir = tmp_path_factory.mktemp("tiny")
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that ``build`` fills once per test session, shared by every pytest-xdist worker.
+
+    Each worker has a base temporary folder of its own; their parent is the
+    session's. The first worker to ask builds under a file lock while the others
+    wait for it, so a fixture of several minutes is paid once, not once per
+    worker. A build that fails leaves no done-marker: the next worker to ask
+    builds again (and meets the same failure, with its own message).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _tiny_run(workdir: Path) -> None:
     config = tiny_config(workdir / "tiny.yaml")
     run_snakemake(workdir, "--cores", "2", configfiles=[config])
     run_snakemake(workdir, "--report", "results/report.html", configfiles=[config])
-    return workdir, config
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """The whole workflow (default target) run once for real, then its report (read-only: copy to change it)."""
+    workdir = built_once(tmp_path_factory, "tiny", _tiny_run)
+    return workdir, workdir / "tiny.yaml"
 
 
 # The file on_small_disk leaves in its tmpfs (so that the mount point is never an empty folder).

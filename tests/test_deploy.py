@@ -22,9 +22,8 @@ def snakemake_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
 MODULE_CASES = {case: TINY_CASES[case] for case in ("baseline", "w2s2")}
 
 
-def test_deployed_as_a_module_runs_end_to_end(tmp_path):
-    """What `snakedeploy deploy-workflow` writes, with a local path: an empty folder, its own config."""
-    folder = tmp_path / "my-experiment"
+def module_deployment(folder: Path) -> Path:
+    """What `snakedeploy deploy-workflow` writes, with a local path: a folder of its own, its own config."""
     folder.mkdir()
     write_config(
         folder / "config.yaml",
@@ -40,6 +39,31 @@ def test_deployed_as_a_module_runs_end_to_end(tmp_path):
         f'module poolup:\n    snakefile:\n        "{REPO / "Snakefile"}"\n    config:\n        config\n\n\n'
         "use rule * from poolup\n"
     )
+    return folder
+
+
+def planned_jobs(dry_run: str) -> list[str]:
+    return sorted(line.strip() for line in dry_run.splitlines() if line.strip().startswith(("rule ", "localrule ")))
+
+
+def test_a_module_deployment_plans_the_jobs_the_workflow_plans_and_runs_them(tmp_path):
+    """Used as a module, the workflow plans every job it plans on its own (the same rules, as many times),
+    and its scripts, found relative to the module's Snakefile, run for real (fetch, pool, store); the whole
+    run through training, figures and the report is the slow test below."""
+    folder = module_deployment(tmp_path / "my-experiment")
+    as_module = snakemake_in(folder, "-n", "--cores", "2")
+    assert as_module.returncode == 0, as_module.stderr[-4000:]
+    direct = snakemake_in(REPO, "-n", "--cores", "2", "--directory", str(folder))
+    assert direct.returncode == 0, direct.stderr[-4000:]
+    assert planned_jobs(as_module.stdout) == planned_jobs(direct.stdout) and len(planned_jobs(direct.stdout)) > 20
+    result = snakemake_in(folder, "--cores", "2", "results/tiny/w2s2/stored.h5")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (folder / "results/tiny/w2s2/storage.json").is_file()
+
+
+@pytest.mark.slow
+def test_deployed_as_a_module_runs_end_to_end(tmp_path):
+    folder = module_deployment(tmp_path / "my-experiment")
     result = snakemake_in(folder, "--cores", "2")
     assert result.returncode == 0, result.stderr[-6000:]
     summary = folder / "results/tiny/summary/summary.csv"

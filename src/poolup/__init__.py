@@ -17,6 +17,7 @@ MODULES = (
     "config",
     "errors",
     "fidelity",
+    "folders",
     "frontier",
     "hints",
     "image_files",

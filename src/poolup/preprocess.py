@@ -35,11 +35,12 @@ from poolup.artifacts import (
     write_json,
 )
 from poolup.errors import PoolupError
+from poolup.folders import load_folder
 from poolup.image_files import files_for
 from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, round_to_dtype
 from poolup.recipe import PAYLOADS, UNFILTERED, Recipe, read_back
-from poolup.sources import load_source, subsample
+from poolup.sources import load_source, require_path, subsample
 from poolup.splits import SplitCheck, check_split
 from poolup.storage import bytes_under_filter, filter_options
 
@@ -59,6 +60,8 @@ def fetch_source(
     expected_shape: tuple[int, ...] | None = None,
     split: SplitCheck | None = None,
     settings: Mapping[str, Any] | None = None,
+    resize: tuple[int, int] | None = None,
+    resample: str = "bicubic",
 ) -> dict[str, Any]:
     """Load the full-size data set and write it as ``raw.h5``.
 
@@ -84,13 +87,20 @@ def fetch_source(
     settings : mapping, optional
         The config entry's settings that made this file, recorded as
         ``fetch_settings`` (the workflow compares them with the config).
+    resize, resample
+        Source ``folder`` only: the (height, width) to bring every image to,
+        and Pillow's filter for it (:func:`poolup.folders.load_folder`).
 
     Returns
     -------
     dict
         Number of images, image shape, classes and the content checksum.
     """
-    images, labels, detail = load_source(source, path, openml_name, data_home)
+    class_names: tuple[str, ...] = ()
+    if source == "folder":
+        images, labels, detail, class_names = load_folder(require_path(source, path), expected_shape, resize, resample)
+    else:
+        images, labels, detail = load_source(source, path, openml_name, data_home)
     if expected_shape is not None and tuple(images.shape[1:]) != tuple(expected_shape):
         raise PoolupError(
             f"{detail}: images are {list(images.shape[1:])} but datasets[].image_shape is {list(expected_shape)}; "
@@ -109,6 +119,8 @@ def fetch_source(
         "classes": classes.tolist(),
         "class_counts": counts.tolist(),
         "n_classes": int(labels.max()) + 1,
+        # The class folders' names, class 0 first (source folder; the other sources' classes are their numbers).
+        **({"class_names": list(class_names)} if class_names else {}),
         # HDF5 holds no null: a subset's size is recorded only when there is one (all images otherwise).
         **({} if max_images is None else {"max_images": max_images, "subset_seed": subset_seed}),
         "filter": filter_name,
@@ -643,6 +655,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "idx": ("path",),
     "npz": ("path",),
     "bundled": (),
+    "folder": ("path", "resize", "resample"),
 }
 # The keys of every entry that fetch reads, whatever the source (this order is the fetch
 # rule's params: another order would rerun fetch).

@@ -1,4 +1,5 @@
-"""Where the full-size images come from: OpenML, IDX files, an NPZ, or a bundled subset."""
+"""Where the full-size images come from: OpenML, IDX files, an NPZ, a bundled subset, or a folder of image files
+(:mod:`poolup.folders`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from numpy.typing import NDArray
 from poolup.artifacts import check_labels
 from poolup.errors import PoolupError
 
-SOURCES: tuple[str, ...] = ("openml", "idx", "npz", "bundled")
+SOURCES: tuple[str, ...] = ("openml", "idx", "npz", "bundled", "folder")
 # OpenML's mnist_784 is the 60,000 training digits followed by the 10,000 test digits.
 IDX_FILES: tuple[tuple[str, str], ...] = (
     ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -52,11 +53,13 @@ def load_source(
     if source == "openml":
         images, labels, detail = load_openml(openml_name, data_home)
     elif source == "idx":
-        images, labels, detail = load_idx(_require_path(source, path))
+        images, labels, detail = load_idx(require_path(source, path))
     elif source == "npz":
-        images, labels, detail = load_npz(_require_path(source, path))
+        images, labels, detail = load_npz(require_path(source, path))
     elif source == "bundled":
         images, labels, detail = load_bundled()
+    elif source == "folder":
+        raise PoolupError("source 'folder' is read by poolup.folders.load_folder (it needs the image shape)")
     else:
         raise PoolupError(f"datasets[].source {source!r} is unknown; use one of {', '.join(SOURCES)}")
     images, labels = to_uint8_images(images, detail), check_labels(labels, detail)
@@ -117,16 +120,18 @@ def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
     return n_classes
 
 
-def _require_path(source: str, path: str | None) -> Path:
+# What datasets[].path names, per source that reads one.
+_PATH_KINDS = {"idx": "folder of IDX files", "npz": ".npz file", "folder": "folder with one subfolder per class"}
+
+
+def require_path(source: str, path: str | None) -> Path:
+    """``datasets[].path`` for a source that reads one, checked to exist."""
     if not path:
-        raise PoolupError(
-            f"datasets[].source '{source}' needs datasets[].path; set it to the "
-            f"{'folder of IDX files' if source == 'idx' else '.npz file'}"
-        )
+        raise PoolupError(f"datasets[].source '{source}' needs datasets[].path; set it to the {_PATH_KINDS[source]}")
     resolved = Path(os.path.expanduser(path))
     if not resolved.exists():
         raise PoolupError(
-            f"datasets[].path {path}: not found; point it at an existing {'folder' if source == 'idx' else 'file'}"
+            f"datasets[].path {path}: not found; point it at an existing {'file' if source == 'npz' else 'folder'}"
         )
     return resolved
 
