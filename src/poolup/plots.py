@@ -20,10 +20,12 @@ import pandas as pd  # noqa: E402
 
 from poolup import sequential, stats  # noqa: E402
 from poolup.aggregate import shape_text  # noqa: E402
-from poolup.artifacts import decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
+from poolup.h5files import open_h5  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
+from poolup.provenance import decode_attr  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
+from poolup.records import read_json, write_figure  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {
@@ -114,7 +116,7 @@ def plot_preprocessing(
     """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled
     (with ``method`` on ``grid``, as training sees them).
 
-    With ``case``, ``pooled`` must be that case's (:func:`poolup.artifacts.check_made_for`): a figure
+    With ``case``, ``pooled`` must be that case's (:func:`poolup.provenance.check_made_for`): a figure
     never shows another case's pixels under its label.
     """
     from poolup.preprocess import way_back

@@ -52,18 +52,11 @@ from typing import Any
 
 import h5py
 
-from poolup.artifacts import (
-    H5_ERRORS,
-    TMP_PREFIX,
-    content_sha256,
-    decode_attr,
-    file_sha256,
-    h5_links,
-    json_content_sha256,
-    read_json,
-)
 from poolup.errors import PoolupError
-from poolup.training import OPTIONAL_RUN_FILES, RUN_FILE_NAMES, RUN_FOLDER, kept_run_files
+from poolup.h5files import H5_ERRORS, h5_links
+from poolup.provenance import content_sha256, decode_attr, file_sha256, json_content_sha256
+from poolup.records import TMP_PREFIX, read_json
+from poolup.runs import OPTIONAL_RUN_FILES, RUN_FILE_NAMES, RUN_FOLDER, kept_run_files
 
 # The record a training job writes last: it names the job's other outputs
 # (``outputs``), so a run folder without it is a half-finished job, and one with
