@@ -532,37 +532,35 @@ def forest_figure(
     )
     axis.set_ylim(-0.8, len(rows) - 0.4)
     axis.set_yticks(y, _row_labels(rows, labels))
-    verdicts = axis.twinx()
-    verdicts.set_ylim(axis.get_ylim())
-    verdicts.set_yticks(
-        y,
-        [
-            f"{r.verdict}, Holm p {_p(r.holm_p)}"
-            + (
-                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'}"
-                f" {sequential.look_text(r.looks_used, r.paired_n, looks)}"
-                if looks
-                else ""
-            )
-            for r in rows.itertuples()
-        ],
-        fontsize=8,
-    )
+    _verdict_axis(axis, rows, y, looks)
     axis.set_xlabel(f"ΔF1 = test macro F1 of the case - {labels.get(baseline, baseline)}, paired by seed")
     axis.grid(alpha=0.3, axis="x")
     figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=2)
-    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
-    axis.set_title(f"Quality lost against the baseline (seeds paired: {_seeds(rows)}{design})", fontsize=11)
+    axis.set_title(_forest_title(rows, looks), fontsize=11)
     return figure
+
+
+def _verdict_axis(axis: plt.Axes, rows: pd.DataFrame, y: np.ndarray, looks: Sequence[int] | None) -> None:
+    """The right-hand labels: each case's verdict, Holm p, and in a sequential design the look that decided it."""
+
+    def decided(r: Any) -> str:
+        when = "decided at" if r.verdict != stats.UNDECIDED else "after"
+        return f"\n{when} {sequential.look_text(r.looks_used, r.paired_n, looks)}" if looks else ""
+
+    verdicts = axis.twinx()
+    verdicts.set_ylim(axis.get_ylim())
+    verdicts.set_yticks(y, [f"{r.verdict}, Holm p {_p(r.holm_p)}{decided(r)}" for r in rows.itertuples()], fontsize=8)
 
 
 def _p(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:.2g}"
 
 
-def _seeds(rows: pd.DataFrame) -> str:
-    counts = sorted({int(n) for n in rows["paired_n"]})
-    return ", ".join(map(str, counts))
+def _forest_title(rows: pd.DataFrame, looks: Sequence[int] | None) -> str:
+    """The seeds paired (each count there is), and the looks of a sequential design."""
+    seeds = ", ".join(map(str, sorted({int(n) for n in rows["paired_n"]})))
+    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
+    return f"Quality lost against the baseline (seeds paired: {seeds}{design})"
 
 
 def plot_forest(
