@@ -73,7 +73,7 @@ def _abandon(file: h5py.File) -> None:
     Closing flushes what HDF5 still holds; on a full disk that fails again and
     leaves HDF5 unable to shut down. Its file descriptor is first pointed at
     the null device, so the last writes succeed nowhere and the close
-    completes; the temporary file itself is then deleted by :func:`atomic_path`.
+    completes; the temporary file itself is then deleted by :func:`poolup.records.atomic_path`.
     """
     with contextlib.suppress(Exception):
         null = os.open(os.devnull, os.O_WRONLY)
@@ -103,7 +103,7 @@ def write_h5(
         Arrays to store. Those named in ``image_arrays`` are chunked by whole
         images and use the filter; the rest are stored contiguous.
     attrs : mapping
-        File attributes (see :func:`encode_attr`): numbers and lists of
+        File attributes (see :func:`poolup.provenance.encode_attr`): numbers and lists of
         numbers or strings as native HDF5 values, dicts as JSON text.
     filter_name, level : str, int
         HDF5 filter for the image arrays (see :func:`poolup.storage.filter_options`).

@@ -316,7 +316,7 @@ def read_case_records(
 ) -> list[dict[str, Any]]:
     """Per-case JSON records (``storage.json``, ``fidelity.json``, ...), read and checked; ``in_case_folders``
     (a run's layout, ``{case}/<record>``): each must have been made for the case whose folder holds it
-    (``fix`` as in :func:`check_made_for`)."""
+    (``fix`` as in :func:`poolup.provenance.check_made_for`)."""
     records = [read_json(path) for path in paths]
     if in_case_folders:
         for path, record in zip(paths, records, strict=True):

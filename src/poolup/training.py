@@ -40,7 +40,7 @@ class TrainSettings:
     Defaults are the authors': 1 epoch, batch 32, Adam at 1e-3, an 80/20
     split that is not stratified, no early stopping; bfloat16 compute where
     the hardware has it (within noise of float32, docs/training.md "Precision"), on
-    TensorFlow's oneDNN kernels (:func:`configure_tensorflow`). The schema
+    TensorFlow's oneDNN kernels (:func:`poolup.runtime.configure_tensorflow`). The schema
     (``workflow/schemas/config.schema.yaml``) holds the same defaults;
     ``tests/test_training.py`` checks that they agree.
     """
@@ -159,12 +159,12 @@ def train_seeds(
     recipe: Mapping[str, Any] | None = None,
     dataset: str = "",
 ) -> list[dict[str, Any]]:
-    """Train the paper's CNN on one case, once per seed, and write each run's files (:class:`RunPaths`).
+    """Train the paper's CNN on one case, once per seed, and write each run's files (:class:`poolup.runs.RunPaths`).
 
     The fixed costs are paid once per call: TensorFlow's start and graph
     tracing, making and checking the up-sampled images. Each seed is its own
     run, with the same split, initial weights, batch order and results as
-    when it is trained alone (:func:`seed_everything`).
+    when it is trained alone (:func:`poolup.runtime.seed_everything`).
 
     Parameters
     ----------
