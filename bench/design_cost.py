@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from poolup.artifacts import read_json
-from poolup.training import group_of
+from poolup.records import read_json
+from poolup.runs import group_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

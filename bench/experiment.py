@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.mnist.is_dir():
         sys.exit(f"no MNIST IDX folder at {args.mnist}; pass --mnist DIR")
-    from poolup.artifacts import read_image_set
+    from poolup.h5files import read_image_set
 
     print(cpu_description(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ The two pipelines run side by side, each in its own process:
 
 - ``autotune``: ``prefetch(tf.data.AUTOTUNE)``, tf.data's default, whose autotuning thread
   sleeps between its rounds, up to a minute; deleting the iterator waits for it;
-- ``fixed``: :func:`poolup.training.training_batches`, a fixed prefetch buffer with autotuning off.
+- ``fixed``: :func:`poolup.loop.training_batches`, a fixed prefetch buffer with autotuning off.
 
 Prints lscpu's model name and flags, then per pipeline the seconds each deletion took, their mean
 and the largest.
@@ -38,7 +38,7 @@ def worker(pipeline: str, runs: int, seconds: float) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from poolup.training import training_batches
+    from poolup.loop import training_batches
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -38,9 +38,9 @@ import numpy as np
 from PIL import Image
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
-from poolup.artifacts import content_sha256
 from poolup.interpolation import METHODS, PILLOW_FILTERS, grid_coordinates, upsample_images
 from poolup.pooling import average_pool, round_to_dtype
+from poolup.provenance import content_sha256
 from poolup.sources import load_idx
 from poolup.storage import CHUNK_IMAGES, filter_options
 

@@ -42,16 +42,10 @@ START, STOP = "== timed steps start", "== timed steps stop"
 def worker(mode: str, pooled: str, threads: int, steps: int) -> None:
     """The timed steps of one configuration, between two marker lines; prints its wall seconds."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from poolup.training import (
-        TrainSettings,
-        _Trainer,
-        build_model,
-        configure_tensorflow,
-        load_training_data,
-        prepare,
-        seed_everything,
-        training_batches,
-    )
+    from poolup.job_inputs import TrainSettings, load_training_data
+    from poolup.loop import Trainer, prepare, training_batches
+    from poolup.model import build_model
+    from poolup.runtime import configure_tensorflow, seed_everything
 
     data = load_training_data(pooled, (28, 28))
     run = prepare(data, 0, TrainSettings(precision="float32"))
@@ -62,7 +56,7 @@ def worker(mode: str, pooled: str, threads: int, steps: int) -> None:
     seed_everything(0)
     images, labels = run.images[run.fit], data.labels[run.fit]
     if mode == "ours":
-        trainer = _Trainer(build_model(images.shape[1:], data.n_classes), data.n_classes, 1e-3)
+        trainer = Trainer(build_model(images.shape[1:], data.n_classes), data.n_classes, 1e-3)
         iterator = iter(training_batches(images, labels, 0, 32, None))
         trainer.run_steps(iterator, tf.constant(WARMUP))
 

@@ -1,6 +1,6 @@
 """Images/s of the training steps alone, for one precision, thread count and batch size.
 
-The steady-state speed of ``poolup.training``'s step loop (after 50 warm-up steps),
+The steady-state speed of ``poolup.loop``'s step loop (after 50 warm-up steps),
 without start-up, evaluation or learning curves: the numbers behind the README's
 "what did not help" (larger batches as a proxy for stacking seeds in one graph).
 Needs a ``pooled.h5`` (any case of a finished run; up-sampled in memory) or an ``upsampled.h5``.
@@ -15,16 +15,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poolup.training import (
-    PRECISIONS,
-    TrainSettings,
-    _Trainer,
-    build_model,
-    configure_tensorflow,
-    load_training_data,
-    prepare,
-    training_batches,
-)
+from poolup.job_inputs import TrainSettings, load_training_data
+from poolup.loop import Trainer, prepare, training_batches
+from poolup.model import build_model
+from poolup.runtime import PRECISIONS, configure_tensorflow
 
 
 def main() -> None:
@@ -40,7 +34,7 @@ def main() -> None:
     configure_tensorflow(threads, precision)
     import tensorflow as tf
 
-    trainer = _Trainer(build_model(run.images.shape[1:], data.n_classes), data.n_classes, 1e-3)
+    trainer = Trainer(build_model(run.images.shape[1:], data.n_classes), data.n_classes, 1e-3)
     iterator = iter(training_batches(run.images[run.fit], data.labels[run.fit], 0, batch, None))
     trainer.run_steps(iterator, tf.constant(50))
     steps = 600 * 32 // batch

@@ -56,7 +56,9 @@ def worker(args: argparse.Namespace) -> None:
     seeds = list(range(args.k))
     onednn = bool(args.onednn)
     if args.mode == "ours":
-        from poolup.training import RunPaths, TrainSettings, train_seeds
+        from poolup.job_inputs import TrainSettings
+        from poolup.runs import RunPaths
+        from poolup.training import train_seeds
 
         out = Path(args.out)
         runs = {
@@ -85,14 +87,10 @@ def worker(args: argparse.Namespace) -> None:
             )
         )
         return
+    from poolup.job_inputs import TrainSettings, load_training_data
+    from poolup.loop import prepare
     from poolup.metrics import classification_report
-    from poolup.training import (
-        TrainSettings,
-        configure_tensorflow,
-        load_training_data,
-        prepare,
-        seed_everything,
-    )
+    from poolup.runtime import configure_tensorflow, seed_everything
 
     settings = TrainSettings(precision=args.precision)
     data = load_training_data(args.upsampled, (28, 28))
@@ -126,7 +124,7 @@ def plain_fit_model(input_shape: tuple[int, ...], n_classes: int) -> Any:
     cross-entropy (labels one-hot)."""
     import keras
 
-    from poolup.training import build_model
+    from poolup.model import build_model
 
     model = build_model(input_shape, n_classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
@@ -135,7 +133,7 @@ def plain_fit_model(input_shape: tuple[int, ...], n_classes: int) -> Any:
 
 def tensorflow_picks_onednn() -> bool:
     """Whether TensorFlow, left to itself (TF_ENABLE_ONEDNN_OPTS unset), runs oneDNN kernels on this CPU."""
-    probe = "from poolup.training import onednn_kernels; print(onednn_kernels())"
+    probe = "from poolup.runtime import onednn_kernels; print(onednn_kernels())"
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     return done.stdout.strip().splitlines()[-1] == "True"

@@ -3,7 +3,6 @@ import re
 import sys
 from pathlib import Path
 
-from poolup.artifacts import read_json
 from poolup.config import (
     case_method,
     check_config_files,
@@ -17,12 +16,16 @@ from poolup.errors import PoolupError
 from poolup.hints import answer_lines, config_options, report_command, report_hint
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
+<<<<<<< HEAD
 from poolup.folders import folder_files
+=======
+from poolup.records import read_json
+>>>>>>> split
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
-from poolup.training import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent, kept_run_files
+from poolup.runs import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent, kept_run_files
 
 # Validate before any job: one line naming the key and the fix, then stop.
 try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import pandas as pd
 
-from poolup.training import reproducible
+from poolup.runs import reproducible
 
 # Columns of wall-clock timings in the tables.
 TIMING_TABLES = ("runs.csv", "summary.csv", "datasets.csv", "storage_codecs.csv")

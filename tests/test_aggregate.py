@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from poolup.aggregate import aggregate, mean_sd_ci, methods_markdown, welch_p
-from poolup.artifacts import write_json
 from poolup.errors import PoolupError
+from poolup.records import write_json
 
 F1 = {"baseline": [0.90, 0.92, 0.94], "small": [0.80, 0.84, 0.82]}
 STORED = {"baseline": 1000, "small": 250}
@@ -241,7 +241,7 @@ def test_statistics_helpers():
 
 
 def test_manifest_records_every_input_and_output(summary_files):
-    from poolup.artifacts import file_sha256
+    from poolup.provenance import file_sha256
 
     manifest = json.loads(summary_files["manifest"].read_text())
     assert len(manifest["inputs"]) == 6 + 6 + 2
@@ -320,7 +320,7 @@ def test_history_of_early_stopped_seeds_is_averaged_over_the_seeds_that_reached_
     """With early stopping, seeds run different numbers of epochs: a step's mean is over the seeds that reached it."""
     from poolup.aggregate import average_history
     from poolup.errors import PoolupError
-    from poolup.training import HISTORY_METRICS
+    from poolup.loop import HISTORY_METRICS
 
     def history(path, epochs, offset):
         rows = [

@@ -6,10 +6,11 @@ import pytest
 from conftest import on_small_disk, with_file_size_limit
 
 from poolup import preprocess
-from poolup.artifacts import content_sha256, read_image_set, write_h5
 from poolup.cli import main as cli_main
 from poolup.errors import PoolupError
+from poolup.h5files import read_image_set, write_h5
 from poolup.preprocess import fetch_source, pool_and_store, upsample
+from poolup.provenance import content_sha256
 from poolup.storage import bytes_under_filter, stored_bytes
 
 
@@ -214,7 +215,7 @@ def test_attributes_are_native_hdf5_types(tmp_path):
 
 
 def test_files_with_json_text_attributes_still_decode(tmp_path):
-    from poolup.artifacts import decode_attr
+    from poolup.provenance import decode_attr
 
     assert (
         decode_attr("[28, 28]") == [28, 28]
@@ -254,7 +255,7 @@ def test_upsample_refuses_an_edited_input_and_writes_nothing(tmp_path):
 
 
 def test_write_json_refuses_nan_naming_the_key_and_writes_nothing(tmp_path):
-    from poolup.artifacts import write_json
+    from poolup.records import write_json
 
     with pytest.raises(PoolupError, match=r"key 'scores\.f1\.1' is NaN or infinite") as info:
         write_json(tmp_path / "m.json", {"scores": {"f1": [0.5, float("nan")]}})
@@ -276,7 +277,7 @@ def test_write_json_refuses_nan_naming_the_key_and_writes_nothing(tmp_path):
     ],
 )
 def test_read_json_refuses_what_is_not_a_poolup_record(tmp_path, text, message):
-    from poolup.artifacts import read_json
+    from poolup.records import read_json
 
     path = tmp_path / "r.json"
     path.write_bytes(text)
@@ -289,7 +290,7 @@ def test_aggregation_refuses_an_edited_metrics_file(tmp_path):
     import json
 
     from poolup.aggregate import collect_runs
-    from poolup.artifacts import write_json
+    from poolup.records import write_json
 
     path = tmp_path / "test_metrics.json"
     write_json(path, {"case": "baseline", "seed": 0, "macro_f1": 0.9})
@@ -306,7 +307,7 @@ def test_aggregation_refuses_an_edited_metrics_file(tmp_path):
 def test_temporary_names_are_unpredictable_exclusive_and_cleaned(tmp_path):
     import os
 
-    from poolup.artifacts import atomic_path, remove_leftovers
+    from poolup.records import atomic_path, remove_leftovers
 
     target = tmp_path / "out.h5"
     # What the old predictable scheme would have used: a planted symlink there is never touched.
@@ -344,7 +345,7 @@ def test_store_writes_every_attribute_before_the_rename(tmp_path):
 
 
 def test_check_made_for_names_the_files_value_and_the_expected_one(tmp_path):
-    from poolup.artifacts import check_made_for
+    from poolup.provenance import check_made_for
 
     recorded = {"case": "baseline", "window": np.int64(1), "stride": 1, "grid": "corners", "shape": np.array([28, 28])}
     # Equal by value: numbers of any type, lists and tuples, None and HDF5's empty text for it.
@@ -367,7 +368,7 @@ def test_check_made_for_names_the_files_value_and_the_expected_one(tmp_path):
 
 
 def test_training_refuses_another_cases_or_a_stale_upsampled_file(tmp_path):
-    from poolup.training import load_training_data
+    from poolup.job_inputs import load_training_data
 
     images = np.random.default_rng(0).integers(0, 256, size=(40, 16, 16), dtype=np.uint8)
     np.savez(tmp_path / "d.npz", images=images, labels=np.arange(40) % 4)
@@ -395,8 +396,8 @@ def test_training_refuses_another_cases_or_a_stale_upsampled_file(tmp_path):
 def test_training_images_made_in_memory_equal_upsampled_h5_bit_for_bit(tmp_path):
     """Training reads pooled.h5 and up-samples in memory: the arrays must be what the upsample stage writes,
     for every layout (pixels, packed codes, image files) and an interpolation with its own grid."""
+    from poolup.job_inputs import load_training_data
     from poolup.recipe import Recipe
-    from poolup.training import load_training_data
 
     fetch_source(tmp_path / "raw.h5", "bundled", max_images=300)
     cases = {
@@ -445,7 +446,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from poolup.artifacts import write_figure, write_h5, write_json
+from poolup.h5files import write_h5
+from poolup.records import write_figure, write_json
 from poolup.errors import PoolupError
 folder = sys.argv[1]
 images = np.random.default_rng(0).random((200, 28, 28))

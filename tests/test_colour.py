@@ -2,10 +2,12 @@
 
 import numpy as np
 
-from poolup.artifacts import read_image_set
+from poolup.h5files import read_image_set
+from poolup.job_inputs import TrainSettings
 from poolup.plots import plot_preprocessing
 from poolup.preprocess import fetch_source, pool_and_store, upsample
-from poolup.training import RunPaths, TrainSettings, train_run
+from poolup.runs import RunPaths
+from poolup.training import train_run
 
 
 def colour_digits(n: int, seed: int = 0):

@@ -11,9 +11,10 @@ import pytest
 from conftest import REPO, TINY_TRAINING, run_snakemake, scheduled_jobs, synthetic_digits, write_config
 from openml_cache import write_openml_cache
 
-from poolup.artifacts import read_image_set, read_json
 from poolup.cli import main as cli_main
+from poolup.h5files import read_image_set
 from poolup.preprocess import fetch
+from poolup.records import read_json
 
 # OpenML's names and ids of the two MNIST-shaped data sets the README names.
 OPENML_SETS = {"fashion-mnist": ("Fashion-MNIST", 40996), "kuzushiji-mnist": ("Kuzushiji-MNIST", 41982)}

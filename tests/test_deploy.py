@@ -219,7 +219,7 @@ def test_snakedeploy_from_a_git_url_runs_as_a_remote_module(tmp_path):
         server.shutdown()
         server.server_close()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    from poolup.artifacts import read_image_set
+    from poolup.h5files import read_image_set
 
     versions = read_image_set(deployed / "results/tiny/w2s2/pooled.h5").attrs["versions"]
     assert versions["poolup"] == "0.1.0+served", versions

@@ -12,9 +12,9 @@ import pytest
 from conftest import run_snakemake, scheduled_jobs, write_config
 from PIL import Image
 
-from poolup.artifacts import read_image_set
 from poolup.errors import PoolupError
 from poolup.folders import folder_files, list_folder, load_folder
+from poolup.h5files import read_image_set
 from poolup.preprocess import fetch_source
 
 

@@ -34,16 +34,12 @@ from conftest import write_idx
 
 from poolup import preprocess
 from poolup.aggregate import read_run_record, read_storage_record
-from poolup.artifacts import (
-    file_sha256,
-    open_h5,
-    read_image_set,
-    write_h5,
-    write_json,
-)
 from poolup.errors import PoolupError
+from poolup.h5files import open_h5, read_image_set, write_h5
+from poolup.job_inputs import load_training_data
+from poolup.provenance import file_sha256
+from poolup.records import write_json
 from poolup.sources import load_source
-from poolup.training import load_training_data
 from poolup.verify import verify_tree
 
 SEED = 20261128

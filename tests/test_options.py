@@ -21,24 +21,20 @@ from scipy import stats as scipy_stats
 
 from poolup import plots, preprocess, stats
 from poolup.aggregate import summarize
-from poolup.artifacts import read_image_set, read_json
 from poolup.codecs import measure_case
 from poolup.config import case_method, load_schema, seed_list, validate_config
 from poolup.errors import PoolupError
+from poolup.h5files import read_image_set
+from poolup.job_inputs import TrainSettings, load_training_data
+from poolup.loop import prepare
+from poolup.model import build_model, load_model
 from poolup.preprocess import fetch, fetch_source, pool_and_store, upsample
+from poolup.records import read_json
+from poolup.runs import RunPaths, reproducible
+from poolup.runtime import seed_everything
 from poolup.sources import load_source, subsample
-from poolup.training import (
-    RunPaths,
-    TrainSettings,
-    build_model,
-    load_model,
-    load_training_data,
-    prepare,
-    reproducible,
-    seed_everything,
-    split_indices,
-    train_run,
-)
+from poolup.splits import split_indices
+from poolup.training import train_run
 
 SCHEMA = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
 N_IMAGES = 600  # bundled real digits in the shared raw.h5: 480 training and 120 test images at train_size 0.8

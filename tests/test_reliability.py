@@ -28,8 +28,10 @@ from conftest import (
 from run_identity import run_outputs
 
 from poolup import preprocess
-from poolup.artifacts import file_sha256, read_image_set, write_json
 from poolup.cli import main as cli_main
+from poolup.h5files import read_image_set
+from poolup.provenance import file_sha256
+from poolup.records import write_json
 
 # --- helpers ----------------------------------------------------------------
 

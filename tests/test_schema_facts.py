@@ -14,9 +14,10 @@ import pytest
 from poolup.codecs import CODECS
 from poolup.config import load_schema
 from poolup.interpolation import GRIDS, METHODS
+from poolup.runs import OPTIONAL_RUN_FILES, TRAINING_EXECUTION_KEYS
+from poolup.runtime import PRECISIONS
 from poolup.sources import SOURCES
 from poolup.storage import FILTERS
-from poolup.training import OPTIONAL_RUN_FILES, PRECISIONS, TRAINING_EXECUTION_KEYS
 
 SCHEMA = load_schema(Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml")
 PROPERTIES = SCHEMA["properties"]

@@ -23,10 +23,10 @@ from scipy import stats as scipy_stats
 
 from poolup import sequential
 from poolup import stats as paired
-from poolup.artifacts import read_json, write_json
 from poolup.config import load_schema, validate_config
 from poolup.errors import PoolupError
-from poolup.training import group_of
+from poolup.records import read_json, write_json
+from poolup.runs import group_of
 
 LOOKS = [10, 20, 40, 80, 160]
 MARGIN, ALPHA = 0.005, 0.05

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from poolup import plots, preprocess
-from poolup.artifacts import read_image_set, read_json
+from poolup.h5files import read_image_set
+from poolup.records import read_json
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import h5py
 import pytest
 from conftest import REPO, run_snakemake, write_config
 
-from poolup.training import reproducible
+from poolup.runs import reproducible
 
 pytestmark = pytest.mark.slurm
 CASES = {"baseline": {"window": 1, "stride": 1}, "w2s2": {"window": 2, "stride": 2}}

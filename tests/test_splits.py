@@ -16,10 +16,10 @@ import yaml
 from conftest import TINY_TRAINING, run_snakemake, tiny_config
 
 from poolup.errors import PoolupError
+from poolup.model import build_model, smallest_input_side
 from poolup.preprocess import fetch, fetch_source
 from poolup.sources import subsample
 from poolup.splits import SplitCheck, carve_validation, check_split, split_indices
-from poolup.training import build_model, smallest_input_side
 
 
 def real_split_fails(labels: np.ndarray, check: SplitCheck) -> bool:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from poolup import preprocess
-from poolup.artifacts import read_case_records, write_json
 from poolup.cli import main as cli_main
 from poolup.codecs import codec_table, measure_case
 from poolup.errors import PoolupError
 from poolup.frontier import fidelity
+from poolup.records import read_case_records, write_json
 
 ANOTHER_CASE = r"made for case 'baseline', expected case 'w2s2'; a file made for another one"
 

@@ -10,26 +10,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from poolup.artifacts import read_json, write_h5
 from poolup.errors import PoolupError
+from poolup.h5files import write_h5
+from poolup.job_inputs import TrainSettings
+from poolup.model import build_model, load_model
 from poolup.preprocess import fetch_source, pool_and_store, upsample
-from poolup.training import (
-    TRAINING_EXECUTION_KEYS,
-    RunPaths,
-    TrainSettings,
-    build_model,
-    fit_scaler,
-    group_name,
-    group_of,
-    group_seeds,
-    groups_sent,
-    load_model,
-    reproducible,
-    scale_images,
-    split_indices,
-    train_run,
-    train_seeds,
-)
+from poolup.records import read_json
+from poolup.runs import TRAINING_EXECUTION_KEYS, RunPaths, group_name, group_of, group_seeds, groups_sent, reproducible
+from poolup.scaling import fit_scaler, scale_images
+from poolup.splits import split_indices
+from poolup.training import train_run, train_seeds
 
 # float32: the same arithmetic on every CPU, so these tests see the same numbers everywhere.
 FAST = TrainSettings(epochs=2, batch_size=32, history_every=5, monitor_samples=50, precision="float32")
@@ -366,7 +356,7 @@ def test_scaling_fit_on_all_uses_every_image(upsampled):
 
 
 def test_mixed_bfloat16_trains_and_records_the_precision_used(upsampled, tmp_path):
-    from poolup.training import bfloat16_hardware
+    from poolup.runtime import bfloat16_hardware
 
     settings = replace(FAST, precision="mixed_bfloat16")
     metrics = train_run(upsampled, run_paths(tmp_path / "bf16"), "w2s2", 3, settings, image_shape=(28, 28))
@@ -379,9 +369,9 @@ def test_mixed_bfloat16_trains_and_records_the_precision_used(upsampled, tmp_pat
 
 
 def test_bfloat16_without_hardware_falls_back_to_float32_with_a_log_line(upsampled, tmp_path, monkeypatch, caplog):
-    import poolup.training as training
+    import poolup.runtime as runtime
 
-    monkeypatch.setattr(training, "bfloat16_hardware", lambda: False)  # as on a CPU without AVX512_BF16/AMX
+    monkeypatch.setattr(runtime, "bfloat16_hardware", lambda: False)  # as on a CPU without AVX512_BF16/AMX
     settings = replace(FAST, precision="mixed_bfloat16", epochs=1)
     with caplog.at_level("WARNING", logger="poolup"):
         metrics = train_run(upsampled, run_paths(tmp_path / "fallback"), "w2s2", 0, settings, image_shape=(28, 28))
@@ -402,7 +392,7 @@ def test_the_training_batches_come_in_the_seeded_order_of_tfdatas_default_pipeli
     those of the autotuned pipeline, element for element."""
     import tensorflow as tf
 
-    from poolup.training import training_batches
+    from poolup.loop import training_batches
 
     images = np.arange(130 * 4 * 4, dtype=np.float32).reshape(130, 4, 4, 1)
     labels = np.arange(130, dtype=np.int32)
@@ -425,7 +415,9 @@ ONEDNN_PROBE = """
 import json, logging, sys
 from dataclasses import replace
 from pathlib import Path
-from poolup.training import RunPaths, TrainSettings, train_run
+from poolup.runs import RunPaths
+from poolup.job_inputs import TrainSettings
+from poolup.training import train_run
 logging.basicConfig(level=logging.WARNING)
 settings = TrainSettings(epochs=1, history_every=5, monitor_samples=50, precision="float32")
 records = []
@@ -461,7 +453,7 @@ def test_training_onednn_picks_tensorflows_kernels_when_it_starts_and_each_run_r
     """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at its import: the job's setting wins over the
     environment's, and a later run in the same process that asks for the other kernels keeps the
     running ones, says so in the log and records what it ran."""
-    from poolup.training import onednn_kernels
+    from poolup.runtime import onednn_kernels
 
     on, log_on = onednn_runs(upsampled, tmp_path / "on", [True, False], switch="0")
     off, log_off = onednn_runs(upsampled, tmp_path / "off", [False], switch="1")
@@ -478,7 +470,7 @@ def test_training_onednn_picks_tensorflows_kernels_when_it_starts_and_each_run_r
 def test_the_scaler_equals_numpys_mean_and_var_bit_for_bit():
     """fit_scaler sums a block of rows at a time (no float64 copy of the images): the same numbers as
     numpy's mean and var over the rows picked (test_scaler_matches_sklearn compares with scikit-learn)."""
-    from poolup.training import SCALER_BLOCK
+    from poolup.scaling import SCALER_BLOCK
 
     rng = np.random.default_rng(3)
     images = (rng.random((3 * SCALER_BLOCK + 17, 12, 9)) * 255).astype(np.float32)

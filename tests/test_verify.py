@@ -13,8 +13,9 @@ from pathlib import Path
 import h5py
 import pytest
 
-from poolup.artifacts import content_sha256, write_json
 from poolup.cli import main as cli_main
+from poolup.provenance import content_sha256
+from poolup.records import write_json
 from poolup.verify import verify_tree
 
 DATASET = "tiny"

@@ -13,9 +13,11 @@ from conftest import (
     write_idx_folder,
 )
 
-from poolup.artifacts import decode_attr, open_h5, read_image_set, read_json
+from poolup.h5files import open_h5, read_image_set
 from poolup.preprocess import reconstruct
+from poolup.provenance import decode_attr
 from poolup.recipe import read_back
+from poolup.records import read_json
 
 # Jobs over all cases that legitimately rerun whenever any run changes.
 SUMMARY_RULES = {

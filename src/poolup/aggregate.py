@@ -13,18 +13,12 @@ import pandas as pd
 
 from poolup import sequential
 from poolup import stats as paired
-from poolup.artifacts import (
-    check_made_for,
-    read_case_records,
-    read_json,
-    write_csv,
-    write_json,
-    write_manifest,
-    write_text,
-)
 from poolup.errors import PoolupError
 from poolup.interpolation import method_order
-from poolup.training import HISTORY_METRICS, seed_of
+from poolup.loop import HISTORY_METRICS
+from poolup.provenance import check_made_for
+from poolup.records import read_case_records, read_json, write_csv, write_json, write_manifest, write_text
+from poolup.runs import seed_of
 
 PathLike = str | os.PathLike[str]
 # The method column of a case whose method is not given: interpolation.method's default.
@@ -52,7 +46,7 @@ def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[
     """One row per case x seed from ``test_metrics.json`` files, and the parsed files.
 
     Each file must be its run's: the case and seed it records are those of its
-    folders, ``{case}/seed{n}/`` (:func:`poolup.artifacts.check_made_for`), so a
+    folders, ``{case}/seed{n}/`` (:func:`poolup.provenance.check_made_for`), so a
     record copied from another run is named, never counted twice.
     """
     records = [read_run_record(path) for path in metrics_files]

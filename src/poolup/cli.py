@@ -21,18 +21,11 @@ from pathlib import Path
 
 import h5py
 
-from poolup.artifacts import (
-    H5_ERRORS,
-    content_sha256,
-    decode_attr,
-    file_sha256,
-    h5_links,
-    json_content_sha256,
-    open_h5,
-    read_json,
-)
 from poolup.errors import PoolupError
+from poolup.h5files import H5_ERRORS, h5_links, open_h5
+from poolup.provenance import content_sha256, decode_attr, file_sha256, json_content_sha256
 from poolup.recipe import PAYLOADS, Recipe
+from poolup.records import read_json
 
 OK, PROBLEM, UNUSABLE = 0, 1, 2
 # What `poolup --help` says: plain text (the module docstring is reST, for the API docs).

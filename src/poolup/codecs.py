@@ -19,17 +19,11 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import (
-    check_made_for,
-    decode_attr,
-    for_case,
-    open_h5,
-    read_case_records,
-    write_csv,
-    write_json,
-)
 from poolup.errors import PoolupError
+from poolup.h5files import open_h5
+from poolup.provenance import check_made_for, decode_attr, for_case
 from poolup.recipe import Recipe
+from poolup.records import read_case_records, write_csv, write_json
 from poolup.storage import image_chunks
 
 CODECS: tuple[str, ...] = ("hdf5-gzip", "hdf5-lzf", "hdf5-zstd", "hdf5-blosc-zstd", "png", "webp")

@@ -19,10 +19,10 @@ import yaml
 from poolup.errors import PoolupError
 from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
+from poolup.model import FEATURE_LAYERS, smallest_input_side
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
 from poolup.sequential import check_looks
-from poolup.training import FEATURE_LAYERS, smallest_input_side
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -311,7 +311,7 @@ def _check_recipe(config: dict[str, Any], name: str, case: dict[str, Any], datas
 
 
 def _check_image_shape(index: int, dataset: dict[str, Any]) -> None:
-    """Refuse images smaller than the CNN's smallest input (:func:`poolup.training.smallest_input_side`)."""
+    """Refuse images smaller than the CNN's smallest input (:func:`poolup.model.smallest_input_side`)."""
     height, width = dataset["image_shape"][:2]
     smallest = smallest_input_side()
     if min(height, width) < smallest:

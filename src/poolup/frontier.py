@@ -18,18 +18,12 @@ import numpy as np
 import pandas as pd
 
 from poolup import sequential
-from poolup.artifacts import (
-    open_h5,
-    read_case_records,
-    relative_name,
-    write_csv,
-    write_json,
-    write_manifest,
-    write_text,
-)
 from poolup.errors import PoolupError
 from poolup.fidelity import psnr, squared_error, ssim_per_image
+from poolup.h5files import open_h5
+from poolup.provenance import relative_name
 from poolup.recipe import Recipe
+from poolup.records import read_case_records, write_csv, write_json, write_manifest, write_text
 
 PathLike = str | os.PathLike[str]
 

@@ -20,10 +20,12 @@ import pandas as pd  # noqa: E402
 
 from poolup import sequential, stats  # noqa: E402
 from poolup.aggregate import shape_text  # noqa: E402
-from poolup.artifacts import decode_attr, open_h5, read_json, write_figure  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
+from poolup.h5files import open_h5  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
+from poolup.provenance import decode_attr  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
+from poolup.records import read_json, write_figure  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {
@@ -114,7 +116,7 @@ def plot_preprocessing(
     """Figs. 2-5: the same digits original, stored (pooled, drawn at its true size), and up-sampled
     (with ``method`` on ``grid``, as training sees them).
 
-    With ``case``, ``pooled`` must be that case's (:func:`poolup.artifacts.check_made_for`): a figure
+    With ``case``, ``pooled`` must be that case's (:func:`poolup.provenance.check_made_for`): a figure
     never shows another case's pixels under its label.
     """
     from poolup.preprocess import way_back
@@ -530,37 +532,35 @@ def forest_figure(
     )
     axis.set_ylim(-0.8, len(rows) - 0.4)
     axis.set_yticks(y, _row_labels(rows, labels))
-    verdicts = axis.twinx()
-    verdicts.set_ylim(axis.get_ylim())
-    verdicts.set_yticks(
-        y,
-        [
-            f"{r.verdict}, Holm p {_p(r.holm_p)}"
-            + (
-                f"\n{'decided at' if r.verdict != stats.UNDECIDED else 'after'}"
-                f" {sequential.look_text(r.looks_used, r.paired_n, looks)}"
-                if looks
-                else ""
-            )
-            for r in rows.itertuples()
-        ],
-        fontsize=8,
-    )
+    _verdict_axis(axis, rows, y, looks)
     axis.set_xlabel(f"ΔF1 = test macro F1 of the case - {labels.get(baseline, baseline)}, paired by seed")
     axis.grid(alpha=0.3, axis="x")
     figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=2)
-    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
-    axis.set_title(f"Quality lost against the baseline (seeds paired: {_seeds(rows)}{design})", fontsize=11)
+    axis.set_title(_forest_title(rows, looks), fontsize=11)
     return figure
+
+
+def _verdict_axis(axis: plt.Axes, rows: pd.DataFrame, y: np.ndarray, looks: Sequence[int] | None) -> None:
+    """The right-hand labels: each case's verdict, Holm p, and in a sequential design the look that decided it."""
+
+    def decided(r: Any) -> str:
+        when = "decided at" if r.verdict != stats.UNDECIDED else "after"
+        return f"\n{when} {sequential.look_text(r.looks_used, r.paired_n, looks)}" if looks else ""
+
+    verdicts = axis.twinx()
+    verdicts.set_ylim(axis.get_ylim())
+    verdicts.set_yticks(y, [f"{r.verdict}, Holm p {_p(r.holm_p)}{decided(r)}" for r in rows.itertuples()], fontsize=8)
 
 
 def _p(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:.2g}"
 
 
-def _seeds(rows: pd.DataFrame) -> str:
-    counts = sorted({int(n) for n in rows["paired_n"]})
-    return ", ".join(map(str, counts))
+def _forest_title(rows: pd.DataFrame, looks: Sequence[int] | None) -> str:
+    """The seeds paired (each count there is), and the looks of a sequential design."""
+    seeds = ", ".join(map(str, sorted({int(n) for n in rows["paired_n"]})))
+    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
+    return f"Quality lost against the baseline (seeds paired: {seeds}{design})"
 
 
 def plot_forest(

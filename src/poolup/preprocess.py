@@ -20,26 +20,23 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import (
+from poolup.errors import PoolupError
+from poolup.folders import load_folder
+from poolup.h5files import (
     ImageSet,
     check_labels,
-    check_made_for,
     checked_image_arrays,
-    decode_attr,
-    for_case,
-    library_versions,
     open_h5,
     transform_images,
     write_h5,
     write_h5_blocks,
-    write_json,
 )
-from poolup.errors import PoolupError
-from poolup.folders import load_folder
 from poolup.image_files import files_for
 from poolup.interpolation import METHODS, effective_grid, upsample_images
 from poolup.pooling import average_pool, pooled_side, round_to_dtype
+from poolup.provenance import check_made_for, decode_attr, for_case, library_versions
 from poolup.recipe import PAYLOADS, UNFILTERED, Recipe, read_back
+from poolup.records import write_json
 from poolup.sources import load_source, require_path, subsample
 from poolup.splits import SplitCheck, check_split
 from poolup.storage import bytes_under_filter, filter_options
@@ -513,7 +510,7 @@ def way_back(
     made_for: Mapping[str, Any] | None = None,
 ) -> WayBack:
     """The way back of an open ``pooled.h5`` (or ``stored.h5``), checked: made for ``case`` and what
-    ``made_for`` expects besides (:func:`poolup.artifacts.check_made_for`), a payload the recipe can read,
+    ``made_for`` expects besides (:func:`poolup.provenance.check_made_for`), a payload the recipe can read,
     the pool stage's attributes. One place for :func:`upsample` and :func:`reconstruct`."""
     if method not in METHODS:
         raise PoolupError(f"interpolation method {method!r} is unknown; use one of {', '.join(METHODS)}")

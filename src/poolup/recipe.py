@@ -168,7 +168,7 @@ def read_back(file: h5py.File, start: int = 0, stop: int | None = None) -> NDArr
     as float32 ``code * 255 / (2**bits - 1)``; ``files`` as the uint8 images
     Pillow decodes. Only the files that hold the requested images are decoded.
     """
-    from poolup.artifacts import decode_attr
+    from poolup.provenance import decode_attr
 
     attrs = {key: decode_attr(value) for key, value in file.attrs.items()}
     recipe = Recipe.from_attrs(attrs)

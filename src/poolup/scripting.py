@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from poolup.artifacts import remove_leftovers, write_refusal
 from poolup.errors import PoolupError
+from poolup.records import remove_leftovers, write_refusal
 
 log = logging.getLogger("poolup")
 
@@ -23,7 +23,7 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
     A :class:`PoolupError` becomes one ``error:`` line in the log and on the
     terminal and a non-zero exit (Snakemake then removes the job's outputs).
     So does a write that the system refused (a full disk, a read-only
-    folder: :func:`poolup.artifacts.write_refusal`) wherever it happened,
+    folder: :func:`poolup.records.write_refusal`) wherever it happened,
     named by its path and cause. Any other exception is a bug: its full
     traceback goes to the log (the file Snakemake points to when the job
     fails), and the terminal gets one line naming the exception and that log.

@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from poolup import stats as paired
-from poolup.artifacts import read_json, write_json
 from poolup.errors import PoolupError
+from poolup.records import read_json, write_json
 
 PathLike = str | os.PathLike[str]
 # Verdict codes of the vectorised functions: the index into VERDICT_BY_CODE.

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from poolup.artifacts import check_labels
 from poolup.errors import PoolupError
+from poolup.h5files import check_labels
 
 SOURCES: tuple[str, ...] = ("openml", "idx", "npz", "bundled", "folder")
 # OpenML's mnist_784 is the 60,000 training digits followed by the 10,000 test digits.

@@ -226,7 +226,8 @@ def check_raw(raw: str | os.PathLike[str], fetch_settings: dict[str, Any], check
     """
     import h5py
 
-    from poolup.artifacts import H5_ERRORS, decode_attr
+    from poolup.h5files import H5_ERRORS
+    from poolup.provenance import decode_attr
 
     max_images = fetch_settings.get("max_images")
     labels = None
