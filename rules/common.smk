@@ -16,11 +16,8 @@ from poolup.errors import PoolupError
 from poolup.hints import answer_lines, config_options, report_command, report_hint
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
-<<<<<<< HEAD
 from poolup.folders import folder_files
-=======
 from poolup.records import read_json
->>>>>>> split
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
