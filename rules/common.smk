@@ -17,6 +17,7 @@ from poolup.hints import answer_lines, config_options, report_command, report_hi
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
 from poolup.folders import folder_files
+from poolup.model import model_sha256
 from poolup.records import read_json
 from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
@@ -28,6 +29,7 @@ from poolup.runs import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups
 try:
     check_config_files(workflow.configfiles)
     validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
+    model_sha256(config["training"]["model"])  # a model file that is not there: one line, before any job
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)
@@ -177,6 +179,11 @@ def compares_methods():
 def training_settings():
     """The training section without the settings that change no result (so changing them reruns nothing)."""
     return {key: value for key, value in config["training"].items() if key not in TRAINING_EXECUTION_KEYS}
+
+
+def training_model_sha256(wildcards):
+    """The content digest of training.model's file ("" for the paper's CNN): editing the file retrains."""
+    return model_sha256(config["training"]["model"])
 
 
 def run_files(group, name):

@@ -23,6 +23,6 @@ checkpoint look:
         cases=CASES,
         looks=LOOKS,
         # Only what the verdict uses: new bootstrap or power settings judge no look again.
-        analysis={key: config["analysis"][key] for key in ("confidence", "margin")},
+        analysis={key: config["analysis"][key] for key in ("confidence", "margin", "test_images")},
     script:
         "../workflow/scripts/look.py"

@@ -13,6 +13,8 @@ for group in seed_groups():
             # The stored payload, up-sampled in memory: the same arrays upsampled.h5 holds,
             # without writing 220 MB of float32 per MNIST case (rule upsample, on request).
             pooled="results/{dataset}/{case}/pooled.h5",
+            # The images before the recipe: each run is evaluated on its test images as stored and raw.
+            raw="results/{dataset}/raw.h5",
         output:
             model=run_files(group, "model"),
             history=run_files(group, "history"),
@@ -36,5 +38,6 @@ for group in seed_groups():
             training=training_settings(),
             image_shape=dataset_image_shape,
             recipe=case_recipe,
+            model_sha256=training_model_sha256,
         script:
             "../workflow/scripts/train.py"

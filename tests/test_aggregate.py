@@ -145,13 +145,15 @@ def test_mean_confusion_is_row_normalised(summary_files):
 
 def test_summary_markdown(summary_files):
     text = summary_files["summary_md"].read_text()
-    assert "| small | 14x14 | 25% | 2.5 | 0.25 | 0.8200 ± 0.0200 |" in text
+    assert "| small | stored | 14x14 | 25% | 2.5 | 0.25 | 0.8200 ± 0.0200 |" in text
     # Paired by seed: differences -0.10, -0.08, -0.12 (mean -0.10, SD 0.02), one case so Holm p = paired p.
     half = 4.302652729911275 * 0.02 / math.sqrt(3)
     p = 2 * __import__("scipy").stats.t.sf(0.10 / (0.02 / math.sqrt(3)), 2)
-    assert (f"| small | 14x14 | 75% | 0.8200 ± 0.0200 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |") in text
+    assert (
+        f"| small | stored | 14x14 | 75% | 0.8200 ± 0.0200 | -0.1000 [{-0.1 - half:+.4f}, {-0.1 + half:+.4f}] |"
+    ) in text
     assert f"| {p:.3g} | {p:.3g} | loss larger than the margin |" in text
-    paired_row = next(line for line in text.splitlines() if line.startswith("| small | 14x14 | 75%"))
+    paired_row = next(line for line in text.splitlines() if line.startswith("| small | stored | 14x14 | 75%"))
     assert paired_row.endswith("| 3 | look 1 of 1 (3 seeds) |")  # seeds paired, an integer; where it was decided
     assert "verdict (margin 0.005)" in text and "| case | class 0 | class 1 |" in text
     # class 0 F1 is f1 - 0.05: the same differences (interval excludes 0: starred); class 1 is 0.95 everywhere.
@@ -183,6 +185,7 @@ def test_paired_columns_equal_their_references(summary_files):
     )
     assert list(result.columns) == [
         "case",
+        "test_images",
         "bytes saved",
         "ΔF1 [95% CI]",
         "Holm p",
@@ -382,5 +385,5 @@ def test_non_square_images_are_shown_with_their_real_shape(tmp_path):
     row = pd.read_csv(inputs["summary"]).set_index("case").loc["small"]
     assert (row["stored_height"], row["stored_width"]) == (10, 18)
     text = inputs["summary_md"].read_text()
-    assert "| small | 10x18 |" in text and "10x10" not in text and "18x18" not in text
+    assert "| small | stored | 10x18 |" in text and "10x10" not in text and "18x18" not in text
     assert "| 2x2/2 | 10x18 |" in inputs["methods_md"].read_text()

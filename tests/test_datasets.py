@@ -95,15 +95,17 @@ def test_every_stage_runs_per_data_set(two_datasets):
 def test_the_datasets_table_compares_every_data_set(two_datasets):
     workdir, _ = two_datasets
     combined = pd.read_csv(workdir / "results/summary/datasets.csv")
-    assert list(zip(combined["dataset"], combined["case"])) == [(name, case) for name in OPENML_SETS for case in CASES]
+    assert list(zip(combined["dataset"], combined["test_images"], combined["case"])) == [
+        (name, kind, case) for name in OPENML_SETS for kind in ("stored", "raw") for case in CASES
+    ]
     for name in OPENML_SETS:
         own = pd.read_csv(workdir / f"results/{name}/summary/summary.csv")
         pd.testing.assert_frame_equal(
             combined[combined["dataset"] == name].drop(columns="dataset").reset_index(drop=True), own, check_dtype=False
         )
     table = (workdir / "results/summary/datasets.md").read_text().splitlines()
-    assert len(table) == 2 + len(OPENML_SETS) * len(CASES) and table[2].startswith(
-        "| fashion-mnist | baseline | 28x28 | 1.00 |"
+    assert len(table) == 2 + len(OPENML_SETS) * 2 * len(CASES) and table[2].startswith(
+        "| fashion-mnist | baseline | stored | 28x28 | 1.00 |"
     )
 
 

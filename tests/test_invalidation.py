@@ -57,6 +57,8 @@ EXPECTED: dict[str, set[str]] = {
     "datasets[].image_shape": EVERYTHING,
     "datasets[].max_images": EVERYTHING,
     "datasets[].subset_seed": EVERYTHING,
+    "datasets[].resize": NOTHING,
+    "datasets[].resample": NOTHING,
     "baseline": {"plot_preprocessing", SUMMARY},
     "cases.*.window": PIXELS,
     "cases.*.stride": PIXELS,
@@ -89,6 +91,7 @@ EXPECTED: dict[str, set[str]] = {
     "training.epochs": TRAINING,
     "training.batch_size": TRAINING,
     "training.learning_rate": TRAINING,
+    "training.model": TRAINING,
     "training.train_size": TRAINING,
     "training.stratify": TRAINING,
     "training.scaling": TRAINING,
@@ -107,6 +110,8 @@ EXPECTED: dict[str, set[str]] = {
     "plots.examples": {"plot_examples", "plot_preprocessing"},
     "plots.dpi": {FIGURES},
     "analysis.margin": {SUMMARY},
+    # Which kind of test images the answer names: the tables of both kinds are made again.
+    "analysis.test_images": {SUMMARY},
     "analysis.confidence": {SUMMARY},
     "analysis.bootstrap_resamples": {SUMMARY},
     "analysis.power": {SUMMARY},
@@ -127,6 +132,10 @@ NEW_VALUES: dict[str, Any] = {
     "seeds": 3,
     "analysis.sequential.looks": [2],
     "training.keep": ["model"],
+    "training.model": f"{REPO / 'tests/models/small_cnn.py'}:small_cnn",
+    "datasets[].resize": [28, 28],
+    "datasets[].resample": "nearest",
+    "analysis.test_images": "raw",
 }
 
 

@@ -347,13 +347,13 @@ def test_keep_leaves_out_the_model_and_predictions_and_changes_nothing_else(data
 @pytest.fixture
 def drawn(monkeypatch) -> list:
     """The figures the plot functions save, in order."""
-    figures, save = [], plots._save
+    figures, save = [], plots.save_figure
 
     def keep(figure, png, pdf, dpi):
         figures.append(figure)
         save(figure, png, pdf, dpi)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return figures
 
 

@@ -57,7 +57,12 @@ def test_report_front_page_states_the_result(tiny_run):
     workdir, _ = tiny_run
     html = (workdir / "results/report.html").read_text()
     result = pd.read_csv(workdir / "results/tiny/summary/result.csv")
-    assert list(result["case"]) == ["w2s2", "w2webp"]
+    assert list(zip(result["case"], result["test_images"])) == [
+        ("w2s2", "stored"),
+        ("w2webp", "stored"),
+        ("w2s2", "raw"),
+        ("w2webp", "raw"),
+    ]
     assert "tiny: every case against the baseline" in html, "no result table on the front page"
     for _, row in result.iterrows():
         verdict = row["verdict (margin 0.005)"]

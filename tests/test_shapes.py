@@ -38,7 +38,7 @@ def test_every_stage_records_the_real_shape(chain):
 
 def test_figures_show_the_real_shape(chain, monkeypatch):
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda figure, *args: drawn.append(figure))
+    monkeypatch.setattr(plots, "save_figure", lambda figure, *args: drawn.append(figure))
     plots.plot_preprocessing(chain / "raw.h5", chain / "pooled.h5", "2x2/2", "x.png", "x.pdf", 3, 50)
     plots.plot_examples(chain / "raw.h5", "y.png", "y.pdf", 3, 50)
     preprocessing, examples = drawn

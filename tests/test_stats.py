@@ -162,7 +162,7 @@ def _summary_rows():
 def test_forest_plot_draws_each_case_interval_margin_and_verdict():
     import matplotlib.pyplot as plt
 
-    from poolup.plots import forest_figure
+    from poolup.plots_paired import forest_figure
 
     summary = _summary_rows()
     figure = forest_figure(summary, "baseline", {"w2s2": "Case 2", "w3s2": "Case 4"}, 0.005, 0.95)
@@ -201,7 +201,7 @@ def test_forest_plot_draws_each_case_interval_margin_and_verdict():
 def test_forest_plot_names_the_method_when_several_run():
     import matplotlib.pyplot as plt
 
-    from poolup.plots import forest_figure
+    from poolup.plots_paired import forest_figure
 
     summary = _summary_rows()
     summary.loc[2, "method"] = "cubic"
@@ -213,7 +213,7 @@ def test_forest_plot_names_the_method_when_several_run():
 def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_zero():
     import matplotlib.pyplot as plt
 
-    from poolup.plots import per_class_delta_figure
+    from poolup.plots_paired import per_class_delta_figure
 
     deltas = pd.DataFrame(
         [
@@ -237,10 +237,11 @@ def test_per_class_heatmap_colours_the_mean_and_frames_intervals_that_exclude_ze
 
 
 def test_figures_are_byte_identical_when_drawn_again(tmp_path):
-    from poolup.plots import _save, forest_figure
+    from poolup.plots import save_figure
+    from poolup.plots_paired import forest_figure
 
     for name in ("a", "b"):
-        _save(
+        save_figure(
             forest_figure(_summary_rows(), "baseline", {}, 0.005, 0.95),
             tmp_path / f"{name}.png",
             tmp_path / f"{name}.pdf",

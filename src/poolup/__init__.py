@@ -15,6 +15,7 @@ MODULES = (
     "codecs",
     "config",
     "errors",
+    "eval_images",
     "fidelity",
     "folders",
     "frontier",
@@ -27,6 +28,7 @@ MODULES = (
     "metrics",
     "model",
     "plots",
+    "plots_paired",
     "pooling",
     "preprocess",
     "provenance",
@@ -42,6 +44,7 @@ MODULES = (
     "splits",
     "stats",
     "storage",
+    "summary_tables",
     "training",
     "verify",
 )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,12 @@ import pandas as pd
 from poolup import sequential
 from poolup import stats as paired
 from poolup.errors import PoolupError
-from poolup.interpolation import method_order
+from poolup.eval_images import TEST_IMAGES, design_kind, kinds_of, of_kind, test_scores
 from poolup.loop import HISTORY_METRICS
 from poolup.provenance import check_made_for
 from poolup.records import read_case_records, read_json, write_csv, write_json, write_manifest, write_text
 from poolup.runs import seed_of
+from poolup.summary_tables import datasets_markdown, interval_text, methods_markdown, result_table, summary_markdown
 
 PathLike = str | os.PathLike[str]
 # The method column of a case whose method is not given: interpolation.method's default.
@@ -30,6 +30,7 @@ _REDO_STORE = "delete it and rerun snakemake: its store job remakes it"
 RUN_COLUMNS: tuple[str, ...] = (
     "case",
     "seed",
+    "test_images",
     *SCORES,
     "n_train",
     "n_test",
@@ -52,11 +53,21 @@ def collect_runs(metrics_files: Sequence[PathLike]) -> tuple[pd.DataFrame, list[
     records = [read_run_record(path) for path in metrics_files]
     if not records:
         raise PoolupError("no test_metrics.json to aggregate; run the train stage first")
-    missing = [str(path) for path, record in zip(metrics_files, records) if not set(RUN_COLUMNS) <= set(record)]
+    wanted = set(RUN_COLUMNS) - {"test_images"}
+    missing = [str(path) for path, record in zip(metrics_files, records) if not wanted <= set(record)]
     if missing:
         raise PoolupError(f"{missing[0]}: not a complete test_metrics.json; delete it and rerun its train job")
-    runs = pd.DataFrame([{column: record[column] for column in RUN_COLUMNS} for record in records])
-    return runs.sort_values(["case", "seed"], key=_case_key(runs)).reset_index(drop=True), records
+    rows = [
+        {
+            **{column: record[column] for column in wanted},
+            "test_images": kind,
+            **{s: test_scores(record, kind)[s] for s in SCORES},
+        }
+        for kind in kinds_of(records)
+        for record in records
+    ]
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return runs.sort_values(["test_images", "case", "seed"], key=_case_key(runs)).reset_index(drop=True), records
 
 
 def read_run_record(path: PathLike) -> dict[str, Any]:
@@ -73,12 +84,10 @@ def read_storage_record(path: PathLike) -> dict[str, Any]:
 
 def _case_key(frame: pd.DataFrame):
     order = {case: i for i, case in enumerate(dict.fromkeys(frame["case"]))}
-    return lambda column: column.map(order) if column.name == "case" else column
-
-
-def shape_text(height: int, width: int) -> str:
-    """An image's size as the tables show it: height x width (``14x14``, ``10x18``)."""
-    return f"{int(height)}x{int(width)}"
+    kinds = {kind: i for i, kind in enumerate(TEST_IMAGES)}
+    return lambda column: (
+        column.map(order) if column.name == "case" else column.map(kinds) if column.name == "test_images" else column
+    )
 
 
 def mean_sd_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
@@ -139,8 +148,25 @@ def summarize(
     Every non-baseline case is compared with the baseline twice: unpaired
     (``f1_diff_to_baseline``, ``f1_welch_p``, as the paper) and paired by seed
     (:data:`poolup.stats.PAIRED_COLUMNS`, from :func:`poolup.stats.compare_paired`), with
-    Holm's adjustment of the paired p-values across the cases (``holm_p``).
+    Holm's adjustment of the paired p-values across the cases (``holm_p``). One block of rows
+    per kind of test images the runs hold (``test_images``: ``stored``, then ``raw``), each
+    computed within its kind.
     """
+    kinds = list(dict.fromkeys(runs["test_images"])) if "test_images" in runs.columns else [TEST_IMAGES[0]]
+    tables = [_summarize_kind(of_kind(runs, kind), kind, storage, baseline, cases, analysis, methods) for kind in kinds]
+    return pd.concat(tables, ignore_index=True)
+
+
+def _summarize_kind(
+    runs: pd.DataFrame,
+    test_images: str,
+    storage: dict[str, dict[str, Any]],
+    baseline: str,
+    cases: Sequence[str],
+    analysis: Mapping[str, Any],
+    methods: Mapping[str, str] | None,
+) -> pd.DataFrame:
+    """:func:`summarize` on one kind of test images: every statistic, Holm's adjustment included, within it."""
     methods = methods or {}
     if baseline not in set(runs["case"]):
         raise PoolupError(f"baseline case {baseline!r} has no runs; it must be among the cases trained")
@@ -149,7 +175,7 @@ def summarize(
     rows = []
     for case in cases:
         group = runs[runs["case"] == case]
-        row: dict[str, Any] = {"case": case, "seeds": len(group)}
+        row: dict[str, Any] = {"case": case, "test_images": test_images, "seeds": len(group)}
         for score in SCORES:
             mean, sd, low, high = mean_sd_ci(group[score].to_numpy())
             row.update({f"{score}_mean": mean, f"{score}_sd": sd, f"{score}_ci_low": low, f"{score}_ci_high": high})
@@ -324,95 +350,6 @@ def average_history(history_files: dict[str, Sequence[PathLike]]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-def summary_markdown(
-    summary: pd.DataFrame,
-    baseline: str,
-    analysis: Mapping[str, Any],
-    deltas: pd.DataFrame | None = None,
-    by_look: pd.DataFrame | None = None,
-) -> str:
-    """The result for the README and the report: the unpaired table (as the paper), the paired
-    comparison with its verdict (:func:`paired_table`), in a sequential design the verdict's
-    interval at each look (``by_look``: :func:`look_table`), and the per-class ΔF1 (``deltas``)."""
-    lines = [
-        f"| case | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | 95% CI | ΔF1 vs "
-        f"{baseline} | Welch p | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in summary.itertuples():
-        side = shape_text(row.stored_height, row.stored_width)
-        ci = "" if np.isnan(row.macro_f1_ci_low) else f"[{row.macro_f1_ci_low:.4f}, {row.macro_f1_ci_high:.4f}]"
-        lines.append(
-            f"| {row.case} | {side} | {row.pixel_ratio:.0%} | {row.bytes_per_image:.1f} | "
-            f"{row.byte_ratio_to_baseline:.2f} |"
-            f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {ci} | {row.f1_diff_to_baseline:+.4f} |"
-            f" {_p_text(row.f1_welch_p, '.3g')} | {row.seeds} |"
-        )
-    alpha = 1 - analysis["confidence"]
-    looks = sequential.configured_looks(analysis)
-    verdict_level = 1 - 2 * sequential.look_alpha(alpha, len(looks) if looks else 1)
-    lines += [
-        "",
-        f"Paired by seed against {baseline} (ΔF1 = case - {baseline}, seed by seed; paired t-test, Holm across"
-        f" the cases; verdict from the {100 * verdict_level:.3g}% t-interval against -{analysis['margin']:g};"
-        f" power {analysis['power']:g} at alpha {alpha:.2g}).",
-        sequential.design_text(summary, looks, alpha),
-        "",
-        *_markdown_table(paired_table(summary, baseline, analysis)),
-    ]
-    if by_look is not None and not by_look.empty:
-        lines += [
-            "",
-            f"The verdict's {100 * verdict_level:.3g}% t-interval of ΔF1 at each look, on the seeds the case had"
-            " there (the look that decided a verdict names it; blank: not trained to that look).",
-            "",
-            *_markdown_table(by_look),
-        ]
-    if deltas is not None and not deltas.empty:
-        lines += ["", *per_class_markdown(deltas, analysis["confidence"])]
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float, spec: str) -> str:
-    """A number, or "n/a" where it is undefined (fewer than two paired seeds)."""
-    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
-
-
-def _interval(low: float, high: float) -> str:
-    return "n/a" if np.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
-
-
-def paired_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
-    """The paired comparison, one row per non-baseline case, as display text (``summary.md``).
-
-    Columns are described in the README, section "Statistics";
-    :func:`result_table` is its short form.
-    """
-    level = f"{analysis['confidence']:.0%}"
-    looks = sequential.configured_looks(analysis)
-    rows = []
-    for row in summary[summary["case"] != baseline].itertuples():
-        rows.append(
-            {
-                "case": row.case,
-                "stored": shape_text(row.stored_height, row.stored_width),
-                "bytes saved": f"{1 - row.byte_ratio_to_baseline:.0%}",
-                "test macro F1": _f1_text(row.macro_f1_mean, row.macro_f1_sd),
-                f"ΔF1 [{level} CI]": f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}",
-                f"bootstrap {level} CI": _interval(row.delta_boot_low, row.delta_boot_high),
-                "paired p": _number(row.paired_p, ".3g"),
-                "Holm p": _number(row.holm_p, ".3g"),
-                f"verdict (margin {analysis['margin']:g})": row.verdict,
-                "detectable ΔF1": _number(row.mde, ".4f"),
-                "seeds for margin": _number(row.seeds_for_margin, ".0f"),
-                "seeds paired": _number(row.paired_n, ".0f"),
-                "decided at": sequential.decided_text(row.verdict, row.looks_used, row.paired_n, looks),
-                **({"seeds saved": _number(row.seeds_saved, ".0f")} if looks else {}),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def look_table(runs: pd.DataFrame, baseline: str, cases: Sequence[str], analysis: Mapping[str, Any]) -> pd.DataFrame:
     """A sequential design's looks as display text (``summary.md``): one row per non-baseline case, one column per
     look, the verdict's interval there (:func:`poolup.sequential.look_intervals`). Empty in a fixed design."""
@@ -430,126 +367,12 @@ def look_table(runs: pd.DataFrame, baseline: str, cases: Sequence[str], analysis
             cell = ""
             if index < len(judged):
                 look = judged[index]
-                cell = _interval(look["low"], look["high"])
+                cell = interval_text(look["low"], look["high"])
                 if look["verdict"] != paired.UNDECIDED:
                     cell += f" {look['verdict']}"
             row[f"look {index + 1} ({sequential.seeds_text(seeds)})"] = cell
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def result_table(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> pd.DataFrame:
-    """The answer in a few columns (``result.csv``, the report's front page, which is narrow): bytes saved,
-    ΔF1 with its t-interval, Holm p, the verdict, seeds paired, seeds the margin needs, and the look that
-    decided the verdict (and, in a sequential design, the seeds it saved)."""
-    table = paired_table(summary, baseline, analysis)
-    keep = [
-        c
-        for c in table.columns
-        if c in ("case", "bytes saved", "Holm p", "seeds paired", "seeds for margin", "decided at", "seeds saved")
-        or c.startswith(("ΔF1", "verdict"))
-    ]
-    return table[keep]
-
-
-def _markdown_table(frame: pd.DataFrame) -> list[str]:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(map(str, values)) + " |" for values in frame.itertuples(index=False)]
-    return lines
-
-
-def per_class_markdown(deltas: pd.DataFrame, confidence: float) -> list[str]:
-    """Paired ΔF1 per case (rows) and class (columns); * marks an interval that excludes 0."""
-    if deltas.empty:
-        return []
-    classes = sorted(deltas["class"].unique())
-    lines = [
-        "| case | " + " | ".join(f"class {c}" for c in classes) + " |",
-        "|---|" + "---|" * len(classes),
-    ]
-    for case, group in deltas.groupby("case", sort=False):
-        cells = group.set_index("class").reindex(classes)
-        lines.append(
-            f"| {case} | "
-            + " | ".join(
-                f"{r.delta_f1:+.4f}" + ("*" if r.delta_ci_low > 0 or r.delta_ci_high < 0 else "")
-                for r in cells.itertuples()
-            )
-            + " |"
-        )
-    return [
-        f"Paired ΔF1 per class (mean over seeds; * where the {confidence:.0%} t-interval excludes 0;"
-        " intervals in per_class_delta.csv):",
-        "",
-        *lines,
-    ]
-
-
-def _f1_text(mean: float, sd: float) -> str:
-    """``mean ± SD`` of an F1 score (no SD from a single seed)."""
-    return f"{mean:.4f}" if np.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
-
-
-def _p_text(p: float, spec: str) -> str:
-    """A p-value, or nothing where there is none (the baseline)."""
-    return "" if np.isnan(p) else format(p, spec)
-
-
-def methods_markdown(summary: pd.DataFrame, baseline: str) -> str:
-    """Test macro F1 by pooling geometry (rows) and interpolation method (columns).
-
-    Each cell: mean ± SD over seeds, then the difference to the baseline's mean
-    F1 and the Welch p-value. Cases with the same window, stride and method
-    share a cell (joined by "; "). When the summary has the paired columns, a
-    second table gives each cell's paired ΔF1 with its t-interval, Holm p and verdict.
-    """
-    reference = summary[summary["case"] == baseline].iloc[0]
-    others = summary[summary["case"] != baseline]
-    lines = [
-        f"{baseline}: test macro F1 {_f1_text(reference['macro_f1_mean'], reference['macro_f1_sd'])} over "
-        f"{reference['seeds']} seeds;"
-        " each cell: mean ± SD (ΔF1 vs baseline, Welch p)",
-        "",
-        *_geometry_table(
-            others,
-            lambda row: (
-                f"{_f1_text(row.macro_f1_mean, row.macro_f1_sd)} ({row.f1_diff_to_baseline:+.4f}, p "
-                f"{_p_text(row.f1_welch_p, '.2g')})"
-            ),
-        ),
-    ]
-    if "delta_f1" in others:
-        lines += [
-            "",
-            "Paired by seed: each cell: ΔF1 vs baseline [t-interval] (Holm p), verdict against the margin",
-            "",
-            *_geometry_table(
-                others,
-                lambda row: (
-                    f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)} (Holm p "
-                    f"{_number(row.holm_p, '.2g')}),"
-                    f" {row.verdict}"
-                ),
-            ),
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _geometry_table(others: pd.DataFrame, cell: Callable[[Any], str]) -> list[str]:
-    """Rows: pooling window/stride; columns: interpolation methods; ``cell`` formats one case's row."""
-    methods = method_order(others["method"])
-    lines = [
-        "| pooling | stored | bytes vs baseline | " + " | ".join(methods) + " |",
-        "|---|---|---|" + "---|" * len(methods),
-    ]
-    for (window, stride), group in others.groupby(["window", "stride"], sort=False):
-        cells = ["; ".join(cell(row) for row in group[group["method"] == method].itertuples()) for method in methods]
-        first = group.iloc[0]
-        lines.append(
-            f"| {window}x{window}/{stride} | {shape_text(first['stored_height'], first['stored_width'])} |"
-            f" {first['byte_ratio_to_baseline']:.2f} | " + " | ".join(cells) + " |"
-        )
-    return lines
 
 
 def aggregate(
@@ -602,14 +425,17 @@ def aggregate(
             raise PoolupError(f"{history_path}: not from the same run as {metrics_path}; pass them in the same order")
         by_case[record["case"]].append(history_path)
     table = summarize(run_table, storage_records, baseline, cases, analysis, methods)
+    judged = design_kind(analysis, table)
     for path in design:
-        sequential.check_record(path, table)
+        sequential.check_record(path, of_kind(table, judged))
     deltas = per_class_delta_table(records, cases, baseline, analysis["confidence"])
     write_csv(runs, run_table)
     write_csv(summary, table)
     write_text(
         summary_md,
-        summary_markdown(table, baseline, analysis, deltas, look_table(run_table, baseline, cases, analysis)),
+        summary_markdown(
+            table, baseline, analysis, deltas, look_table(of_kind(run_table, judged), baseline, cases, analysis)
+        ),
     )
     write_csv(result, result_table(table, baseline, analysis), float_format=None)
     write_text(methods_md, methods_markdown(table, baseline))
@@ -668,24 +494,3 @@ def compare_datasets(
     write_text(table_md, datasets_markdown(combined, baseline))
     write_manifest(manifest, list(summaries), [table, table_md], stage="aggregate")
     return combined
-
-
-def datasets_markdown(combined: pd.DataFrame, baseline: str) -> str:
-    """The cross-data-set table: what each case costs and saves on each data set."""
-    lines = [
-        f"| data set | case | stored | bytes vs {baseline} | test macro F1 (mean ± SD) | ΔF1 vs {baseline} | Welch p |"
-        " paired ΔF1 [CI] | Holm p | verdict | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in combined.itertuples():
-        paired_text = (
-            "" if row.case == baseline else f"{row.delta_f1:+.4f} {_interval(row.delta_ci_low, row.delta_ci_high)}"
-        )
-        lines.append(
-            f"| {row.dataset} | {row.case} | {shape_text(row.stored_height, row.stored_width)} |"
-            f" {row.byte_ratio_to_baseline:.2f} |"
-            f" {_f1_text(row.macro_f1_mean, row.macro_f1_sd)} | {row.f1_diff_to_baseline:+.4f} |"
-            f" {_p_text(row.f1_welch_p, '.3g')} | {paired_text} | {_p_text(row.holm_p, '.3g')} |"
-            f" {row.verdict if isinstance(row.verdict, str) else ''} | {row.seeds} |"
-        )
-    return "\n".join(lines) + "\n"

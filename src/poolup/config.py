@@ -19,7 +19,7 @@ import yaml
 from poolup.errors import PoolupError
 from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
-from poolup.model import FEATURE_LAYERS, smallest_input_side
+from poolup.model import FEATURE_LAYERS, PAPER_MODEL, smallest_input_side
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
 from poolup.sequential import check_looks
@@ -292,7 +292,8 @@ def _check_datasets(config: dict[str, Any]) -> None:
                 "give each data set its own name"
             )
         seen.add(dataset["name"])
-        _check_image_shape(index, dataset)
+        if config["training"].get("model", PAPER_MODEL) == PAPER_MODEL:  # a user's model says itself what it takes
+            _check_image_shape(index, dataset)
     _check_unique_names("datasets", [dataset["name"] for dataset in config["datasets"]])
 
 

@@ -107,6 +107,13 @@ def fidelity(
     return record
 
 
+# frontier.md's heading per kind of test images (the runs' scores on them, poolup.runs.TEST_IMAGES).
+TEST_IMAGES_TITLES = {
+    "stored": "test images as stored (the paper's protocol)",
+    "raw": "raw test images (the model trained on stored images, deployed on raw ones)",
+}
+
+
 def on_front(byte_ratio: Sequence[float], delta_f1: Sequence[float]) -> list[bool]:
     """True where no other case stores fewer or equal bytes with a better (higher) ΔF1."""
     ratios, deltas = np.asarray(byte_ratio, float), np.asarray(delta_f1, float)
@@ -194,8 +201,11 @@ def answer(table: pd.DataFrame, margin: float, budgets: Sequence[float] = BUDGET
     return lines
 
 
-def frontier_markdown(table: pd.DataFrame, margin: float, looks: Sequence[int] | None = None) -> str:
-    """``frontier.md``: the answer, then the table (cheapest first; * = on the front); ``looks``: those of a
+def frontier_markdown(
+    table: pd.DataFrame, margin: float, looks: Sequence[int] | None = None, test_images: str | None = None
+) -> str:
+    """``frontier.md`` below its title, for one kind of test images (``test_images``: its section's heading;
+    None: no heading): the answer, then the table (cheapest first; * = on the front); ``looks``: those of a
     sequential design (``analysis.sequential.looks``), for the look that decided each verdict."""
     shown = pd.DataFrame(
         {
@@ -219,7 +229,8 @@ def frontier_markdown(table: pd.DataFrame, margin: float, looks: Sequence[int] |
             "SSIM": [f"{v:.3f}" for v in table["ssim"]],
         }
     )
-    lines = ["# Rate-accuracy frontier", "", *[f"- {line}" for line in answer(table, margin)], ""]
+    lines = [f"## On {TEST_IMAGES_TITLES[test_images]}", ""] if test_images else []
+    lines += [*[f"- {line}" for line in answer(table, margin)], ""]
     lines += ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(map(str, values)) + " |" for values in shown.itertuples(index=False)]
     lines += ["", "`*`: on the front (no other recipe stores fewer or equal bytes with a better ΔF1)."]
@@ -249,8 +260,21 @@ def frontier(
         raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
     records = {record["case"]: record for record in read_case_records(storage, in_case_folders)}
     fidelities = {record["case"]: record for record in read_case_records(fidelity, in_case_folders)}
-    result = frontier_table(frame, records, fidelities, baseline, labels)
+    kinds = list(dict.fromkeys(frame["test_images"])) if "test_images" in frame else ["stored"]
+    tables = {
+        kind: frontier_table(
+            frame[frame["test_images"] == kind] if "test_images" in frame else frame,
+            records,
+            fidelities,
+            baseline,
+            labels,
+        )
+        for kind in kinds
+    }
+    result = pd.concat([t.assign(test_images=kind) for kind, t in tables.items()], ignore_index=True)
+    result.insert(1, "test_images", result.pop("test_images"))
     write_csv(table, result)
-    write_text(table_md, frontier_markdown(result, margin, looks))
+    sections = [frontier_markdown(t, margin, looks, kind if len(tables) > 1 else None) for kind, t in tables.items()]
+    write_text(table_md, "# Rate-accuracy frontier\n\n" + "\n".join(sections))
     write_manifest(manifest, [summary, *storage, *fidelity], [table, table_md], stage="frontier")
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ class TrainSettings:
     validation_size: float = 0.1
     patience: int = 2
     restore_best_weights: bool = True
+    model: str = "paper"
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> TrainSettings:
@@ -63,6 +64,11 @@ class TrainingData:
     n_classes: int
     source_sha256: str
     source: str  # the file's path, named relative to each output (source_file)
+    # The same images as raw.h5 holds them, before the recipe (evaluation on raw test images); None
+    # where the job is not given raw.h5.
+    raw_images: NDArray[np.uint8] | None = None
+    raw_sha256: str = ""
+    class_names: tuple[str, ...] = ()
 
 
 # The keys of a case's recipe (the train rule's params) that say how its images come back to
@@ -113,3 +119,32 @@ def load_training_data(
     if n_classes < 2:
         raise PoolupError(f"{pooled}: all labels are {labels.max()}; classification needs at least two classes")
     return TrainingData(data.images, labels, n_classes, digest, str(pooled))
+
+
+def with_raw_images(data: TrainingData, raw: str | os.PathLike[str]) -> TrainingData:
+    """``data`` with the raw images it was made from (``raw.h5``), checked to be them: the file its
+    ``pooled.h5`` records as its source (where it is a ``pooled.h5``), as many images, the same labels in
+    the same order, and the same image shape."""
+    from poolup.h5files import open_h5
+    from poolup.provenance import decode_attr
+
+    source = read_image_set(raw, dtype="uint8", stage="fetch")
+    with open_h5(data.source, verify=False) as file:
+        made = {key: str(decode_attr(file.attrs.get(key, ""))) for key in ("stage", "source_sha256")}
+    if made["stage"] == "pool" and made["source_sha256"] != str(source.attrs["content_sha256"]):
+        raise PoolupError(
+            f"{raw}: not the raw.h5 that {data.source} was made from (its content differs from the recorded "
+            "source_sha256); delete the case's pooled.h5 and rerun, or restore that raw.h5"
+        )
+    if source.images.shape[0] != data.images.shape[0] or not np.array_equal(source.labels, data.labels):
+        raise PoolupError(
+            f"{raw}: {source.images.shape[0]} images whose labels are not those of {data.source} "
+            f"({data.images.shape[0]} images); it is not the raw.h5 this case was made from, delete both and rerun"
+        )
+    if source.images.shape[1:] != data.images.shape[1:]:
+        raise PoolupError(
+            f"{raw}: images are {source.images.shape[1:]}, the case's come back as {data.images.shape[1:]}; "
+            "delete the case's files and rerun"
+        )
+    names = tuple(source.attrs.get("class_names", ()))
+    return replace(data, raw_images=source.images, raw_sha256=str(source.attrs["content_sha256"]), class_names=names)

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from poolup.errors import PoolupError
 from poolup.job_inputs import TrainingData, TrainSettings
 from poolup.metrics import confusion, macro_scores
-from poolup.scaling import scale_images
+from poolup.scaling import fitted_scaler
 from poolup.splits import carve_validation, split_indices
 
 log = logging.getLogger("poolup")
@@ -112,7 +112,11 @@ class Trainer:
 
     def probabilities(self, images: NDArray) -> NDArray[np.float32]:
         return np.concatenate(
-            [self.predict(images[i : i + EVAL_BATCH]).numpy() for i in range(0, images.shape[0], EVAL_BATCH)]
+            [
+                # float32 whatever the model's output dtype (a user's model may end in bfloat16)
+                self.predict(images[i : i + EVAL_BATCH]).numpy().astype(np.float32, copy=False)
+                for i in range(0, images.shape[0], EVAL_BATCH)
+            ]
         )
 
 
@@ -157,7 +161,10 @@ class PreparedRun:
     ``fit`` is what the weights are trained on, ``validation`` (empty
     without early stopping) is carved from the training part and only
     decides when to stop, ``test`` is the authors' held-out 20 % and
-    ``monitor`` a fixed sample of it for the learning curves.
+    ``monitor`` a fixed sample of it for the learning curves. ``raw_test``:
+    the test images as ``raw.h5`` holds them (the images before the recipe),
+    scaled by the scaler fitted on the stored training images, where the job
+    was given them (None otherwise).
     """
 
     seed: int
@@ -167,6 +174,7 @@ class PreparedRun:
     monitor: NDArray[np.int64]
     images: NDArray[np.float32]
     scaling: dict[str, Any]
+    raw_test: NDArray[np.float32] | None = None
 
 
 def prepare(data: TrainingData, seed: int, settings: TrainSettings) -> PreparedRun:
@@ -175,10 +183,11 @@ def prepare(data: TrainingData, seed: int, settings: TrainSettings) -> PreparedR
     validation = np.empty(0, dtype=np.int64)
     if settings.early_stopping:
         train, validation = carve_validation(train, data.labels, settings.validation_size, seed, settings.stratify)
-    images, scaling = scale_images(data.images, train, settings.scaling, settings.scaling_fit_on)
+    scale, scaling = fitted_scaler(data.images, train, settings.scaling, settings.scaling_fit_on)
+    raw_test = None if data.raw_images is None else _with_channel(scale(data.raw_images[test]))
     rng = np.random.default_rng(seed)
     monitor = test[np.sort(rng.choice(test.shape[0], size=min(settings.monitor_samples, test.shape[0]), replace=False))]
-    return PreparedRun(seed, train, validation, test, monitor, _with_channel(images), scaling)
+    return PreparedRun(seed, train, validation, test, monitor, _with_channel(scale(data.images)), scaling, raw_test)
 
 
 @dataclass

@@ -89,3 +89,117 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         raise PoolupError(
             f"{path}: not a loadable Keras model ({type(exc).__name__}); delete it and rerun the train stage"
         ) from None
+
+
+# training.model: the paper's CNN, or a function of the user's, "FILE.py:FUNCTION".
+PAPER_MODEL = "paper"
+
+
+def model_file(spec: str) -> tuple[Path, str] | None:
+    """The file and function that ``training.model`` names (None for ``paper``), or a one-line error."""
+    if spec == PAPER_MODEL:
+        return None
+    path, sep, function = spec.rpartition(":")
+    if not sep or not path.endswith(".py") or not function.isidentifier():
+        raise PoolupError(
+            f"training.model {spec!r}: expected 'paper' or FILE.py:FUNCTION (a Python file and the name of the "
+            "function in it that builds the model)"
+        )
+    return Path(os.path.expanduser(path)), function
+
+
+def model_sha256(spec: str) -> str:
+    """The content digest of the model's file ("" for the paper's CNN): editing the file changes it, and
+    so the train jobs' params (they retrain); a comment edited in another file changes nothing."""
+    named = model_file(spec)
+    if named is None:
+        return ""
+    from poolup.provenance import file_sha256
+
+    path, _ = named
+    if not path.is_file():
+        raise PoolupError(
+            f"training.model {spec!r}: {path} not found (relative paths are read from the working directory); "
+            "fix the path or use training.model: paper"
+        )
+    return file_sha256(path)
+
+
+def _user_function(path: Path, function: str) -> Any:
+    """The function ``function`` of the Python file ``path``, loaded as a module of its own."""
+    import ast
+    import importlib.util
+
+    try:
+        source = path.read_text()
+    except OSError as exc:
+        raise PoolupError(f"{path}: the model file cannot be read ({exc.strerror}); fix training.model") from None
+    try:
+        tree = ast.parse(source, str(path))
+    except SyntaxError as exc:
+        raise PoolupError(f"{path}:{exc.lineno}: syntax error in the model file ({exc.msg}); fix that line") from None
+    spec = importlib.util.spec_from_file_location(f"poolup_user_model_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+        raise PoolupError(
+            f"{path}: importing the model file raised {type(exc).__name__}: {str(exc)[:120]}; fix the file"
+        ) from None
+    built = getattr(module, function, None)
+    if not callable(built):
+        defined = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+        raise PoolupError(
+            f"{path}: no function {function!r}; the file defines {', '.join(defined) or 'no function'}; name one "
+            "in training.model as FILE.py:FUNCTION"
+        )
+    return built
+
+
+def make_model(spec: str, input_shape: tuple[int, ...], n_classes: int) -> Any:
+    """The model that ``training.model`` names, built for ``input_shape`` and ``n_classes``, and checked.
+
+    ``paper``: :func:`build_model`. ``FILE.py:FUNCTION``: ``FUNCTION(input_shape, n_classes)`` from the
+    user's file, which must return a ``keras.Model`` whose output is ``n_classes`` probabilities per
+    image (a softmax: the loss is the categorical cross-entropy of probabilities, so logits are refused).
+    The file is Python code that runs with the user's rights, as any Snakemake script does.
+    """
+    named = model_file(spec)
+    if named is None:
+        return build_model(input_shape, n_classes)
+    import keras
+    import numpy as np
+
+    path, function = named
+    if not path.is_file():
+        raise PoolupError(f"{path}: model file not found; fix training.model ({spec!r})")
+    built = _user_function(path, function)
+    try:
+        model = built(tuple(input_shape), int(n_classes))
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+        raise PoolupError(
+            f"{path}: {function}({tuple(input_shape)}, {n_classes}) raised {type(exc).__name__}: {str(exc)[:120]}; "
+            "fix the model function"
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise PoolupError(
+            f"{path}: {function} returned {type(model).__name__}, not a keras.Model; return the model it builds"
+        )
+    try:
+        probe = np.asarray(model(np.zeros((2, *input_shape), np.float32), training=False), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001
+        raise PoolupError(
+            f"{path}: the model of {function} cannot take images of shape {tuple(input_shape)} "
+            f"({type(exc).__name__}: {str(exc)[:120]}); build it for the input_shape it is given"
+        ) from None
+    if probe.shape != (2, n_classes):
+        raise PoolupError(
+            f"{path}: the model of {function} outputs shape {tuple(probe.shape[1:])} per image, expected "
+            f"({n_classes},): one output per class of the data set (n_classes)"
+        )
+    if not (np.all(probe >= 0) and np.allclose(probe.sum(axis=1), 1.0, atol=1e-3)):
+        raise PoolupError(
+            f"{path}: the model of {function} does not output probabilities (each row must sum to 1); end it with "
+            "a softmax (logits are not accepted: the loss is the cross-entropy of probabilities)"
+        )
+    return model

@@ -18,14 +18,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from poolup import sequential, stats  # noqa: E402
-from poolup.aggregate import shape_text  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
+from poolup.eval_images import TEST_IMAGES, of_kind  # noqa: E402
 from poolup.h5files import open_h5  # noqa: E402
 from poolup.interpolation import method_order  # noqa: E402
 from poolup.provenance import decode_attr  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
 from poolup.records import read_json, write_figure  # noqa: E402
+from poolup.summary_tables import shape_text  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {
@@ -57,7 +57,7 @@ def _label(labels: Mapping[str, str], case: str) -> str:
     return labels.get(case, case)
 
 
-def _save(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
+def save_figure(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
     write_figure(figure, png, pdf, dpi)
     plt.close(figure)
 
@@ -98,7 +98,7 @@ def plot_examples(raw: PathLike, png: PathLike, pdf: PathLike, examples: int, dp
         axis.set_title(f"label {labels[index]}", fontsize=9)
     height, width = images.shape[1:3]
     figure.suptitle(f"Example digits ({height} x {width}, {images.dtype})", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    save_figure(figure, png, pdf, dpi)
 
 
 def plot_preprocessing(
@@ -140,7 +140,7 @@ def plot_preprocessing(
             _gray(axes[row, column], np.clip(image, 0, 255), frame=frame)
         axes[row, 0].set_ylabel(name, fontsize=9)
     figure.suptitle(label if recipe.layout == "images" else f"{label} ({recipe.describe()})", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    save_figure(figure, png, pdf, dpi)
 
 
 # A curve with at most this many points is drawn with a marker at each point: a
@@ -224,7 +224,7 @@ def plot_curves(
     mean_history: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Figs. 6-9 (:func:`curves_figure`) from ``summary/history.csv``."""
-    _save(curves_figure(pd.read_csv(mean_history), metric, labels), png, pdf, dpi)
+    save_figure(curves_figure(pd.read_csv(mean_history), metric, labels), png, pdf, dpi)
 
 
 def per_class_figure(frame: pd.DataFrame, metric: str, labels: Mapping[str, str]) -> plt.Figure:
@@ -267,7 +267,7 @@ def plot_per_class(
     per_class: PathLike, metric: str, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """Figs. 10-12 (:func:`per_class_figure`) from ``summary/per_class.csv``."""
-    _save(per_class_figure(pd.read_csv(per_class), metric, labels), png, pdf, dpi)
+    save_figure(per_class_figure(pd.read_csv(per_class), metric, labels), png, pdf, dpi)
 
 
 CODEC_MARKERS = {"hdf5-gzip": "o", "hdf5-lzf": "s", "hdf5-zstd": "^", "hdf5-blosc-zstd": "v", "png": "D", "webp": "P"}
@@ -291,6 +291,7 @@ def tradeoff_figure(summary: pd.DataFrame, codec_table: pd.DataFrame, labels: Ma
     ``summary`` is ``summary/summary.csv``, ``codec_table`` ``summary/storage_codecs.csv``.
     The legends sit outside the axes, where they hide no case; the F1 axis stays in [0, 1].
     """
+    summary = of_kind(summary, TEST_IMAGES[0])  # the paper's protocol: test images stored as the training images
     frame = summary.set_index("case")
     table = codec_table
     if "skipped" in table:
@@ -350,7 +351,7 @@ def plot_tradeoff(
     summary: PathLike, codec_table: PathLike, labels: Mapping[str, str], png: PathLike, pdf: PathLike, dpi: int
 ) -> None:
     """The trade-off figure (:func:`tradeoff_figure`) from the summary and the codec table."""
-    _save(tradeoff_figure(pd.read_csv(summary), pd.read_csv(codec_table), labels), png, pdf, dpi)
+    save_figure(tradeoff_figure(pd.read_csv(summary), pd.read_csv(codec_table), labels), png, pdf, dpi)
 
 
 # One colour per interpolation method (figure of methods), apart from the case colours.
@@ -365,7 +366,7 @@ METHOD_COLOURS = {
 
 def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike, dpi: int) -> None:
     """Beyond the paper: test macro F1 of each pooling geometry under each interpolation method."""
-    frame = pd.read_csv(summary)
+    frame = of_kind(pd.read_csv(summary), TEST_IMAGES[0])
     if "method" not in frame:
         raise PoolupError(f"{summary}: no method column (written by an older poolup); rerun the aggregate stage")
     if baseline not in set(frame["case"]):
@@ -418,7 +419,7 @@ def plot_methods(summary: PathLike, baseline: str, png: PathLike, pdf: PathLike,
         title_fontsize=8,
     )
     axis.set_title("Interpolation method by pooling case (mean, 95% CI over seeds)", fontsize=11)
-    _save(figure, png, pdf, dpi)
+    save_figure(figure, png, pdf, dpi)
 
 
 def plot_confusion(
@@ -448,251 +449,4 @@ def plot_confusion(
         image, ax=axes[0].tolist(), shrink=0.85, label=f"percentage points vs {labels.get(baseline, baseline)}"
     )
     figure.suptitle("Confusion matrix minus the baseline's (share of each true class, mean over seeds)", fontsize=11)
-    _save(figure, png, pdf, dpi)
-
-
-VERDICT_COLOURS = {stats.SMALLER: "tab:green", stats.LARGER: "tab:red", stats.UNDECIDED: "tab:grey"}
-
-
-def _row_labels(rows: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
-    """Case labels, with the interpolation method where several methods are run."""
-    several = "method" in rows and rows["method"].nunique() > 1
-    return [labels.get(r.case, r.case) + (f" ({r.method})" if several else "") for r in rows.itertuples()]
-
-
-def forest_figure(
-    summary: pd.DataFrame,
-    baseline: str,
-    labels: Mapping[str, str],
-    margin: float,
-    confidence: float,
-    looks: Sequence[int] | None = None,
-) -> plt.Figure:
-    """Paired ΔF1 of each case against the baseline: t and bootstrap intervals, the margin, the verdict.
-
-    One row per non-baseline case, top to bottom in config order. The dot and
-    its capped bar: mean ΔF1 and its t-interval at ``confidence``; the thick
-    pale bar: the interval that decides the verdict (``1 - 2 alpha``, in a
-    sequential design ``looks`` ``1 - 2 alpha / K``: summary.csv's ``look_alpha``);
-    the thin bar below: the BCa bootstrap interval. Right-hand labels: verdict,
-    Holm p, and in a sequential design the look that decided it and its seeds.
-    """
-    rows = summary[summary["case"] != baseline].reset_index(drop=True)
-    if rows.empty:
-        raise PoolupError(f"no case besides the baseline {baseline!r} to compare; add a case to the config")
-    y = np.arange(len(rows))[::-1].astype(float)
-    figure, axis = plt.subplots(figsize=(10, 1.8 + 0.55 * len(rows)), layout="constrained")
-    spent = float(rows["look_alpha"].iloc[0]) if "look_alpha" in rows else 1 - confidence
-    level, verdict_level = f"{confidence:.0%}", f"{100 * (1 - 2 * spent):.3g}%"
-    axis.hlines(
-        y,
-        rows["margin_ci_low"],
-        rows["margin_ci_high"],
-        colors="tab:blue",
-        alpha=0.25,
-        linewidth=9,
-        label=f"{verdict_level} t-interval (decides the verdict)",
-    )
-    for row, position in zip(rows.itertuples(), y):
-        errors = (
-            None
-            if np.isnan(row.delta_ci_low)
-            else [[row.delta_f1 - row.delta_ci_low], [row.delta_ci_high - row.delta_f1]]
-        )
-        axis.errorbar(
-            row.delta_f1,
-            position,
-            xerr=errors,
-            fmt="o",
-            color=VERDICT_COLOURS.get(row.verdict, "black"),
-            ecolor="black",
-            capsize=4,
-            markersize=7,
-            zorder=3,
-        )
-    axis.errorbar([], [], xerr=[], fmt="o", color="black", capsize=4, label=f"mean ΔF1, {level} t-interval")
-    axis.hlines(
-        y - 0.28,
-        rows["delta_boot_low"],
-        rows["delta_boot_high"],
-        colors="dimgrey",
-        linewidth=1.2,
-        label=f"{level} bootstrap interval (BCa)",
-    )
-    axis.axvline(0.0, color="black", linewidth=0.8)
-    axis.axvline(-margin, color="tab:red", linewidth=0.8, linestyle="--")
-    ends = rows[["margin_ci_low", "delta_ci_low", "delta_boot_low", "delta_f1"]].to_numpy(float)
-    left = min(float(np.nanmin(ends)), -margin) if np.isfinite(ends).any() else -margin
-    highs = rows[["margin_ci_high", "delta_ci_high", "delta_boot_high", "delta_f1"]].to_numpy(float)
-    right = max(float(np.nanmax(highs)), margin / 2) if np.isfinite(highs).any() else margin / 2
-    pad = 0.08 * (right - left)
-    axis.set_xlim(left - pad, right + pad)
-    axis.axvspan(
-        left - pad, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than the margin ({margin:g})"
-    )
-    axis.set_ylim(-0.8, len(rows) - 0.4)
-    axis.set_yticks(y, _row_labels(rows, labels))
-    _verdict_axis(axis, rows, y, looks)
-    axis.set_xlabel(f"ΔF1 = test macro F1 of the case - {labels.get(baseline, baseline)}, paired by seed")
-    axis.grid(alpha=0.3, axis="x")
-    figure.legend(*axis.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncol=2)
-    axis.set_title(_forest_title(rows, looks), fontsize=11)
-    return figure
-
-
-def _verdict_axis(axis: plt.Axes, rows: pd.DataFrame, y: np.ndarray, looks: Sequence[int] | None) -> None:
-    """The right-hand labels: each case's verdict, Holm p, and in a sequential design the look that decided it."""
-
-    def decided(r: Any) -> str:
-        when = "decided at" if r.verdict != stats.UNDECIDED else "after"
-        return f"\n{when} {sequential.look_text(r.looks_used, r.paired_n, looks)}" if looks else ""
-
-    verdicts = axis.twinx()
-    verdicts.set_ylim(axis.get_ylim())
-    verdicts.set_yticks(y, [f"{r.verdict}, Holm p {_p(r.holm_p)}{decided(r)}" for r in rows.itertuples()], fontsize=8)
-
-
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.2g}"
-
-
-def _forest_title(rows: pd.DataFrame, looks: Sequence[int] | None) -> str:
-    """The seeds paired (each count there is), and the looks of a sequential design."""
-    seeds = ", ".join(map(str, sorted({int(n) for n in rows["paired_n"]})))
-    design = f"; sequential design, looks at {', '.join(map(str, looks))} seeds" if looks else ""
-    return f"Quality lost against the baseline (seeds paired: {seeds}{design})"
-
-
-def plot_forest(
-    summary: PathLike,
-    baseline: str,
-    labels: Mapping[str, str],
-    analysis: Mapping[str, Any],
-    png: PathLike,
-    pdf: PathLike,
-    dpi: int,
-) -> None:
-    """Forest plot of the paired ΔF1 (:func:`forest_figure`) from ``summary.csv``."""
-    frame = pd.read_csv(summary)
-    if "delta_f1" not in frame:
-        raise PoolupError(f"{summary}: no paired columns (written by an older poolup); rerun the aggregate stage")
-    looks = sequential.configured_looks(analysis)
-    _save(forest_figure(frame, baseline, labels, analysis["margin"], analysis["confidence"], looks), png, pdf, dpi)
-
-
-def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], confidence: float) -> plt.Figure:
-    """Heatmap of the paired ΔF1 per case (rows) and class (columns).
-
-    Colour: mean ΔF1 (red: a loss). Each cell: the mean and ± the half-width
-    of its t-interval at ``confidence``; a black frame marks the cells whose
-    interval excludes 0 (a difference the seeds can tell from noise).
-    """
-    if deltas.empty:
-        raise PoolupError("no per-class differences to draw: the run has no case besides the baseline")
-    cases = case_order(deltas["case"])
-    classes = sorted(deltas["class"].unique())
-    table = deltas.set_index(["case", "class"])
-    index = pd.MultiIndex.from_product([cases, classes])
-    mean = table["delta_f1"].reindex(index).to_numpy(float).reshape(len(cases), len(classes))
-    low = table["delta_ci_low"].reindex(index).to_numpy(float).reshape(mean.shape)
-    high = table["delta_ci_high"].reindex(index).to_numpy(float).reshape(mean.shape)
-    limit = max(1e-3, float(np.nanmax(np.abs(mean))) if np.isfinite(mean).any() else 0.0)
-    figure, axis = plt.subplots(figsize=(1.0 + 0.85 * len(classes), 1.4 + 0.6 * len(cases)))
-    image = axis.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(len(cases)):
-        for j in range(len(classes)):
-            half = (high[i, j] - low[i, j]) / 2
-            text = f"{mean[i, j]:+.3f}" + ("" if np.isnan(half) else f"\n±{half:.3f}")
-            axis.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if abs(mean[i, j]) > 0.6 * limit else "black",
-            )
-            if low[i, j] > 0 or high[i, j] < 0:
-                axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
-    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
-    axis.set_yticks(range(len(cases)), [labels.get(case, case) for case in cases])
-    axis.set_xlabel(
-        f"class (cell: mean ΔF1 ± half-width of its {confidence:.0%} t-interval; framed: the interval excludes 0)"
-    )
-    figure.colorbar(image, ax=axis, label="ΔF1 vs baseline (paired by seed)")
-    axis.set_title("Per-class F1 lost against the baseline", fontsize=11)
-    return figure
-
-
-def plot_per_class_delta(
-    per_class_delta: PathLike, labels: Mapping[str, str], confidence: float, png: PathLike, pdf: PathLike, dpi: int
-) -> None:
-    """Heatmap of the per-class paired ΔF1 (:func:`per_class_delta_figure`) from ``per_class_delta.csv``."""
-    frame = pd.read_csv(per_class_delta)
-    _save(per_class_delta_figure(frame, labels, confidence), png, pdf, dpi)
-
-
-# One colour per recipe family in the frontier figure (the same in every run).
-FAMILY_COLOURS = {
-    "baseline": "black",
-    "pool": "tab:blue",
-    "quantize": "tab:orange",
-    "pool+quantize": "tab:purple",
-    "codec": "tab:green",
-    "pool+codec": "tab:olive",
-}
-
-
-def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
-    """Paired ΔF1 against the byte ratio (log axis) of every recipe, coloured by family.
-
-    Dots and capped bars: mean ΔF1 and its 95 % t-interval; the shaded band
-    below ``-margin``: a loss larger than the margin; the step line joins the
-    recipes on the front (no other recipe stores fewer or equal bytes with a
-    better ΔF1); each point is labelled with its case name.
-    """
-    if table.empty:
-        raise PoolupError("the frontier table has no rows; rerun the frontier stage")
-    figure, axis = plt.subplots(figsize=(10, 6.5), layout="constrained")
-    front = table[table["on_front"]].sort_values("byte_ratio")
-    axis.step(
-        front["byte_ratio"], front["delta_f1"], where="post", color="grey", linewidth=1.2, zorder=1, label="front"
-    )
-    for family, rows in table.groupby("family", sort=False):
-        low = (rows["delta_f1"] - rows["delta_ci_low"]).fillna(0).to_numpy()
-        high = (rows["delta_ci_high"] - rows["delta_f1"]).fillna(0).to_numpy()
-        axis.errorbar(
-            rows["byte_ratio"],
-            rows["delta_f1"],
-            yerr=[low, high],
-            fmt="o",
-            color=FAMILY_COLOURS.get(family, "tab:brown"),
-            capsize=3,
-            markersize=6,
-            zorder=3,
-            label=family,
-        )
-    for row in table.itertuples():
-        axis.annotate(row.case, (row.byte_ratio, row.delta_f1), xytext=(4, 4), textcoords="offset points", fontsize=7)
-    axis.set_xscale("log")
-    lows = table["delta_ci_low"].fillna(table["delta_f1"]).to_numpy(float)
-    bottom = min(float(np.nanmin(lows)), -margin) * 1.15
-    top = max(float(np.nanmax(table["delta_ci_high"].fillna(0))), margin / 3) * 1.3
-    axis.set_ylim(bottom, top)
-    axis.axhspan(bottom, -margin, color="tab:red", alpha=0.08, linewidth=0, label=f"loss larger than {margin:g}")
-    axis.axhline(-margin, color="tab:red", linewidth=0.8, linestyle="--")
-    axis.axhline(0.0, color="black", linewidth=0.8)
-    axis.set_xlabel("bytes stored, as a fraction of the baseline's (log scale)")
-    axis.set_ylabel("ΔF1 against the baseline (paired by seed, 95 % CI)")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=8, loc="lower right")
-    seeds = sorted({int(n) for n in table["seeds"]})
-    axis.set_title(f"Bytes stored against quality lost, per recipe (seeds per case: {', '.join(map(str, seeds))})")
-    return figure
-
-
-def plot_frontier(table: PathLike, margin: float, png: PathLike, pdf: PathLike, dpi: int) -> None:
-    """The frontier figure (:func:`frontier_figure`) from ``frontier.csv``."""
-    frame = pd.read_csv(table)
-    frame["on_front"] = frame["on_front"].astype(bool)
-    _save(frontier_figure(frame, margin), png, pdf, dpi)
+    save_figure(figure, png, pdf, dpi)

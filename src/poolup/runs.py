@@ -129,6 +129,7 @@ def write_run_files(
     result: FitResult,
     probabilities: NDArray[np.float32],
     case: str,
+    raw_probabilities: NDArray[np.float32] | None = None,
 ) -> dict[str, str]:
     """Write a run's predictions (where kept), history and model (where kept); return their digests for
     ``test_metrics.json``, in that order.
@@ -149,6 +150,15 @@ def write_run_files(
                 "predicted": probabilities.argmax(axis=1).astype(np.uint8),
                 "probabilities": probabilities.astype(np.float32),
                 "test_indices": run.test.astype(np.int64),
+                # The same test images as raw.h5 holds them (evaluation on raw test images).
+                **(
+                    {}
+                    if raw_probabilities is None
+                    else {
+                        "raw_predicted": raw_probabilities.argmax(axis=1).astype(np.uint8),
+                        "raw_probabilities": raw_probabilities.astype(np.float32),
+                    }
+                ),
             },
             {
                 "stage": "train",

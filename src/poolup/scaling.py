@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,10 +53,11 @@ def fit_scaler(
     return mean.astype(np.float32).reshape(images.shape[1:]), scale.astype(np.float32).reshape(images.shape[1:])
 
 
-def scale_images(
+def fitted_scaler(
     images: NDArray, train: NDArray[np.int64], scaling: str, fit_on: str
-) -> tuple[NDArray[np.float32], dict[str, Any]]:
-    """Apply the configured scaling to every image.
+) -> tuple[Callable[[NDArray], NDArray[np.float32]], dict[str, Any]]:
+    """The configured scaling, fitted on ``images``: a function that applies it to any images of their
+    shape (a run's stored images, and its raw test images), and the record of what it is.
 
     Parameters
     ----------
@@ -73,12 +75,24 @@ def scale_images(
         describes.
     """
     if scaling == "none":
-        return images.astype(np.float32, copy=False), {"scaling": "none"}
+        return (lambda given: given.astype(np.float32, copy=False)), {"scaling": "none"}
     if scaling != "standard":
         raise PoolupError(f"training.scaling {scaling!r} is unknown; use 'standard' or 'none'")
     if fit_on not in ("train", "all"):
         raise PoolupError(f"training.scaling_fit_on {fit_on!r} is unknown; use 'train' or 'all'")
     mean, scale = fit_scaler(images, train if fit_on == "train" else None)
-    scaled = np.subtract(images, mean, dtype=np.float32)  # a new array: the caller's images stay unscaled
-    scaled /= scale
-    return scaled, {"scaling": "standard", "fit_on": fit_on}
+
+    def apply(given: NDArray) -> NDArray[np.float32]:
+        scaled = np.subtract(given, mean, dtype=np.float32)  # a new array: the caller's images stay unscaled
+        scaled /= scale
+        return scaled
+
+    return apply, {"scaling": "standard", "fit_on": fit_on}
+
+
+def scale_images(
+    images: NDArray, train: NDArray[np.int64], scaling: str, fit_on: str
+) -> tuple[NDArray[np.float32], dict[str, Any]]:
+    """Every image scaled as configured (:func:`fitted_scaler`, fitted on ``images`` themselves)."""
+    apply, record = fitted_scaler(images, train, scaling, fit_on)
+    return apply(images), record

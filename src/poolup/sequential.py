@@ -44,6 +44,7 @@ import numpy as np
 
 from poolup import stats as paired
 from poolup.errors import PoolupError
+from poolup.eval_images import test_scores
 from poolup.records import read_json, write_json
 
 PathLike = str | os.PathLike[str]
@@ -217,12 +218,12 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
     }
 
 
-def macro_f1_by_case(metrics: Sequence[PathLike]) -> dict[str, dict[int, float]]:
-    """Case -> seed -> test macro F1, from training runs' ``test_metrics.json``."""
+def macro_f1_by_case(metrics: Sequence[PathLike], test_images: str = "stored") -> dict[str, dict[int, float]]:
+    """Case -> seed -> test macro F1 on the ``stored`` or ``raw`` test images, from runs' ``test_metrics.json``."""
     scores: dict[str, dict[int, float]] = {}
     for path in metrics:
         record = read_json(path, stage="train")
-        scores.setdefault(record["case"], {})[int(record["seed"])] = float(record["macro_f1"])
+        scores.setdefault(record["case"], {})[int(record["seed"])] = float(test_scores(record, test_images)["macro_f1"])
     return scores
 
 
@@ -258,7 +259,8 @@ def judge_look(
     looks : sequence of int
         The design (``analysis.sequential.looks``).
     analysis : mapping
-        ``margin`` and ``confidence`` (``alpha = 1 - confidence``).
+        ``margin`` and ``confidence`` (``alpha = 1 - confidence``), and ``test_images``: the
+        runs' scores on which test images (``stored`` or ``raw``) the looks judge.
     """
     looks, index = check_looks(looks), int(look)
     if not 1 <= index <= len(looks):
@@ -271,7 +273,7 @@ def judge_look(
             raise PoolupError(f"look {index - 1} ended the design (every case decided): there is no look {index}")
     else:
         raise PoolupError(f"look {index}: the record of look {index - 1} was not given; rerun the workflow")
-    scores = macro_f1_by_case(metrics)
+    scores = macro_f1_by_case(metrics, analysis.get("test_images", "stored"))
     have = {case: len(scores.get(case, {})) for case in cases}
     if have != {case: planned.get(case) for case in cases}:
         raise PoolupError(

@@ -15,10 +15,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from poolup.job_inputs import TrainSettings, load_training_data
+from poolup.errors import PoolupError
+from poolup.job_inputs import TrainSettings, load_training_data, with_raw_images
 from poolup.loop import Clock, Trainer, fit, prepare
 from poolup.metrics import classification_report
-from poolup.model import build_model
+from poolup.model import make_model
+from poolup.model import model_sha256 as model_sha256_of
 from poolup.provenance import relative_name
 from poolup.records import write_json
 from poolup.runs import RunPaths, run_record, seed_of, start_job, write_run_files
@@ -54,6 +56,8 @@ def train_seeds(
     threads: int = 1,
     recipe: Mapping[str, Any] | None = None,
     dataset: str = "",
+    raw: str | os.PathLike[str] | None = None,
+    model_sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train the paper's CNN on one case, once per seed, and write each run's files (:class:`poolup.runs.RunPaths`).
 
@@ -84,6 +88,14 @@ def train_seeds(
         for another case or with other settings is refused.
     dataset : str
         The data set's name, for messages.
+    raw : path-like, optional
+        The data set's ``raw.h5``: each run is then evaluated on its test
+        images twice, as stored (the case's images) and raw (the same test
+        images from ``raw.h5``, scaled by the scaler fitted on the stored
+        training images), recorded under ``raw_test``.
+    model_sha256 : str, optional
+        The digest of ``settings.model``'s file when the workflow planned the
+        job (its params): a file edited since is refused.
 
     Returns
     -------
@@ -113,6 +125,14 @@ def train_seeds(
             tuple(seeds),
         )
         check_split(data.labels, split)
+        if raw is not None:
+            data = with_raw_images(data, raw)
+        digest = model_sha256_of(settings.model)
+        if model_sha256 is not None and digest != model_sha256:
+            raise PoolupError(
+                f"training.model {settings.model!r}: the file changed after the workflow planned this job; rerun "
+                "snakemake (it plans the training again)"
+            )
     with job_clock("setup"):
         job = start_job(case, threads, settings, len(seeds))
     trainer: Trainer | None = None
@@ -123,7 +143,7 @@ def train_seeds(
         with clock("prepare"):
             run = prepare(data, seed, settings)
             seed_everything(seed)
-            model = build_model(run.images.shape[1:], data.n_classes)
+            model = make_model(settings.model, run.images.shape[1:], data.n_classes)
             if trainer is None:
                 trainer = Trainer(model, data.n_classes, settings.learning_rate)
             else:
@@ -132,9 +152,16 @@ def train_seeds(
         with clock("evaluate"):
             probabilities = trainer.probabilities(run.images[run.test])
             report = classification_report(data.labels[run.test], probabilities.argmax(axis=1), data.n_classes)
+            raw_probabilities = None
+            if run.raw_test is not None:
+                raw_probabilities = trainer.probabilities(run.raw_test)
+                report["raw_test"] = classification_report(
+                    data.labels[run.test], raw_probabilities.argmax(axis=1), data.n_classes
+                )
         with clock("write"):
-            outputs = write_run_files(runs[seed], trainer, data, run, result, probabilities, case)
+            outputs = write_run_files(runs[seed], trainer, data, run, result, probabilities, case, raw_probabilities)
         report["parameters"] = int(trainer.model.count_params())
+        report["model"] = {"name": settings.model, "sha256": digest, "parameters": report["parameters"]}
         seconds = {**clock.seconds, **(job_clock.seconds if index == 0 else dict.fromkeys(job_clock.seconds, 0.0))}
         seconds["total_seconds"] = time.perf_counter() - (started if index == 0 else seed_started)
         source_file = relative_name(data.source, runs[seed].metrics)
@@ -166,6 +193,8 @@ def train(
     recipe: Mapping[str, Any] | None = None,
     dataset: str = "",
     threads: int = 1,
+    raw: str | os.PathLike[str] | None = None,
+    model_sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """The training rule: :func:`train_seeds` for the seeds whose files the rule writes.
 
@@ -183,7 +212,7 @@ def train(
     ]
     runs = {seed_of(paths.metrics): paths for paths in run_files}
     settings = TrainSettings.from_config(training)
-    return train_seeds(pooled, runs, case, settings, tuple(image_shape), threads, recipe, dataset)
+    return train_seeds(pooled, runs, case, settings, tuple(image_shape), threads, recipe, dataset, raw, model_sha256)
 
 
 def train_run(

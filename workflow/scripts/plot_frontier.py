@@ -1,4 +1,4 @@
-from poolup.plots import plot_frontier
+from poolup.plots_paired import plot_frontier
 from poolup.scripting import logged_job
 
 with logged_job(snakemake):

@@ -8,6 +8,7 @@ from poolup.training import train
 with logged_job(snakemake):
     train(
         pooled=snakemake.input.pooled,
+        raw=snakemake.input.raw,
         model=snakemake.output.model,
         history=snakemake.output.history,
         metrics=snakemake.output.metrics,
@@ -17,5 +18,6 @@ with logged_job(snakemake):
         training=snakemake.params.training,
         image_shape=snakemake.params.image_shape,
         recipe=snakemake.params.recipe,
+        model_sha256=snakemake.params.model_sha256,
         threads=snakemake.threads,
     )
