@@ -117,7 +117,9 @@ def test_kill_during_store_never_leaves_a_complete_looking_file(tmp_path):
 
 def test_second_snakemake_on_the_same_directory_is_refused(tmp_path):
     config = tiny_config(tmp_path / "tiny.yaml", cases={"baseline": {"window": 1, "stride": 1}})
-    command = snakemake_command(tmp_path, "--cores", "1", configfiles=[config])
+    # A target that holds the lock for a training job (fetch, pool, train), not the whole run's figures.
+    target = "results/tiny/baseline/seed0/test_metrics.json"
+    command = snakemake_command(tmp_path, "--cores", "1", target, configfiles=[config])
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / ".snakemake/locks").glob("*")):

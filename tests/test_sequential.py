@@ -410,7 +410,8 @@ def test_runs_kept_without_model_and_predictions_are_finished_where_keep_leaves_
     stale = lean / "results/tiny/w2s2/seed2/model.keras"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an older run's model")
-    run_snakemake(lean, "--cores", "2", configfiles=[three])
+    seed2 = [f"results/tiny/{case}/seed2/test_metrics.json" for case in TINY_CASES]  # the runs, not the summaries
+    run_snakemake(lean, "--cores", "2", *seed2, configfiles=[three])
     for case in TINY_CASES:
         kept = sorted(path.name for path in (lean / f"results/tiny/{case}/seed2").iterdir())
         assert kept == ["history.csv", "test_metrics.json"], (case, kept)
