@@ -1,5 +1,5 @@
-# poolup: classification quality lost, and disk saved, when images are stored
-# average-pooled and interpolated back to full size. See README.md and docs/.
+# poolup: what each way of storing images in fewer bytes (a recipe: pool, quantise, encode)
+# costs in classification quality. See README.md and docs/.
 from snakemake.utils import min_version
 
 min_version("9.19")  # the same lower bound as pyproject.toml's snakemake>=9.19 (tests/test_deploy.py)
