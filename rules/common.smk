@@ -1,6 +1,7 @@
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from poolup.config import (
@@ -367,6 +368,10 @@ def all_targets():
     ]
 
 
+# When this Snakemake process started: the end of the run names only the answers it wrote.
+RUN_STARTED = time.time()
+
+
 def run_config_options():
     """The command-line options that selected this run's config (for the report command)."""
     settings = workflow.config_settings
@@ -375,5 +380,5 @@ def run_config_options():
 
 def say_where_the_answer_is():
     """At the end of a successful run: where the answer is and the report command for this config."""
-    for line in answer_lines(DATASETS, report_command(run_config_options(), workflow.main_snakefile)):
+    for line in answer_lines(DATASETS, report_command(run_config_options(), workflow.main_snakefile), RUN_STARTED):
         sys.stderr.write(line + "\n")

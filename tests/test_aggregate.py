@@ -154,7 +154,9 @@ def test_summary_markdown(summary_files):
     ) in text
     assert f"| {p:.3g} | {p:.3g} | loss larger than the margin |" in text
     paired_row = next(line for line in text.splitlines() if line.startswith("| small | stored | 14x14 | 75%"))
-    assert paired_row.endswith("| 3 | look 1 of 1 (3 seeds) |")  # seeds paired, an integer; where it was decided
+    assert paired_row.endswith(
+        "| 3 | 3 seeds |"
+    )  # seeds paired, an integer; where it was decided (a fixed design: its seeds)
     assert "verdict (margin 0.005)" in text and "| case | class 0 | class 1 |" in text
     # class 0 F1 is f1 - 0.05: the same differences (interval excludes 0: starred); class 1 is 0.95 everywhere.
     assert "| small | -0.1000* | +0.0000 |" in text
@@ -194,7 +196,7 @@ def test_paired_columns_equal_their_references(summary_files):
         "seeds paired",
         "decided at",
     ]
-    assert result.iloc[0]["decided at"] == "look 1 of 1 (3 seeds)"  # a fixed design is its one look
+    assert result.iloc[0]["decided at"] == "3 seeds"  # a fixed design decides at its seeds (no looks to name)
 
 
 def test_per_class_delta_is_paired_by_seed(summary_files):

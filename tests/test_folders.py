@@ -200,3 +200,23 @@ def test_the_workflow_reads_a_folder_and_refetches_when_a_file_is_added_or_repla
     (tmp_path / "photos/ant/img003.jpg").unlink()
     planned = run_snakemake(tmp_path, "-n", "results/mine/w2s2/stored.h5", configfiles=[config]).stdout
     assert "fetch" in {rule for rule, _ in scheduled_jobs(planned)} and "Set of input files has changed" in planned
+
+
+def test_links_and_class_names_with_spaces_and_accents(tmp_path):
+    """A link to a file outside the folder is read as the file; a loop of links is an unreadable file, named;
+    a link to a folder is not followed (no endless walk); class names keep their spaces and accents."""
+    outside = tmp_path / "elsewhere.png"
+    Image.fromarray(np.full((12, 10), 77, np.uint8)).save(outside)
+    root = tmp_path / "data"
+    write_folder(root, classes=("café au lait", "Ødegaard"), per_class=2)
+    (root / "café au lait" / "linked.png").symlink_to(outside)
+    (root / "Ødegaard" / "up").symlink_to(root, target_is_directory=True)  # a loop, were it followed
+    images, labels, _, names = load_folder(root, (12, 10))
+    assert names == ("café au lait", "Ødegaard") and images.shape[0] == 5
+    assert (images[labels == 0] == 77).all(axis=(1, 2)).sum() == 1
+    fetch_source(tmp_path / "raw.h5", "folder", str(root), expected_shape=(12, 10))
+    assert read_image_set(tmp_path / "raw.h5").attrs["class_names"] == ["café au lait", "Ødegaard"]
+    (root / "Ødegaard" / "a.png").symlink_to(root / "Ødegaard" / "b.png")
+    (root / "Ødegaard" / "b.png").symlink_to(root / "Ødegaard" / "a.png")
+    with pytest.raises(PoolupError, match=r"Ødegaard/a\.png: cannot be read as an image"):
+        load_folder(root, (12, 10))

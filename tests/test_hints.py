@@ -34,12 +34,23 @@ def test_a_run_started_elsewhere_gets_the_folder_and_the_snakefile(tmp_path, mon
     assert command == f"cd '{work}' && snakemake --snakefile /opt/poolup/Snakefile --report results/report.html"
 
 
-def test_the_answer_lines_name_every_data_set():
+def test_the_answer_lines_name_every_data_set_this_run_answered(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert answer_lines(["mnist"], "x") == [], "no result.csv: no answer to point at"
+    for name in ("mnist", "fashion"):
+        (tmp_path / f"results/{name}/summary").mkdir(parents=True)
+        (tmp_path / f"results/{name}/summary/result.csv").write_text("case\n")
+    (tmp_path / "results/fashion/summary/summary.md").write_text("This run cannot decide 1 of 2 cases (w2s2): ...\n")
     lines = answer_lines(["mnist", "fashion"], "snakemake --report results/report.html")
-    assert "results/mnist/summary/result.csv, results/fashion/summary/result.csv" in lines[0]
-    assert lines[1] == "poolup: every data set side by side: results/summary/datasets.md"
+    assert lines[0] == (
+        "poolup: mnist: the answer (every case against the baseline) in results/mnist/summary/result.csv; frontier.md"
+        " and summary.md beside it, figures in results/mnist/figures/"
+    )
+    assert lines[2] == "poolup: fashion: This run cannot decide 1 of 2 cases (w2s2): ..."
+    assert lines[3] == "poolup: every data set side by side: results/summary/datasets.md"
     assert lines[-1] == "poolup: the report of this run: snakemake --report results/report.html"
-    assert len(answer_lines(["mnist"], "x")) == 2
+    assert answer_lines(["mnist"], "x", since=2e9) == [], "written before the run started: not this run's answer"
 
 
 def test_a_report_hint_only_when_results_are_missing():

@@ -181,20 +181,35 @@ def test_reordered_cases_rerun_nothing(preprocessed, tmp_path):
     assert _dry_run(workdir, reordered, []) == set()
 
 
-def test_the_end_of_a_run_says_where_the_answer_is_and_how_to_report_it(preprocessed):
-    workdir, config = preprocessed
-    result = run_snakemake(workdir, "--cores", "1", "--forcerun", "compare_datasets", configfiles=[config])
-    said = [line for line in result.stderr.splitlines() if line.startswith("poolup: the ")]
-    assert said[0].startswith("poolup: the answer (every case against the baseline): results/tiny/summary/result.csv")
-    # Run from elsewhere (-s, -d): the command changes into the working directory and names the Snakefile.
+def test_the_end_of_a_run_says_where_the_answer_is_and_how_to_report_it(preprocessed, tmp_path):
+    import shutil
+
+    source, config = preprocessed
+    workdir = tmp_path / "end"
+    shutil.copytree(source, workdir, symlinks=True)
+    result = run_snakemake(
+        workdir, "--cores", "1", "--forcerun", "aggregate", "results/tiny/summary/result.csv", configfiles=[config]
+    )
+    said = [line for line in result.stderr.splitlines() if line.startswith(("poolup: tiny", "poolup: the report"))]
+    # Run from elsewhere (-s, -d): paths in full, the command changes into the working directory and names the
+    # Snakefile; 200 digits and 2 seeds cannot decide, and the run says so with the seeds that would.
+    assert said[0] == (
+        f"poolup: tiny: the answer (every case against the baseline) in {workdir.resolve()}/results/tiny/summary/"
+        f"result.csv; frontier.md and summary.md beside it, figures in {workdir.resolve()}/results/tiny/figures/"
+    ), said
+    assert said[1].startswith("poolup: tiny: This run cannot decide ") and "seeds per case" in said[1], said
     from conftest import REPO
 
     assert said[-1] == (
         f"poolup: the report of this run: cd {workdir.resolve()} && snakemake --snakefile {REPO / 'Snakefile'}"
-        f" --report results/report.html --configfile {config.name}"
+        f" --report results/report.html --configfile {config}"
     ), said
-    assert (workdir / "results/tiny/summary/result.csv").is_file()
-    # Every rule runs a script: the profile does not ask Snakemake to print its (absent) shell command.
+    summary = (workdir / "results/tiny/summary/summary.md").read_text()
+    assert summary.startswith("This run cannot decide ")
+    # A run that builds only raw.h5 (or nothing) has no answer to point at: it says nothing of one.
+    (workdir / "results/tiny/raw.h5").unlink()
+    quiet = run_snakemake(workdir, "--cores", "1", "results/tiny/raw.h5", configfiles=[config])
+    assert not [line for line in quiet.stderr.splitlines() if line.startswith(("poolup: tiny", "poolup: the report"))]
     assert "Shell command: None" not in result.stdout + result.stderr
 
 

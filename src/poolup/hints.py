@@ -63,17 +63,41 @@ def report_command(options: Sequence[str], snakefile: str | os.PathLike[str] | N
     return text
 
 
-def answer_lines(datasets: Sequence[str], report: str) -> list[str]:
-    """The lines printed at the end of a successful run: where the answer is, and the report command."""
-    answers = ", ".join(f"results/{name}/summary/result.csv" for name in datasets)
-    lines = [
-        f"poolup: the answer (every case against the baseline): {answers}; full tables in summary.md beside it,"
-        " figures in results/<data set>/figures/"
-    ]
+def answer_lines(datasets: Sequence[str], report: str, since: float | None = None) -> list[str]:
+    """The lines printed at the end of a successful run: where each data set's answer is, a line for each data
+    set the run cannot decide, and the report command.
+
+    Only the data sets whose ``result.csv`` this run wrote (modified at or after ``since``, the run's start;
+    any that exists when None): a run that built only a target such as ``raw.h5``, or nothing, prints none.
+    Paths are relative to the working directory, named in full when the run was started elsewhere
+    (``--directory``).
+    """
+    here = Path.cwd().resolve()
+    started_in = os.environ.get("PWD")
+    where = "" if not started_in or Path(started_in).resolve() == here else f"{here}/"
+    lines = []
+    for name in datasets:
+        result = here / f"results/{name}/summary/result.csv"
+        if not result.is_file() or (since is not None and result.stat().st_mtime < since):
+            continue
+        lines.append(
+            f"poolup: {name}: the answer (every case against the baseline) in {where}results/{name}/summary/result.csv;"
+            f" frontier.md and summary.md beside it, figures in {where}results/{name}/figures/"
+        )
+        lines += [f"poolup: {name}: {line}" for line in undecidable(result)]
+    if not lines:
+        return []
     if len(datasets) > 1:
-        lines.append("poolup: every data set side by side: results/summary/datasets.md")
+        lines.append(f"poolup: every data set side by side: {where}results/summary/datasets.md")
     lines.append(f"poolup: the report of this run: {report}")
     return lines
+
+
+def undecidable(result: str | os.PathLike[str]) -> list[str]:
+    """summary.md's "cannot decide" line, where it has one (read from its first line)."""
+    summary = Path(result).with_name("summary.md")
+    first = summary.read_text(encoding="utf-8").split("\n", 1)[0] if summary.is_file() else ""
+    return [first] if first.startswith("This run cannot decide") else []
 
 
 def report_hint(missing: Sequence[str]) -> str | None:

@@ -351,6 +351,9 @@ def look_text(looks_used: float, seeds: float, looks: Sequence[int] | None) -> s
 
 
 def decided_text(verdict: str, looks_used: float, seeds: float, looks: Sequence[int] | None) -> str:
-    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``, ``frontier.md``)."""
-    text = look_text(looks_used, seeds, looks)
-    return text if verdict != paired.UNDECIDED else f"undecided after {text}"
+    """Where a case's verdict was decided, as display text (``result.csv``, ``summary.md``, ``frontier.md``):
+    the look and its seeds in a sequential design ("look 2 of 5 (20 seeds)"), the seeds in a fixed one."""
+    text = look_text(looks_used, seeds, looks) if looks else seeds_text(int(seeds))
+    if verdict == paired.UNDECIDED:
+        return f"undecided after {text}" if looks else f"undecided at {text}"
+    return text

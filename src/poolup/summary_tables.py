@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from poolup import sequential
+from poolup import stats as paired
 from poolup.eval_images import TEST_IMAGES, design_kind, of_kind
 from poolup.interpolation import method_order
 
@@ -30,7 +31,10 @@ def summary_markdown(
     """The result for the README and the report: the unpaired table (as the paper), the paired
     comparison with its verdict (:func:`paired_table`), in a sequential design the verdict's
     interval at each look (``by_look``: :func:`look_table`), and the per-class ΔF1 (``deltas``)."""
-    lines = _kinds_side_by_side(summary, baseline, analysis)
+    lines = [
+        *cannot_decide(of_kind(summary, design_kind(analysis)), baseline, analysis),
+        *_kinds_side_by_side(summary, baseline, analysis),
+    ]
     lines += [
         f"| case | test images | stored | pixels | bytes/image | bytes vs {baseline} | test macro F1 (mean ± SD) | "
         f"{analysis['confidence']:.0%} CI | ΔF1 vs {baseline} | Welch p | seeds |",
@@ -68,6 +72,25 @@ def summary_markdown(
     if deltas is not None and not deltas.empty:
         lines += ["", *per_class_markdown(deltas, analysis["confidence"])]
     return "\n".join(lines) + "\n"
+
+
+def cannot_decide(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> list[str]:
+    """One line where the run is too small to decide: the cases left undecided whose interval is wider than
+    twice the margin, with the seeds that would decide them (the power function's ``seeds_for_margin``);
+    none where every case is decided or its interval is narrow enough that more seeds of the design would do."""
+    others = summary[summary["case"] != baseline]
+    open_cases = others[(others["verdict"] == paired.UNDECIDED) & (others["seeds_for_margin"] > others["paired_n"])]
+    wide = open_cases[(open_cases["margin_ci_high"] - open_cases["margin_ci_low"]) > 2 * analysis["margin"]]
+    if wide.empty:
+        return []
+    needed = int(np.nanmax(wide["seeds_for_margin"]))
+    width = float(np.nanmax(wide["margin_ci_high"] - wide["margin_ci_low"]))
+    return [
+        f"This run cannot decide {len(wide)} of {len(others)} cases ({', '.join(wide['case'])}): their intervals"
+        f" (up to {width:.3f} wide) are wider than the margin ({analysis['margin']:g}) allows; about {needed} seeds"
+        f" per case (seeds: {needed}), or more images per seed, would decide them (column 'seeds for margin').",
+        "",
+    ]
 
 
 def _kinds_side_by_side(summary: pd.DataFrame, baseline: str, analysis: Mapping[str, Any]) -> list[str]:
