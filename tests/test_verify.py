@@ -86,7 +86,13 @@ def others(*names: str) -> list[str]:
 def test_a_clean_copy_verifies(tree, capsys):
     assert list(verify_tree(tree)) == []
     assert cli_main(["verify", str(tree)]) == 0
-    assert capsys.readouterr().out.strip() == "OK: every checksum and link holds"
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("OK: every checksum and link holds (") and out.endswith(" files checked)"), out
+    assert int(out.split("(")[1].split()[0]) == sum(
+        1
+        for path in tree.rglob("*")
+        if path.is_file() and not {"logs", "benchmarks"} & set(path.relative_to(tree).parts)
+    )
 
 
 def test_another_cases_pooled_file_breaks_that_cases_links_only(tree, capsys):
@@ -392,3 +398,13 @@ def test_an_hdf5_external_link_to_a_file_outside_the_tree_is_found(tree, tmp_pat
     assert (
         f"{stored}: /images is an external link to {outside}:/images; a poolup artifact holds its data itself"
     ) in "\n".join(verify_tree(tree))
+
+
+def test_show_prints_each_answer_as_a_table(tree, capsys):
+    assert cli_main(["show", str(tree)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"tiny ({tree / 'tiny/summary/result.csv'}):\n")
+    header = out.splitlines()[1 if "cannot decide" not in out.splitlines()[1] else 2]
+    assert header.split()[:2] == ["case", "test_images"]
+    assert cli_main(["show", str(tree / "tiny")]) == 2  # no data set folders below: one line, exit 2
+    assert "no summary/result.csv under" in capsys.readouterr().err

@@ -227,21 +227,47 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from poolup.verify import verify_tree
 
-    problems, status = 0, OK
+    problems, status, tally = 0, OK, {"files": 0}
     for root in args.roots:
         try:
-            for line in verify_tree(root):
+            for line in verify_tree(root, tally):
                 print(line)
                 problems += 1
         except PoolupError as exc:
             print(f"poolup: error: {exc}", file=sys.stderr)
             status = UNUSABLE
+    checked = f"{tally['files']} file{'s' if tally['files'] != 1 else ''} checked"
     print(
-        f"{problems} problem{'s' if problems != 1 else ''} found"
+        f"{problems} problem{'s' if problems != 1 else ''} found ({checked})"
         if problems
-        else ("OK: every checksum and link holds" if status == OK else "nothing verified")
+        else (f"OK: every checksum and link holds ({checked})" if status == OK else "nothing verified")
     )
     return max(status, PROBLEM if problems else OK)
+
+
+def _show(args: argparse.Namespace) -> int:
+    """Each data set's answer, ``summary/result.csv``, as an aligned table, with its "cannot decide" line."""
+    import csv
+
+    from poolup.hints import undecidable
+
+    found = 0
+    for root in map(Path, args.roots):
+        results = [root] if root.name == "result.csv" else sorted(root.glob("*/summary/result.csv"))
+        for result in results:
+            with open(result, newline="", encoding="utf-8") as handle:
+                rows = list(csv.reader(handle))
+            widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+            print(f"{result.parent.parent.name} ({result}):")
+            print("".join(f"  {line}\n" for line in undecidable(result)), end="")
+            for row in rows:
+                print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            found += 1
+    if not found:
+        raise PoolupError(
+            f"no summary/result.csv under {', '.join(args.roots)}; give a run's results/ folder (after its aggregate)"
+        )
+    return OK
 
 
 def _version() -> str:
@@ -273,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check every recorded checksum and link under a results folder")
     verify.add_argument("roots", nargs="+", help="results folders (e.g. results/)")
     verify.set_defaults(run=_verify)
+    show = commands.add_parser("show", help="print each data set's answer (summary/result.csv) in the terminal")
+    show.add_argument("roots", nargs="+", help="results folders (e.g. results/) or result.csv files")
+    show.set_defaults(run=_show)
     return parser
 
 

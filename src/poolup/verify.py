@@ -114,8 +114,9 @@ def _h5_digests(path: Path) -> tuple[str, str, dict[str, Any], dict[str, Any], l
 WRITTEN_SUFFIXES = frozenset({".h5", ".json", ".csv", ".md", ".png", ".pdf", ".keras"})
 
 
-def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
-    """Yield one line per problem found under ``root`` (a ``results/`` folder).
+def verify_tree(root: str | os.PathLike[str], tally: dict[str, int] | None = None) -> Iterator[str]:
+    """Yield one line per problem found under ``root`` (a ``results/`` folder); ``tally["files"]``: how many
+    files it checked (logs and benchmarks aside), once the walk is done.
 
     One pass over the tree checks every file on its own (:func:`check_file`)
     and indexes what each records (:class:`Tree`); then the checks across files
@@ -151,6 +152,8 @@ def verify_tree(root: str | os.PathLike[str]) -> Iterator[str]:
         raise PoolupError(f"{root}: holds no file a poolup stage writes; give the results/ folder of a run")
     yield from guarded(tree, root, lambda _: check_links(tree))
     yield from guarded(tree, root, lambda _: check_run_groups(tree))
+    if tally is not None:
+        tally["files"] = tally.get("files", 0) + len(tree.files)
 
 
 class Tree:
