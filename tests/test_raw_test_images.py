@@ -110,3 +110,54 @@ def test_a_design_judges_the_kind_analysis_test_images_names(tiny_run, tmp_path)
     )  # CSV: 6 digits
     stored = table[table["test_images"] == "stored"].set_index("case")
     assert stored.loc["w2s2", "margin_ci_low"] != raw.loc["w2s2", "margin_ci_low"]
+
+
+def test_the_kind_a_design_did_not_judge_is_read_at_the_seeds_it_trained_even_if_decided_before():
+    """A case open at look 1 on its stored images trains to look 2; its raw scores, decided already at look 1,
+    are read at look 2's seeds (the design stopped on the stored ones), not refused."""
+    from poolup.aggregate import summarize
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for kind, spread in (("stored", 0.02), ("raw", 0.0005)):
+        for case, shift in (("baseline", 0.0), ("w2s2", -0.001)):
+            for seed in range(20):
+                f1 = 0.95 + shift + (rng.normal(0, spread) if case == "w2s2" else 0.0)
+                rows.append(
+                    {
+                        "case": case,
+                        "seed": seed,
+                        "test_images": kind,
+                        "macro_f1": f1,
+                        "accuracy": f1,
+                        "macro_precision": f1,
+                        "macro_recall": f1,
+                        "train_seconds": 1.0,
+                    }
+                )
+    runs = pd.DataFrame(rows)
+    storage = {
+        case: {
+            "window": 1,
+            "stride": 1,
+            "stored_shape": [28, 28],
+            "stored_pixels": 784,
+            "pixel_ratio": 1.0,
+            "stored_bytes": 100,
+            "bytes_per_image": 1.0,
+        }
+        for case in ("baseline", "w2s2")
+    }
+    analysis = {
+        "margin": 0.005,
+        "confidence": 0.95,
+        "bootstrap_resamples": 200,
+        "power": 0.8,
+        "sequential": {"looks": [10, 20]},
+        "test_images": "stored",
+    }
+    summary = summarize(runs, storage, "baseline", ["baseline", "w2s2"], analysis)
+    raw = summary[(summary["test_images"] == "raw") & (summary["case"] == "w2s2")].iloc[0]
+    assert raw["verdict"] == "loss smaller than the margin" and raw["looks_used"] == 2 and raw["seeds"] == 20
+    with pytest.raises(Exception, match="decided at look 1"):  # the judged kind keeps the design's rule
+        summarize(runs, storage, "baseline", ["baseline", "w2s2"], {**analysis, "test_images": "raw"})

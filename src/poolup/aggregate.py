@@ -197,7 +197,7 @@ def _summarize_kind(
                 "train_seconds_mean": float(group["train_seconds"].mean()),
             }
         )
-        row.update(_paired_row(runs, case, baseline, analysis))
+        row.update(_paired_row(runs, case, baseline, analysis, judged=test_images == design_kind(analysis)))
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.insert(summary.columns.get_loc("paired_p") + 1, "holm_p", paired.holm(summary["paired_p"]))
@@ -217,12 +217,15 @@ def _f1_differences(runs: pd.DataFrame, case: str, baseline: str) -> np.ndarray:
     return paired.paired_differences(_by_seed(runs, case, "macro_f1"), _by_seed(runs, baseline, "macro_f1"))[1]
 
 
-def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
+def _paired_row(
+    runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[str, Any], judged: bool = True
+) -> dict[str, Any]:
     """The paired statistics of one case's macro F1 against the baseline's, and where the design decided its verdict.
 
     Blank for the baseline itself. In a sequential design (``analysis.sequential.looks``) the
     verdict and its interval (``margin_ci_*``) are the design's (:func:`poolup.sequential.case_outcome`);
-    a fixed design is its one look, at ``alpha``.
+    a fixed design is its one look, at ``alpha``. ``judged``: whether these are the scores the design
+    judged (``analysis.test_images``); the other kind's verdict is the last look's its seeds reach.
     """
     if case == baseline:
         columns = (*paired.PAIRED_COLUMNS, *sequential.VERDICT_LOOK_COLUMNS)
@@ -233,7 +236,8 @@ def _paired_row(runs: pd.DataFrame, case: str, baseline: str, analysis: Mapping[
     )
     looks = sequential.configured_looks(analysis)
     if looks:
-        row.update(sequential.case_outcome(differences, looks, analysis["margin"], 1 - analysis["confidence"]))
+        alpha = 1 - analysis["confidence"]
+        row.update(sequential.case_outcome(differences, looks, analysis["margin"], alpha, judged=judged))
     else:
         decided = row["verdict"] != paired.UNDECIDED
         row.update(look_alpha=1 - analysis["confidence"], looks_used=1, deciding_look=1.0 if decided else np.nan)

@@ -179,7 +179,9 @@ def look_intervals(differences: np.ndarray, looks: Sequence[int], margin: float,
     ]
 
 
-def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, alpha: float) -> dict[str, Any]:
+def case_outcome(
+    differences: np.ndarray, looks: Sequence[int], margin: float, alpha: float, judged: bool = True
+) -> dict[str, Any]:
     """One case's verdict in the design ``looks``, from its per-seed differences over seeds ``0..n-1``.
 
     The case is judged at each look up to ``n`` seeds; ``n`` must be a look's
@@ -190,6 +192,11 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
     ``noninferiority_p``: the one-sided p of "loss smaller than the margin" at
     the last look judged, times the number of looks (Bonferroni, capped at 1),
     so that it is at most ``alpha`` exactly when the design calls the loss smaller.
+
+    ``judged=False``: scores the design did not judge (the other kind of test images,
+    :mod:`poolup.eval_images`), on the seeds the design trained: the verdict at the last
+    look those seeds reach, at the same per-look level, whatever an earlier look said (the
+    design stopped on other scores, so a verdict before the last look stops nothing).
     """
     looks = check_looks(looks)
     history = look_intervals(differences, looks, margin, alpha)
@@ -200,7 +207,7 @@ def case_outcome(differences: np.ndarray, looks: Sequence[int], margin: float, a
             "which trains each case to a look"
         )
     first = next((index for index, look in enumerate(history) if look["verdict"] != paired.UNDECIDED), -1)
-    if 0 <= first < len(history) - 1:
+    if judged and 0 <= first < len(history) - 1:
         raise PoolupError(
             f"the verdict was decided at look {first + 1} ({history[first]['seeds']} seeds) but {n} seeds were given; "
             "a design trains no seed after a verdict: rerun the workflow"
