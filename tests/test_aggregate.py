@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import same_storage
 
 from poolup.aggregate import aggregate, mean_sd_ci, methods_markdown, welch_p
 from poolup.errors import PoolupError
@@ -223,18 +224,7 @@ def test_unpaired_seeds_are_left_out_of_the_pairing(tmp_path):
             "train_seconds": 1.0,
         }
     )
-    storage = {
-        case: {
-            "window": 1,
-            "stride": 1,
-            "stored_shape": [28, 28],
-            "stored_pixels": 784,
-            "pixel_ratio": 1.0,
-            "stored_bytes": 100,
-            "bytes_per_image": 1.0,
-        }
-        for case in ("baseline", "small")
-    }
+    storage = same_storage(("baseline", "small"))
     row = summarize(runs, storage, "baseline", ["baseline", "small"], ANALYSIS).set_index("case").loc["small"]
     assert row["paired_n"] == 2 and row["delta_f1"] == pytest.approx(((0.88 - 0.90) + (0.93 - 0.94)) / 2)
 

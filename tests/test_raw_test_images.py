@@ -8,6 +8,7 @@ pass over the raw test images and scikit-learn's metrics.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import same_storage
 
 from poolup.h5files import read_image_set
 from poolup.records import read_json
@@ -136,18 +137,7 @@ def test_the_kind_a_design_did_not_judge_is_read_at_the_seeds_it_trained_even_if
                     }
                 )
     runs = pd.DataFrame(rows)
-    storage = {
-        case: {
-            "window": 1,
-            "stride": 1,
-            "stored_shape": [28, 28],
-            "stored_pixels": 784,
-            "pixel_ratio": 1.0,
-            "stored_bytes": 100,
-            "bytes_per_image": 1.0,
-        }
-        for case in ("baseline", "w2s2")
-    }
+    storage = same_storage(("baseline", "w2s2"))
     analysis = {
         "margin": 0.005,
         "confidence": 0.95,
