@@ -14,7 +14,7 @@ from poolup.config import (
     validate_config,
 )
 from poolup.errors import PoolupError
-from poolup.hints import answer_lines, config_options, report_command, report_hint
+from poolup.hints import answer_lines, config_options, report_command, report_hint, seeds_notice
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
 from poolup.folders import folder_files
@@ -53,6 +53,8 @@ COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 # its looks L as the verdicts require; None: a fixed design of `seeds`.
 LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
+if notice := seeds_notice(SEEDS, LOOKS, config["seeds"]):
+    sys.stderr.write(notice + "\n")
 # Each run's files (the training rules' outputs, rules/train.smk), by output name: those that
 # training.keep leaves out are not outputs.
 RUN_FILES = kept_run_files(config["training"]["keep"])

@@ -57,3 +57,27 @@ def test_a_report_hint_only_when_results_are_missing():
     assert report_hint([]) is None
     hint = report_hint(["results/a/summary/summary.csv", "results/a/summary/summary.md"])
     assert hint.startswith("poolup: results/a/summary/summary.csv and 1 more missing:") and "\n" not in hint
+
+
+def test_looks_that_decide_the_seeds_say_that_seeds_is_not_used():
+    from poolup.hints import seeds_notice
+
+    assert seeds_notice([0, 1, 2], [2, 50], 3) == (
+        "poolup: analysis.sequential.looks [2, 50] decides the seeds: 2 per case, up to 50 while a verdict is open;"
+        " seeds: 3 is not used (drop it, or set the looks)"
+    )
+    assert seeds_notice(list(range(10)), [10, 20], 10) is None  # the same seeds: nothing to say
+    assert seeds_notice([0, 1, 2], None, 3) is None  # a fixed design: seeds stands
+
+
+def test_the_workflow_says_which_seeds_stand_before_any_job(tmp_path):
+    from conftest import run_snakemake, write_config
+
+    config = write_config(
+        tmp_path / "c.yaml",
+        datasets=[{"name": "tiny", "source": "bundled", "max_images": 200}],
+        seeds=3,
+        analysis={"sequential": {"looks": [2, 4]}},
+    )
+    said = run_snakemake(tmp_path, "-n", configfiles=[config]).stderr
+    assert "poolup: analysis.sequential.looks [2, 4] decides the seeds: 2 per case, up to 4" in said

@@ -100,6 +100,17 @@ def undecidable(result: str | os.PathLike[str]) -> list[str]:
     return [first] if first.startswith("This run cannot decide") else []
 
 
+def seeds_notice(seeds: Sequence[int], looks: Sequence[int] | None, given: object) -> str | None:
+    """The line printed at the start when a sequential design's looks decide the seeds and ``seeds`` (the
+    config's value, ``given``) says other ones: which stands (the looks), and that ``seeds`` is not used."""
+    if not looks or list(seeds) == list(range(looks[0])):
+        return None
+    return (
+        f"poolup: analysis.sequential.looks {list(looks)} decides the seeds: {looks[0]} per case, up to {looks[-1]}"
+        f" while a verdict is open; seeds: {given} is not used (drop it, or set the looks)"
+    )
+
+
 def report_hint(missing: Sequence[str]) -> str | None:
     """The line printed before ``--report`` when results of the given config are missing (else None)."""
     if not missing:
