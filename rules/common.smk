@@ -54,7 +54,7 @@ COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
 if notice := seeds_notice(SEEDS, LOOKS, config["seeds"]):
-    sys.stderr.write(notice + "\n")
+    sys.stderr.write(f"{notice}\n")
 # Each run's files (the training rules' outputs, rules/train.smk), by output name: those that
 # training.keep leaves out are not outputs.
 RUN_FILES = kept_run_files(config["training"]["keep"])
