@@ -20,7 +20,7 @@ from poolup.recipe import Recipe, storage_dtype
 from poolup.folders import folder_files
 from poolup.model import model_sha256
 from poolup.records import read_json
-from poolup.sources import idx_files
+from poolup.sources import PATH_SOURCES, idx_files, require_path
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
@@ -31,6 +31,9 @@ try:
     check_config_files(workflow.configfiles)
     validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
     model_sha256(config["training"]["model"])  # a model file that is not there: one line, before any job
+    for dataset in config["datasets"]:  # a path that is not there: one line, not Snakemake's missing input
+        if dataset["source"] in PATH_SOURCES:
+            require_path(dataset["source"], dataset.get("path"))
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)

@@ -330,3 +330,16 @@ def test_yaml_merge_keys_are_yaml(tmp_path):
     (tmp_path / "twice.yaml").write_text("cases:\n  w2s2:\n    <<: {window: 2}\n    stride: 2\n    stride: 3\n")
     with pytest.raises(PoolupError, match="twice.yaml: line 5: key 'stride' appears twice"):
         read_config_file(tmp_path / "twice.yaml")
+
+
+@pytest.mark.parametrize("source", ["npz", "idx", "folder"])
+def test_a_data_set_path_that_is_not_there_is_one_line_before_any_job(tmp_path, source):
+    from conftest import run_snakemake, write_config
+
+    missing = tmp_path / ("digits.npz" if source == "npz" else "digits")
+    config = write_config(tmp_path / "c.yaml", datasets=[{"name": "d", "source": source, "path": str(missing)}])
+    result = run_snakemake(tmp_path, "-n", configfiles=[config], check=False)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "MissingInputException" not in said and "Traceback" not in said
+    kind = "file" if source == "npz" else "folder"
+    assert f"poolup: config error: datasets[].path {missing}: not found; point it at an existing {kind}" in said

@@ -122,6 +122,7 @@ def check_classes(parts: Sequence[tuple[str, NDArray]], where: str) -> int:
 
 # What datasets[].path names, per source that reads one.
 _PATH_KINDS = {"idx": "folder of IDX files", "npz": ".npz file", "folder": "folder with one subfolder per class"}
+PATH_SOURCES: tuple[str, ...] = tuple(_PATH_KINDS)
 
 
 def require_path(source: str, path: str | None) -> Path:
