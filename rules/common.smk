@@ -7,6 +7,7 @@ from pathlib import Path
 from poolup.config import (
     case_method,
     check_config_files,
+    check_inputs,
     dataset_names,
     dataset_settings,
     load_schema,
@@ -18,9 +19,8 @@ from poolup.hints import answer_lines, config_options, report_command, report_hi
 from poolup.interpolation import effective_grid
 from poolup.recipe import Recipe, storage_dtype
 from poolup.folders import folder_files
-from poolup.model import model_sha256
 from poolup.records import read_json
-from poolup.sources import PATH_SOURCES, idx_files, require_path
+from poolup.sources import idx_files
 from poolup.preprocess import fetch_settings
 from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
@@ -30,10 +30,8 @@ from poolup.runs import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups
 try:
     check_config_files(workflow.configfiles)
     validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
-    model_sha256(config["training"]["model"])  # a model file that is not there: one line, before any job
-    for dataset in config["datasets"]:  # a path that is not there: one line, not Snakemake's missing input
-        if dataset["source"] in PATH_SOURCES:
-            require_path(dataset["source"], dataset.get("path"))
+    # A data set's path or the model's file that is not there: one line, before any job.
+    MODEL_SHA256 = check_inputs(config)
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)
@@ -185,11 +183,6 @@ def compares_methods():
 def training_settings():
     """The training section without the settings that change no result (so changing them reruns nothing)."""
     return {key: value for key, value in config["training"].items() if key not in TRAINING_EXECUTION_KEYS}
-
-
-def training_model_sha256(wildcards):
-    """The content digest of training.model's file ("" for the paper's CNN): editing the file retrains."""
-    return model_sha256(config["training"]["model"])
 
 
 def run_files(group, name):

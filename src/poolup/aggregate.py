@@ -168,6 +168,7 @@ def _summarize_kind(
 ) -> pd.DataFrame:
     """:func:`summarize` on one kind of test images: every statistic, Holm's adjustment included, within it."""
     methods = methods or {}
+    judged = test_images == design_kind(analysis)  # the kind whose verdicts the looks decided
     if baseline not in set(runs["case"]):
         raise PoolupError(f"baseline case {baseline!r} has no runs; it must be among the cases trained")
     reference_f1 = runs.loc[runs["case"] == baseline, "macro_f1"].to_numpy()
@@ -197,7 +198,7 @@ def _summarize_kind(
                 "train_seconds_mean": float(group["train_seconds"].mean()),
             }
         )
-        row.update(_paired_row(runs, case, baseline, analysis, judged=test_images == design_kind(analysis)))
+        row.update(_paired_row(runs, case, baseline, analysis, judged))
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.insert(summary.columns.get_loc("paired_p") + 1, "holm_p", paired.holm(summary["paired_p"]))

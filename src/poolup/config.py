@@ -19,10 +19,11 @@ import yaml
 from poolup.errors import PoolupError
 from poolup.image_files import check_codec, image_mode
 from poolup.interpolation import MIN_POINTS
-from poolup.model import FEATURE_LAYERS, PAPER_MODEL, smallest_input_side
+from poolup.model import FEATURE_LAYERS, PAPER_MODEL, model_sha256, smallest_input_side
 from poolup.pooling import pooled_side
 from poolup.recipe import Recipe
 from poolup.sequential import check_looks
+from poolup.sources import PATH_SOURCES, require_path
 
 # Case and data set names become folder names: keep them portable (matched
 # with fullmatch, so no trailing newline slips through as with ``$``).
@@ -280,6 +281,17 @@ def _check_unique_names(key: str, names: list[str]) -> None:
             )
         if isinstance(name, str):
             seen[name.lower()] = name
+
+
+def check_inputs(config: dict[str, Any]) -> str:
+    """The files a validated config names, checked to be there before any job (one line each, not
+    Snakemake's missing input): each data set's ``path`` for the sources that read one, and
+    ``training.model``'s file; returns that file's digest ("" for the paper's CNN), a param of the
+    train jobs (:func:`poolup.model.model_sha256`)."""
+    for dataset in config["datasets"]:
+        if dataset["source"] in PATH_SOURCES:
+            require_path(dataset["source"], dataset.get("path"))
+    return model_sha256(config["training"]["model"])
 
 
 def _check_datasets(config: dict[str, Any]) -> None:

@@ -170,32 +170,18 @@ def read_image(path: Path, mode: str, size: tuple[int, int] | None, resample: st
     return np.asarray(image, dtype=np.uint8)
 
 
-def _sizes_text(sizes: Counter, examples: dict[tuple[int, int], Path]) -> str:
-    shown = [f"{h}x{w} ({count}, e.g. {examples[(w, h)]})" for (w, h), count in sizes.most_common(4)]
-    return ", ".join(shown) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
-
-
-def image_sizes(listing: FolderListing) -> tuple[Counter, dict[tuple[int, int], Path]]:
-    """How many files have each (width, height), read from their headers only, and a file of each."""
-    from PIL import Image, UnidentifiedImageError
-
-    sizes: Counter = Counter()
-    examples: dict[tuple[int, int], Path] = {}
-    for path in (path for paths in listing.files for path in paths):
-        try:
-            with Image.open(path) as image:
-                size = image.size
-                orientation = image.getexif().get(0x0112, 1)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            raise PoolupError(
-                f"{path}: cannot be read as an image ({type(exc).__name__}: {str(exc)[:80]}); replace or delete "
-                "the file"
-            ) from None
-        if orientation in (5, 6, 7, 8):  # rotated by a quarter turn: exif_transpose swaps the sides
-            size = size[::-1]
-        sizes[size] += 1
-        examples.setdefault(size, path)
-    return sizes, examples
+def _sizes_text(paths: Sequence[Path], images: Sequence[NDArray]) -> str:
+    """The sizes the images have (height x width), the most common first, each with its count and a file."""
+    sizes = Counter(image.shape[:2] for image in images)
+    examples: dict[tuple[int, ...], Path] = {}
+    for path, image in zip(paths, images):
+        examples.setdefault(image.shape[:2], path)
+    shown = [f"{h}x{w} ({count}, e.g. {examples[(h, w)]})" for (h, w), count in sizes.most_common(4)]
+    return (
+        f"{len(sizes)} sizes (height x width), "
+        + ", ".join(shown)
+        + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
+    )
 
 
 def load_folder(
@@ -229,14 +215,6 @@ def load_folder(
         )
     mode = "RGB" if channels == (3,) else "L"
     listing = list_folder(root)
-    if resize is None:
-        sizes, examples = image_sizes(listing)
-        if len(sizes) > 1:
-            raise PoolupError(
-                f"{listing.root}: images of {len(sizes)} sizes (height x width), {_sizes_text(sizes, examples)}; set "
-                "datasets[].resize"
-                " to [height, width] to bring them to one size"
-            )
     for name, paths in zip(listing.class_names, listing.files):
         if len(paths) < 2:
             raise PoolupError(
@@ -244,7 +222,14 @@ def load_folder(
                 "least two (one to train on, one to test): add images or remove the folder"
             )
     size = tuple(resize) if resize is not None else None
-    images = [read_image(path, mode, size, resample) for paths in listing.files for path in paths]
+    files = [path for paths in listing.files for path in paths]
+    # One pass: each image's size is known once it is read (after its EXIF orientation is applied).
+    images = [read_image(path, mode, size, resample) for path in files]
+    if len({image.shape for image in images}) > 1:
+        raise PoolupError(
+            f"{listing.root}: images of {_sizes_text(files, images)}; set datasets[].resize to [height, width] to "
+            "bring them to one size"
+        )
     labels = np.repeat(np.arange(len(listing.files), dtype=np.uint8), [len(paths) for paths in listing.files])
     stacked = np.stack(images)
     if channels == (1,):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from poolup import sequential
 from poolup.errors import PoolupError
+from poolup.eval_images import of_kind
 from poolup.fidelity import psnr, squared_error, ssim_per_image
 from poolup.h5files import open_h5
 from poolup.provenance import relative_name
@@ -261,16 +262,7 @@ def frontier(
     records = {record["case"]: record for record in read_case_records(storage, in_case_folders)}
     fidelities = {record["case"]: record for record in read_case_records(fidelity, in_case_folders)}
     kinds = list(dict.fromkeys(frame["test_images"])) if "test_images" in frame else ["stored"]
-    tables = {
-        kind: frontier_table(
-            frame[frame["test_images"] == kind] if "test_images" in frame else frame,
-            records,
-            fidelities,
-            baseline,
-            labels,
-        )
-        for kind in kinds
-    }
+    tables = {kind: frontier_table(of_kind(frame, kind), records, fidelities, baseline, labels) for kind in kinds}
     result = pd.concat([t.assign(test_images=kind) for kind, t in tables.items()], ignore_index=True)
     result.insert(1, "test_images", result.pop("test_images"))
     write_csv(table, result)

@@ -67,8 +67,7 @@ class TrainingData:
     # The same images as raw.h5 holds them, before the recipe (evaluation on raw test images); None
     # where the job is not given raw.h5.
     raw_images: NDArray[np.uint8] | None = None
-    raw_sha256: str = ""
-    class_names: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()  # raw.h5's (a folder data set's class folders); () for numbered classes
 
 
 # The keys of a case's recipe (the train rule's params) that say how its images come back to
@@ -147,4 +146,4 @@ def with_raw_images(data: TrainingData, raw: str | os.PathLike[str]) -> Training
             "delete the case's files and rerun"
         )
     names = tuple(source.attrs.get("class_names", ()))
-    return replace(data, raw_images=source.images, raw_sha256=str(source.attrs["content_sha256"]), class_names=names)
+    return replace(data, raw_images=source.images, class_names=names)

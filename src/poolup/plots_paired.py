@@ -41,13 +41,9 @@ def forest_rows(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The rows a forest plot draws, top to bottom: each non-baseline case in config order, on its stored then
     its raw test images (next to each other, so the cost of deploying on raw images reads at a glance)."""
     rows = summary[summary["case"] != baseline]
-    if "test_images" in rows:
-        cases = {case: i for i, case in enumerate(dict.fromkeys(rows["case"]))}
-        kinds = {kind: i for i, kind in enumerate(TEST_IMAGES)}
-        rows = rows.sort_values(
-            ["case", "test_images"], key=lambda c: c.map(cases if c.name == "case" else kinds), kind="stable"
-        )
-    return rows.reset_index(drop=True)
+    order = {case: i for i, case in enumerate(dict.fromkeys(rows["case"]))}
+    # Stable: within a case, the kinds keep the summary's order (stored, then raw).
+    return rows.sort_values("case", key=lambda cases: cases.map(order), kind="stable").reset_index(drop=True)
 
 
 def forest_figure(
@@ -289,16 +285,15 @@ def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
     if table.empty:
         raise PoolupError("the frontier table has no rows; rerun the frontier stage")
     figure, axis = plt.subplots(figsize=(10, 6.5), layout="constrained")
-    everything, table = table, of_kind(table, TEST_IMAGES[0])
-    raw = of_kind(everything, "raw") if "test_images" in everything else everything.iloc[:0]
-    _frontier_points(axis, table, hollow=False)
+    stored = of_kind(table, TEST_IMAGES[0])
+    raw = of_kind(table, "raw") if "test_images" in table else table.iloc[:0]
+    _frontier_points(axis, stored, hollow=False)
     if not raw.empty:
         _frontier_points(axis, raw, hollow=True)
-        paired = table.set_index("case")["delta_f1"].reindex(raw["case"]).to_numpy(float)
+        paired = stored.set_index("case")["delta_f1"].reindex(raw["case"]).to_numpy(float)
         for x, stored_delta, raw_delta in zip(raw["byte_ratio"], paired, raw["delta_f1"]):
             axis.plot([x, x * RAW_OFFSET], [stored_delta, raw_delta], color="grey", linewidth=0.6, linestyle=":")
-        table = everything  # the axes hold both kinds
-    for row in of_kind(everything, TEST_IMAGES[0]).itertuples():
+    for row in stored.itertuples():
         axis.annotate(row.case, (row.byte_ratio, row.delta_f1), xytext=(4, 4), textcoords="offset points", fontsize=7)
     axis.set_xscale("log")
     lows = table["delta_ci_low"].fillna(table["delta_f1"]).to_numpy(float)

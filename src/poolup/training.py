@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from poolup.errors import PoolupError
+from poolup.eval_images import RAW_TEST_KEY
 from poolup.job_inputs import TrainSettings, load_training_data, with_raw_images
 from poolup.loop import Clock, Trainer, fit, prepare
 from poolup.metrics import classification_report
@@ -155,7 +156,7 @@ def train_seeds(
             raw_probabilities = None
             if run.raw_test is not None:
                 raw_probabilities = trainer.probabilities(run.raw_test)
-                report["raw_test"] = classification_report(
+                report[RAW_TEST_KEY] = classification_report(
                     data.labels[run.test], raw_probabilities.argmax(axis=1), data.n_classes
                 )
         with clock("write"):
