@@ -379,3 +379,24 @@ def test_non_square_images_are_shown_with_their_real_shape(tmp_path):
     text = inputs["summary_md"].read_text()
     assert "| small | stored | 10x18 |" in text and "10x10" not in text and "18x18" not in text
     assert "| 2x2/2 | 10x18 |" in inputs["methods_md"].read_text()
+
+
+def test_a_folder_data_sets_class_names_label_the_per_class_tables_and_figures(tmp_path):
+    """Runs on a folder data set record its class folders' names: per_class.csv, per_class_delta.csv and
+    summary.md name the classes by them, and so do the figures' ticks; numbered classes keep their numbers."""
+    from pathlib import Path
+
+    from poolup.aggregate import class_names, per_class_delta_table, per_class_table
+    from poolup.plots import per_class_figure
+    from poolup.summary_tables import per_class_markdown
+
+    records = [json.loads(Path(path).read_text()) for path in aggregation_inputs(tmp_path)["metrics"]]
+    assert class_names(records) == ["0", "1"]
+    named = [{**record, "class_names": ["ant", "bee"]} for record in records]
+    table = per_class_table(named, ["baseline", "small"])
+    assert set(zip(table["class"], table["class_name"])) == {(0, "ant"), (1, "bee")}
+    deltas = per_class_delta_table(named, ["baseline", "small"], "baseline", 0.95)
+    assert list(deltas["class_name"]) == ["ant", "bee"]
+    assert "| case | class ant | class bee |" in per_class_markdown(deltas, 0.95)
+    figure = per_class_figure(table, "f1", {})
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["ant", "bee"]

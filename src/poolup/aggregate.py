@@ -245,8 +245,16 @@ def _paired_row(
     return row
 
 
+def class_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each class's name, class 0 first: the class folders' names the runs record (a folder data set),
+    else the class numbers."""
+    recorded = next((record["class_names"] for record in records if record.get("class_names")), None)
+    return list(recorded) if recorded else [str(label) for label in range(len(records[0]["f1"]))]
+
+
 def per_class_table(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> pd.DataFrame:
     """Per case and class: mean and SD over seeds of test precision, recall and F1."""
+    names = class_names(records)
     rows = []
     for case in cases:
         group = [record for record in records if record["case"] == case]
@@ -257,6 +265,7 @@ def per_class_table(records: Sequence[dict[str, Any]], cases: Sequence[str]) -> 
                     {
                         "case": case,
                         "class": label,
+                        "class_name": names[label],
                         "metric": metric,
                         "mean": float(values[:, label].mean()),
                         "sd": float(values[:, label].std(ddof=1)) if len(group) > 1 else float("nan"),
@@ -279,6 +288,7 @@ def per_class_delta_table(
         return {int(r["seed"]): np.asarray(r["f1"], np.float64) for r in records if r["case"] == case}
 
     reference = by_seed(baseline)
+    names = class_names(records)
     rows = []
     for case in cases:
         if case == baseline:
@@ -292,6 +302,7 @@ def per_class_delta_table(
                 {
                     "case": case,
                     "class": label,
+                    "class_name": names[label],
                     "paired_n": int(values.size),
                     "delta_f1": float(values.mean()),
                     "delta_sd": float(values.std(ddof=1)) if values.size > 1 else np.nan,
@@ -306,6 +317,7 @@ def per_class_delta_table(
     columns = [
         "case",
         "class",
+        "class_name",
         "paired_n",
         "delta_f1",
         "delta_sd",

@@ -25,7 +25,7 @@ from poolup.interpolation import method_order  # noqa: E402
 from poolup.provenance import decode_attr  # noqa: E402
 from poolup.recipe import Recipe, read_back  # noqa: E402
 from poolup.records import read_json, write_figure  # noqa: E402
-from poolup.summary_tables import shape_text  # noqa: E402
+from poolup.summary_tables import class_labels, shape_text  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 METRIC_TITLES = {
@@ -254,8 +254,8 @@ def per_class_figure(frame: pd.DataFrame, metric: str, labels: Mapping[str, str]
         )
     low = float((frame["mean"] - frame["sd"].fillna(0)).min())
     axis.set_ylim(max(0.0, low - 0.02), 1.0)
-    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
-    axis.set_xlabel("digit class")
+    axis.set_xticks(range(len(classes)), class_labels(frame, classes))
+    axis.set_xlabel("class")
     axis.set_ylabel(f"test {metric}")
     axis.grid(axis="y", alpha=0.3)
     figure.legend(*axis.get_legend_handles_labels(), fontsize=8, ncol=min(5, len(cases)), loc="outside lower center")

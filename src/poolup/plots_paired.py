@@ -22,6 +22,7 @@ from poolup import sequential, stats  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.eval_images import TEST_IMAGES, of_kind  # noqa: E402
 from poolup.plots import PathLike, case_order, save_figure  # noqa: E402
+from poolup.summary_tables import class_labels  # noqa: E402
 
 VERDICT_COLOURS = {stats.SMALLER: "tab:green", stats.LARGER: "tab:red", stats.UNDECIDED: "tab:grey"}
 
@@ -201,7 +202,7 @@ def per_class_delta_figure(deltas: pd.DataFrame, labels: Mapping[str, str], conf
             )
             if low[i, j] > 0 or high[i, j] < 0:
                 axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
-    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_xticks(range(len(classes)), class_labels(deltas, classes))
     axis.set_yticks(range(len(cases)), [labels.get(case, case) for case in cases])
     axis.set_xlabel(
         f"class (cell: mean ΔF1 ± half-width of its {confidence:.0%} t-interval; framed: the interval excludes 0)"

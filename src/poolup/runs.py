@@ -214,6 +214,8 @@ def run_record(
         "n_validation": int(run.validation.shape[0]),
         "n_test": int(run.test.shape[0]),
         "n_classes": data.n_classes,
+        # A folder data set's class folders, class 0 first (raw.h5's class_names); [] for numbered classes.
+        "class_names": list(data.class_names),
         "settings": {**asdict(settings), **run.scaling},
         "epochs_run": len(result.epochs),
         "best_epoch": result.best_epoch,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -189,13 +189,21 @@ def _markdown_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def class_labels(frame: pd.DataFrame, classes: Sequence[int]) -> list[str]:
+    """The tick labels of ``classes``: their names in a per-class table (``class_name``), else their numbers."""
+    if "class_name" not in frame:
+        return [str(label) for label in classes]
+    names = frame.drop_duplicates("class").set_index("class")["class_name"].astype(str)
+    return [names.get(label, str(label)) for label in classes]
+
+
 def per_class_markdown(deltas: pd.DataFrame, confidence: float) -> list[str]:
     """Paired ΔF1 per case (rows) and class (columns); * marks an interval that excludes 0."""
     if deltas.empty:
         return []
     classes = sorted(deltas["class"].unique())
     lines = [
-        "| case | " + " | ".join(f"class {c}" for c in classes) + " |",
+        "| case | " + " | ".join(f"class {c}" for c in class_labels(deltas, classes)) + " |",
         "|---|" + "---|" * len(classes),
     ]
     for case, group in deltas.groupby("case", sort=False):
