@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/sequential.smk"
 include: "rules/aggregate.smk"
 include: "rules/frontier.smk"
+include: "rules/search.smk"
 include: "rules/plots.smk"
 
 
@@ -42,6 +43,9 @@ localrules:
     plot_per_class_delta,
     frontier,
     plot_frontier,
+    search_step,
+    search_summary,
+    plot_search,
 
 
 rule all:

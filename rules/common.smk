@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from poolup.config import (
+    add_search_cases,
     case_method,
     check_config_files,
     check_inputs,
@@ -32,6 +33,11 @@ try:
     validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
     # A data set's path or the model's file that is not there: one line, before any job.
     MODEL_SHA256 = check_inputs(config)
+    # The cases config lists, before a search adds its candidates to config["cases"] (rules/search.smk).
+    CASES = list(config["cases"])
+    SEARCH_FAMILIES = add_search_cases(
+        config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml"))
+    )
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)
@@ -47,7 +53,8 @@ if not workflow.modifier.skip_configfile and not Path("config.yaml").is_file():
     )
 
 DATASETS = dataset_names(config)
-CASES = list(config["cases"])
+# A search's candidates, in family order: cases trained only as far as the search needs them.
+SEARCH_CASES = [name for names in SEARCH_FAMILIES.values() for name in names]
 SEEDS = seed_list(config["seeds"])
 COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 # A sequential design (analysis.sequential.looks, rules/sequential.smk) trains seeds 0..L-1 of
@@ -81,9 +88,10 @@ except PoolupError as error:
 
 wildcard_constraints:
     dataset="|".join(re.escape(dataset) for dataset in DATASETS),
-    case="|".join(re.escape(case) for case in CASES),
+    case="|".join(re.escape(case) for case in [*CASES, *SEARCH_CASES]),
     seed=r"\d+",
     look=r"[1-9]\d*",
+    step=r"[1-9]\d*",
 
 
 def dataset_spec(wildcards):
@@ -200,7 +208,7 @@ def finished_runs(seed):
     return frozenset(
         (dataset, case)
         for dataset in DATASETS
-        for case in CASES
+        for case in [*CASES, *SEARCH_CASES]
         if all(Path(f"results/{dataset}/{case}/seed{seed}/{file}").is_file() for file in kept_run_files().values())
     )
 
@@ -293,6 +301,49 @@ def previous_look(wildcards):
     return [] if look == 1 else [LOOK_RECORD.format(dataset=wildcards.dataset, look=look - 1)]
 
 
+# The search's input functions (rules/search.smk, src/poolup/search.py).
+SEARCH_STEP = "results/{dataset}/search/step{step}.json"
+# The search's looks: analysis.sequential's, else one look of every seed (a fixed design).
+SEARCH_LOOKS = LOOKS or [len(SEEDS)]
+
+
+def search_record(dataset, step):
+    """The record of one step of a data set's search, read through its checkpoint (so the plan is re-read)."""
+    return read_json(checkpoints.search_step.get(dataset=dataset, step=str(step)).output.record, stage="search")
+
+
+def search_storage(wildcards):
+    """Stage one's records of the baseline and every candidate: what the walk orders by."""
+    return expand(
+        "results/{dataset}/{case}/storage.json", dataset=wildcards.dataset, case=[config["baseline"], *SEARCH_CASES]
+    )
+
+
+def search_step_inputs(wildcards):
+    """A step's inputs: stage one's records, then (after the first) the record before and the runs it planned."""
+    step = int(wildcards.step)
+    if step == 1:
+        return {"storage": search_storage(wildcards)}
+    planned = search_record(wildcards.dataset, step - 1)["runs"]
+    return {
+        "storage": search_storage(wildcards),
+        "previous": SEARCH_STEP.format(dataset=wildcards.dataset, step=step - 1),
+        "metrics": [
+            f"results/{wildcards.dataset}/{case}/seed{seed}/{RUN_FILES['metrics']}"
+            for case, seeds in planned.items()
+            for seed in range(seeds)
+        ],
+    }
+
+
+def search_final(wildcards):
+    """The record of the step that ended the search (the steps before run first)."""
+    step = 1
+    while search_record(wildcards.dataset, step)["next"] is not None:
+        step += 1
+    return SEARCH_STEP.format(dataset=wildcards.dataset, step=step)
+
+
 def plot_settings(*keys):
     """The `plots` settings a figure uses (so a new number of examples redraws only the figures that show examples)."""
     return {key: config["plots"][key] for key in keys}
@@ -363,6 +414,12 @@ def all_targets():
             name=[f"per_class_{metric}" for metric in PER_CLASS_FIGURE_METRICS],
         ),
         *expand(figures, dataset=DATASETS, name=[f"preprocessing_{case}" for case in COMPARED_CASES]),
+        # A search (rules/search.smk): its table, its answer and its figure.
+        *expand(
+            ["results/{dataset}/summary/search.csv", "results/{dataset}/summary/search.md", *figures],
+            dataset=DATASETS if SEARCH_CASES else [],
+            name=["search"],
+        ),
     ]
 
 

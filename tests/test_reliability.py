@@ -120,11 +120,20 @@ def test_second_snakemake_on_the_same_directory_is_refused(tmp_path):
     # A target that holds the lock for a training job (fetch, pool, train), not the whole run's figures.
     target = "results/tiny/baseline/seed0/test_metrics.json"
     command = snakemake_command(tmp_path, "--cores", "1", target, configfiles=[config])
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / ".snakemake/locks").glob("*")):
         time.sleep(0.1)
-    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    # The first run is paused (it and its job) while the second tries: on a fast machine it could
+    # otherwise finish before the second has started, and the second would find nothing to do.
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        assert list((tmp_path / ".snakemake/locks").glob("*")), "the first run never took its lock"
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     _, first_err = first.communicate(timeout=600)
     assert second.returncode != 0
     assert "cannot be locked" in second.stderr or "LockException" in second.stderr
@@ -420,6 +429,7 @@ def finished_copy(tiny_run, folder: Path) -> tuple[Path, Path]:
     return folder, folder / config.name
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_another_cases_input_is_refused_named_by_verify_and_the_advice_restores_the_run(tiny_run, tmp_path):
     """The baseline's pooled.h5 copied over w2s2's: nothing trains on it, verify names the copy, and deleting it
     (the advice) gives back the run."""
@@ -466,6 +476,7 @@ def test_a_deleted_run_record_is_redone_by_the_plain_command(tiny_run, tmp_path)
     assert run_outputs(workdir) == run_outputs(reference)
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_a_deleted_intermediate_is_named_with_the_command_that_remakes_exactly_it(tiny_run, tmp_path, capsys):
     """raw.h5 and pooled.h5 feed other jobs only: deleting them reruns nothing, and verify gives,
     for each, the command that remakes it; run, it gives back the same bytes, and nothing reruns after."""

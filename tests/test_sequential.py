@@ -305,6 +305,7 @@ def trained(workdir) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in (workdir / "results/tiny").glob("*/seed*/*") if p.is_file()}
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_a_design_runs_look_after_look_resumes_and_extends_without_retraining(tmp_path):
     workdir = tmp_path / "design"
     workdir.mkdir()

@@ -449,6 +449,7 @@ def onednn_runs(upsampled, folder, requests, switch):
     return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_training_onednn_picks_tensorflows_kernels_when_it_starts_and_each_run_records_them(upsampled, tmp_path):
     """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at its import: the job's setting wins over the
     environment's, and a later run in the same process that asks for the other kernels keeps the

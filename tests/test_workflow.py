@@ -188,7 +188,14 @@ def test_the_end_of_a_run_says_where_the_answer_is_and_how_to_report_it(preproce
     workdir = tmp_path / "end"
     shutil.copytree(source, workdir, symlinks=True)
     result = run_snakemake(
-        workdir, "--cores", "1", "--forcerun", "aggregate", "results/tiny/summary/result.csv", configfiles=[config]
+        # The target before --forcerun, which takes every name after it (a target there would be a rule to force).
+        workdir,
+        "--cores",
+        "1",
+        "results/tiny/summary/result.csv",
+        "--forcerun",
+        "aggregate",
+        configfiles=[config],
     )
     said = [line for line in result.stderr.splitlines() if line.startswith(("poolup: tiny", "poolup: the report"))]
     # Run from elsewhere (-s, -d): paths in full, the command changes into the working directory and names the

@@ -184,6 +184,9 @@ def _sort_settings(config: dict[str, Any]) -> None:
     for key, value in config.items():
         if key == "cases":
             config[key] = {case: _sorted_keys(spec) for case, spec in value.items()}
+        elif key == "search" and value:  # the families keep their order: the order the search walks them
+            families = {family: _sorted_keys(template) for family, template in value["families"].items()}
+            config[key] = {**_sorted_keys(value), "families": families}
         else:
             config[key] = _sorted_keys(value)
 
@@ -354,6 +357,29 @@ def _check_cases(config: dict[str, Any], dataset: dict[str, Any]) -> None:
                 f"config key 'cases.{name}': window {window}, stride {stride} stores a {side}-pixel side of data set "
                 f"{dataset['name']!r}; {method} interpolation needs >= {needed}, use a smaller window or stride"
             )
+
+
+def add_search_cases(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, list[str]]:
+    """Add the candidates of a validated config's ``search`` to its ``cases`` (in place), checked as cases are.
+
+    Returns family -> its candidates' case names, in config order (empty without ``search``).
+    """
+    from poolup.search import family_candidates, search_cases
+
+    candidates = search_cases(config)
+    if not candidates:
+        return {}
+    where = "(a candidate of config key 'search.families': fix its family)"
+    cases_schema = {"properties": {"cases": schema["properties"]["cases"]}}
+    for error in _Validator(cases_schema).iter_errors({"cases": candidates}):
+        raise PoolupError(f"{_describe(error)} {where}")
+    try:
+        for dataset in config["datasets"]:
+            _check_cases({**config, "cases": candidates}, dataset)
+    except PoolupError as error:
+        raise PoolupError(f"{error} {where}") from None
+    config["cases"].update({name: _sorted_keys(spec) for name, spec in candidates.items()})
+    return {family: list(names) for family, names in family_candidates(config["search"]).items()}
 
 
 def dataset_names(config: dict[str, Any]) -> list[str]:
