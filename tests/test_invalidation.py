@@ -44,6 +44,7 @@ FIGURES = "every figure"
 PIXELS = {"pool", "store", "codecs", "codec_table", "fidelity", "train", "plot_preprocessing", SUMMARY}
 EVERYTHING = {"fetch", "plot_examples"} | PIXELS
 TRAINING = {"train", SUMMARY}
+SEARCH_ADDED = {"pool", "store", "fidelity", "search_step", "search_summary", "plot_search"}
 NOTHING: set[str] = set()
 
 # schema key -> what changing it reruns (the tiny run reads source `bundled`, so the
@@ -117,6 +118,8 @@ EXPECTED: dict[str, set[str]] = {
     "analysis.power": {SUMMARY},
     # A one-look sequential design of the seeds already trained: judged again, nothing trained.
     "analysis.sequential.looks": {"look", SUMMARY},
+    # A search added (one family, the key's one candidate): its stage one and its walk; nothing else reruns.
+    **{f"search.families.*.{key}": SEARCH_ADDED for key in ("window", "stride", "bits", "quality", "tile", "codec")},
 }
 
 # Values the generic rule below cannot pick (strings, lists, keys with extra rules).
@@ -168,8 +171,8 @@ def set_key(config: dict[str, Any], key: str, value: Any) -> None:
 
 def new_value(key: str, spec: dict[str, Any], current: Any) -> Any:
     """Another valid value for ``key``: the next enum member, the flipped boolean, a number nudged inside its bounds."""
-    if key in NEW_VALUES:
-        return NEW_VALUES[key]
+    if key in NEW_VALUES or key.startswith("search."):
+        return NEW_VALUES.get(key)
     if current is None:
         current = spec.get("default")
     if "enum" in spec:
@@ -239,7 +242,13 @@ def rerun_table(workdir: Path, base: dict[str, Any], folder: Path) -> tuple[dict
     def changed(key: str) -> tuple[str, set[str], str]:
         config = copy.deepcopy(base)
         value = new_value(key, keys[key], get_key(config, key))
-        set_key(config, key, value)
+        if key.startswith("search.families.*."):  # a family of one candidate: the key's value (a codec's keys need one)
+            leaf = key.rsplit(".", 1)[1]
+            template = {leaf: 2} | ({"codec": "webp"} if leaf in ("quality", "tile") else {})
+            config["search"] = {"families": {"more": {"codec": "webp"} if leaf == "codec" else template}}
+            value = config["search"]["families"]["more"]
+        else:
+            set_key(config, key, value)
         if key == "datasets[].source":
             value = "npz"
             set_key(config, key, value)

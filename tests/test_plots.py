@@ -132,3 +132,35 @@ def test_per_class_legend_covers_no_bar():
     assert len(bars) == 10 * len(CASES)
     for box in boxes:
         assert not any(bar is not None and box.overlaps(bar) for bar in bars), "the legend covers a bar"
+
+
+def test_twenty_cases_have_twenty_colours_and_the_eleventh_another_marker():
+    from poolup.plots import case_colours, case_markers
+
+    cases = [f"case{i}" for i in range(20)]
+    assert len(set(case_colours(cases).values())) == 20
+    markers = case_markers(cases)
+    assert markers["case0"] != markers["case10"] and markers["case0"] == markers["case9"]
+
+
+def test_the_frontier_of_19_recipes_numbers_each_point_without_overlap_and_keys_the_labels():
+    """The measured MNIST frontier (19 recipes, both kinds of test images): one number per recipe, no two
+    overlapping, and each recipe's label (not its case id) in the key beside the plot."""
+    import matplotlib.pyplot as plt
+    from conftest import REPO
+
+    from poolup.plots_paired import frontier_figure
+
+    table = pd.read_csv(REPO / "docs/figures/frontier-mnist.csv")
+    table["on_front"] = table["on_front"].astype(bool)
+    figure = frontier_figure(table, 0.005)
+    axis, key = figure.axes
+    renderer = figure.canvas.get_renderer()
+    numbers = [text for text in axis.texts if text.get_text().isdigit()]
+    assert sorted(int(text.get_text()) for text in numbers) == list(range(1, 20))
+    boxes = [text.get_window_extent(renderer) for text in numbers]
+    overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    assert not overlapping
+    listed = key.texts[0].get_text()
+    assert all(label in listed for label in table["label"].unique())
+    plt.close(figure)

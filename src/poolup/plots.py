@@ -38,9 +38,21 @@ METRIC_TITLES = {
 
 
 def case_colours(cases: Sequence[str]) -> dict[str, Any]:
-    """The same colour for a case in every figure: tab10 in the order of the summary files."""
-    palette = plt.get_cmap("tab10").colors
+    """The same colour for a case in every figure, in the order of the summary files: tab10's ten, then
+    (from the 11th case) tab20's light shades, so that 20 cases have 20 colours (:func:`case_markers` tells
+    a case from the one of the same hue)."""
+    tab20 = plt.get_cmap("tab20").colors
+    palette = tab20[0::2] + tab20[1::2]  # tab10's colours first, then their light shades
     return {case: palette[i % len(palette)] for i, case in enumerate(cases)}
+
+
+# A marker per block of ten cases: the 11th case has the 1st one's hue (lighter) and another marker.
+CASE_MARKERS = ("o", "s", "^", "D")
+
+
+def case_markers(cases: Sequence[str]) -> dict[str, str]:
+    """The marker of each case in the order of the summary files (:data:`CASE_MARKERS`, by blocks of ten)."""
+    return {case: CASE_MARKERS[(i // 10) % len(CASE_MARKERS)] for i, case in enumerate(cases)}
 
 
 def case_order(cases: Iterable[str]) -> list[str]:
@@ -60,6 +72,29 @@ def _label(labels: Mapping[str, str], case: str) -> str:
 def save_figure(figure: plt.Figure, png: PathLike, pdf: PathLike, dpi: int) -> None:
     write_figure(figure, png, pdf, dpi)
     plt.close(figure)
+
+
+# Where place_labels tries each label, in points from its point: beside, above, below, then further out.
+LABEL_OFFSETS = [(5, 3), (5, -11), (-5, 9), (5, 13), (5, -21), (-5, -15), (5, 23), (5, -31), (5, 33), (5, -41)]
+
+
+def place_labels(axis: plt.Axes, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str], **style) -> None:
+    """Label each point where its text overlaps no label placed before it (the first free offset of
+    ``LABEL_OFFSETS``, else the last), so that labels of points close together stay readable."""
+    renderer = axis.figure.canvas.get_renderer()
+    placed: list[Any] = []
+    for x, y, text in zip(xs, ys, texts):
+        label = None
+        for dx, dy in LABEL_OFFSETS:
+            if label is not None:
+                label.remove()
+            label = axis.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", ha="left" if dx > 0 else "right", **style
+            )
+            box = label.get_window_extent(renderer).expanded(1.05, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(label.get_window_extent(renderer))
 
 
 def example_indices(labels: np.ndarray, count: int) -> np.ndarray:
@@ -297,7 +332,7 @@ def tradeoff_figure(summary: pd.DataFrame, codec_table: pd.DataFrame, labels: Ma
     if "skipped" in table:
         table = table[table["skipped"].isna()]
     cases = case_order(summary["case"])
-    colours = case_colours(cases)
+    colours, markers = case_colours(cases), case_markers(cases)
     figure, (axis, by_codec) = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True, layout="constrained")
     for case in cases:
         row = frame.loc[case]
@@ -305,7 +340,7 @@ def tradeoff_figure(summary: pd.DataFrame, codec_table: pd.DataFrame, labels: Ma
             row["bytes_per_image"],
             row["macro_f1_mean"],
             yerr=_ci_errors(frame.loc[[case]]),
-            fmt="o",
+            fmt=markers[case],
             color=colours[case],
             capsize=4,
             markersize=7,

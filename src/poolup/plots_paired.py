@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from poolup import sequential, stats  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
 from poolup.eval_images import TEST_IMAGES, of_kind  # noqa: E402
-from poolup.plots import PathLike, case_order, save_figure  # noqa: E402
+from poolup.plots import PathLike, case_order, place_labels, save_figure  # noqa: E402
 from poolup.summary_tables import class_labels  # noqa: E402
 
 VERDICT_COLOURS = {stats.SMALLER: "tab:green", stats.LARGER: "tab:red", stats.UNDECIDED: "tab:grey"}
@@ -285,7 +285,7 @@ def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
     """
     if table.empty:
         raise PoolupError("the frontier table has no rows; rerun the frontier stage")
-    figure, axis = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    figure, (axis, key) = plt.subplots(1, 2, figsize=(13, 6.5), width_ratios=(3, 1), layout="constrained")
     stored = of_kind(table, TEST_IMAGES[0])
     raw = of_kind(table, "raw") if "test_images" in table else table.iloc[:0]
     _frontier_points(axis, stored, hollow=False)
@@ -294,8 +294,6 @@ def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
         paired = stored.set_index("case")["delta_f1"].reindex(raw["case"]).to_numpy(float)
         for x, stored_delta, raw_delta in zip(raw["byte_ratio"], paired, raw["delta_f1"]):
             axis.plot([x, x * RAW_OFFSET], [stored_delta, raw_delta], color="grey", linewidth=0.6, linestyle=":")
-    for row in stored.itertuples():
-        axis.annotate(row.case, (row.byte_ratio, row.delta_f1), xytext=(4, 4), textcoords="offset points", fontsize=7)
     axis.set_xscale("log")
     lows = table["delta_ci_low"].fillna(table["delta_f1"]).to_numpy(float)
     bottom = min(float(np.nanmin(lows)), -margin) * 1.15
@@ -310,6 +308,12 @@ def frontier_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
     axis.legend(fontsize=8, loc="lower right")
     seeds = sorted({int(n) for n in table["seeds"]})
     axis.set_title(f"Bytes stored against quality lost, per recipe (seeds per case: {', '.join(map(str, seeds))})")
+    # Numbers at the points (placed so that none overlaps another), the recipes' labels in the key beside.
+    numbered = stored.sort_values(["byte_ratio", "case"], kind="stable").reset_index(drop=True)
+    place_labels(axis, numbered["byte_ratio"], numbered["delta_f1"], [str(i + 1) for i in numbered.index], fontsize=8)
+    key.axis("off")
+    lines = [f"{i + 1:>2}  {row.label}  ({row.byte_ratio:.0%})" for i, row in enumerate(numbered.itertuples())]
+    key.text(0, 1, "recipes, cheapest first\n\n" + "\n".join(lines), va="top", fontsize=8, transform=key.transAxes)
     return figure
 
 
