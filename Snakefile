@@ -43,7 +43,6 @@ localrules:
     plot_per_class_delta,
     frontier,
     plot_frontier,
-    search_step,
     search_summary,
     plot_search,
 

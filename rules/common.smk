@@ -319,21 +319,23 @@ def search_storage(wildcards):
     )
 
 
-def search_step_inputs(wildcards):
-    """A step's inputs: stage one's records, then (after the first) the record before and the runs it planned."""
+def search_previous_step(wildcards):
+    """The record of the step before (none before the first)."""
+    step = int(wildcards.step)
+    return [] if step == 1 else [SEARCH_STEP.format(dataset=wildcards.dataset, step=step - 1)]
+
+
+def search_step_runs(wildcards):
+    """A step's runs: the test metrics of the seeds the step before planned (none at the first step)."""
     step = int(wildcards.step)
     if step == 1:
-        return {"storage": search_storage(wildcards)}
+        return []
     planned = search_record(wildcards.dataset, step - 1)["runs"]
-    return {
-        "storage": search_storage(wildcards),
-        "previous": SEARCH_STEP.format(dataset=wildcards.dataset, step=step - 1),
-        "metrics": [
-            f"results/{wildcards.dataset}/{case}/seed{seed}/{RUN_FILES['metrics']}"
-            for case, seeds in planned.items()
-            for seed in range(seeds)
-        ],
-    }
+    return [
+        f"results/{wildcards.dataset}/{case}/seed{seed}/{RUN_FILES['metrics']}"
+        for case, seeds in planned.items()
+        for seed in range(seeds)
+    ]
 
 
 def search_final(wildcards):

@@ -9,7 +9,9 @@
 
 checkpoint search_step:
     input:
-        unpack(search_step_inputs),
+        storage=search_storage,
+        previous=search_previous_step,
+        metrics=search_step_runs,
     output:
         record=SEARCH_STEP,
     log:

@@ -255,7 +255,9 @@ def test_a_real_search_walks_trains_what_it_tests_and_lists_the_rest(tmp_path):
     config = search_config(tmp_path / "search.yaml")
     dry = run_snakemake(tmp_path, "-n", SEARCH_TABLE, configfiles=[config]).stdout
     assert "search_step" in dry and "train_seeds" not in dry.split("search_step")[0].split("Job stats")[-1]
-    run_snakemake(tmp_path, "--cores", "2", SEARCH_TABLE, configfiles=[config])
+    said = run_snakemake(tmp_path, "--cores", "2", SEARCH_TABLE, configfiles=[config]).stderr
+    # Each training job says on the terminal how far it is, seed by seed (the log has every step).
+    assert "poolup: tiny/baseline seed 0 (1 of 2 in this job): macro F1 " in said and "s to go" in said, said[-3000:]
     table = pd.read_csv(tmp_path / SEARCH_TABLE)
     assert list(table.columns) == list(search.COLUMNS)
     assert set(table["case"]) == {"bits_b1", "bits_b2", "bits_b3", "bits_b4", "pool_w2", "pool_w3"}

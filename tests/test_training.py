@@ -484,3 +484,14 @@ def test_the_scaler_equals_numpys_mean_and_var_bit_for_bit():
         mean, scale = fit_scaler(images, rows) if picked is not images else fit_scaler(images)
         assert mean.tobytes() == flat.mean(axis=0, dtype=np.float64).astype(np.float32).reshape(12, 9).tobytes()
         assert scale.tobytes() == expected_scale.astype(np.float32).reshape(12, 9).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("history_every", "steps_per_epoch", "expected"), [(100, 1500, 100), (100, 75, 25), (100, 2, 1), (3, 75, 3)]
+)
+def test_a_small_epoch_still_draws_a_curve_of_three_points(history_every, steps_per_epoch, expected):
+    """3,000 digits (75 batches of 32 at train_size 0.8) and the default history_every of 100: a point every
+    25 batches (3 per epoch), not one at the epoch's end; MNIST's 1,500 batches keep the 100."""
+    from poolup.loop import curve_interval
+
+    assert curve_interval(history_every, steps_per_epoch) == expected

@@ -35,7 +35,7 @@ MAX_NAME_LENGTH = 100
 # rules/*.smk; tests/test_config.py checks this list against the rules): a
 # data set or case of that name would share a path with a workflow folder or
 # file. Compared case-insensitively, for case-insensitive file systems.
-RESERVED_FOLDERS = frozenset({"results", "summary", "figures", "logs", "benchmarks", "looks"})
+RESERVED_FOLDERS = frozenset({"results", "summary", "figures", "logs", "benchmarks", "looks", "search"})
 RESERVED_PATTERN = re.compile(r"seed\d+|.*\.(h5|json|csv|md|png|pdf|log|tsv|keras|html)", re.IGNORECASE)
 # Linear interpolation needs at least two stored pixels per axis.
 MIN_STORED_SIDE = 2

@@ -7,3 +7,8 @@ class PoolupError(Exception):
     The message names the file or key at fault and what to do about it; it is
     printed as one line, without a traceback.
     """
+
+
+# The logger whose lines a workflow job also prints on the terminal, beside its log file
+# (poolup.scripting.logged_job): a training job's progress, seed by seed.
+CONSOLE_LOGGER = "poolup.console"

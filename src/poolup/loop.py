@@ -259,6 +259,16 @@ def training_batches(images: NDArray, labels: NDArray, seed: int, batch_size: in
     )
 
 
+# Learning-curve points per epoch at least (where an epoch has that many batches): a curve, not a dot.
+MIN_CURVE_POINTS = 3
+
+
+def curve_interval(history_every: int, steps_per_epoch: int) -> int:
+    """Batches between learning-curve points: ``training.history_every``, shortened so that an epoch has at
+    least :data:`MIN_CURVE_POINTS` points (3,000 digits give 75 batches of 32: a point every 25, not one at 75)."""
+    return max(1, min(history_every, math.ceil(steps_per_epoch / MIN_CURVE_POINTS)))
+
+
 def fit(
     trainer: Trainer,
     run: PreparedRun,
@@ -281,10 +291,11 @@ def fit(
     result = FitResult([], [], settings.epochs, 0)
     stopping = EarlyStopping(settings.patience, settings.restore_best_weights)
     x_monitor, y_monitor = run.images[run.monitor], labels[run.monitor]
+    interval = curve_interval(settings.history_every, steps_per_epoch)
     for epoch in range(1, settings.epochs + 1):
         done = 0
         while done < steps_per_epoch:
-            steps = min(settings.history_every, steps_per_epoch - done)
+            steps = min(interval, steps_per_epoch - done)
             loss, seen, train_scores = _train_steps(trainer, iterator, steps, clock)
             done += steps
             result.images_seen += seen

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from poolup.errors import PoolupError
+from poolup.errors import CONSOLE_LOGGER, PoolupError
 from poolup.records import remove_leftovers, write_refusal
 
 log = logging.getLogger("poolup")
+console = logging.getLogger(CONSOLE_LOGGER)
 
 
 @contextlib.contextmanager
@@ -42,6 +43,9 @@ def logged_job(snakemake: Any) -> Iterator[logging.Logger]:
         terminal = os.fdopen(os.dup(saved[1]), "w")
     sys.stdout = sys.stderr = handle
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    to_terminal = logging.StreamHandler(terminal)
+    to_terminal.setFormatter(logging.Formatter("poolup: %(message)s"))
+    console.handlers[:] = [to_terminal] if log_path else []  # without a log, the log's handler is the terminal
     started = time.perf_counter()
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     try:

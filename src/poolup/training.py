@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from poolup.errors import PoolupError
+from poolup.errors import CONSOLE_LOGGER, PoolupError
 from poolup.eval_images import RAW_TEST_KEY
 from poolup.job_inputs import TrainSettings, load_training_data, with_raw_images
 from poolup.loop import Clock, Trainer, fit, prepare
@@ -176,6 +176,17 @@ def train_seeds(
             report["macro_f1"],
             run.test.shape[0],
             {k: round(v, 2) for k, v in clock.seconds.items()},
+        )
+        elapsed = time.perf_counter() - started
+        logging.getLogger(CONSOLE_LOGGER).info(
+            "%s seed %d (%d of %d in this job): macro F1 %.4f; %.0f s so far, about %.0f s to go",
+            f"{dataset}/{case}" if dataset else case,
+            seed,
+            index + 1,
+            len(seeds),
+            report["macro_f1"],
+            elapsed,
+            elapsed / (index + 1) * (len(seeds) - index - 1),
         )
     log.info("%d seeds in %.1f s", len(seeds), time.perf_counter() - started)
     return records

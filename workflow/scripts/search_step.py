@@ -4,8 +4,8 @@ from poolup.search import search_step
 with logged_job(snakemake) as log:
     record = search_step(
         storage=snakemake.input.storage,
-        metrics=snakemake.input.get("metrics", []),
-        previous=[previous] if (previous := snakemake.input.get("previous")) else [],
+        metrics=snakemake.input.metrics,
+        previous=snakemake.input.previous,
         record=snakemake.output.record,
         step=snakemake.wildcards.step,
         baseline=snakemake.params.baseline,
