@@ -27,6 +27,8 @@ from poolup.splits import SplitCheck, check_raw
 from poolup.sequential import configured_looks
 from poolup.runs import TRAINING_EXECUTION_KEYS, group_name, group_seeds, groups_sent, kept_run_files
 
+# Whether a config file (or --config) sets `seeds`, before the schema's default fills it in.
+SEEDS_GIVEN = "seeds" in config
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
     check_config_files(workflow.configfiles)
@@ -61,7 +63,7 @@ COMPARED_CASES = [case for case in CASES if case != config["baseline"]]
 # its looks L as the verdicts require; None: a fixed design of `seeds`.
 LOOKS = configured_looks(config["analysis"])
 TRAINABLE_SEEDS = list(range(LOOKS[-1])) if LOOKS else SEEDS
-if notice := seeds_notice(SEEDS, LOOKS, config["seeds"]):
+if SEEDS_GIVEN and (notice := seeds_notice(SEEDS, LOOKS, config["seeds"])):
     sys.stderr.write(f"{notice}\n")
 # Each run's files (the training rules' outputs, rules/train.smk), by output name: those that
 # training.keep leaves out are not outputs.

@@ -301,6 +301,7 @@ def test_a_search_killed_mid_walk_resumes_with_the_same_answer_and_retrains_noth
     process.wait()
     before = trained_runs(killed)
     assert before, "the walk had trained runs before the kill"
+    run_snakemake(killed, "--unlock", configfiles=[config])  # the lock a kill leaves (docs/troubleshooting.md)
     run_snakemake(killed, "--cores", "2", SEARCH_TABLE, configfiles=[config])
     after = trained_runs(killed)
     assert {path: after[path] for path in before} == before, "no run finished before the kill is trained again"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, TINY_CASES, TINY_TRAINING, run_snakemake, write_config
+from conftest import REPO, TINY_CASES, TINY_TRAINING, run_snakemake, snakemake_command, write_config
 from scipy import stats as scipy_stats
 
 from poolup import sequential
@@ -377,6 +377,41 @@ def test_a_design_runs_look_after_look_resumes_and_extends_without_retraining(tm
         configfiles=[design_config(workdir / "five.yaml", [2, 3, 5])],
     ).stdout
     assert planned_training(job) == {("w2s2", 3), ("w2s2", 4)}
+
+
+@pytest.mark.slow  # a whole design, killed and resumed (python -m pytest -m slow)
+def test_a_design_killed_between_two_looks_resumes_with_the_same_decisions_and_trains_nothing_twice(tmp_path):
+    """kill -9 of Snakemake and its jobs once the first look is judged, then the plain command: the first
+    look's record and runs are kept as they were, and the design ends as its records say."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    config = design_config(tmp_path / "design.yaml", [2, 3])
+    command = snakemake_command(tmp_path, "--cores", "2", SUMMARY, configfiles=[config])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    look1 = tmp_path / "results/tiny/summary/looks/look1.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not look1.exists():
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert look1.exists(), "the first look was judged before the kill"
+    record, before = look1.read_bytes(), trained(tmp_path)
+    # A kill leaves Snakemake's lock: the documented remedy (docs/troubleshooting.md), then the plain command.
+    run_snakemake(tmp_path, "--unlock", configfiles=[config])
+    run_snakemake(tmp_path, "--cores", "2", SUMMARY, configfiles=[config])
+    after = trained(tmp_path)
+    assert look1.read_bytes() == record, "the first look is not judged again"
+    assert {name: after[name] for name in before} == before, "no run finished before the kill is trained again"
+    first = read_json(look1, stage="look")
+    summary = pd.read_csv(tmp_path / SUMMARY)
+    seeds = summary[summary["test_images"] == "stored"].set_index("case")["seeds"]
+    for case, planned in (first["next"] or first["design"]).items():
+        assert seeds[case] >= first["design"][case] and seeds[case] in (2, 3), (case, planned)
+    decided = [case for case, row in first["cases"].items() if row["verdict"] != paired.UNDECIDED]
+    assert all(seeds[case] == 2 for case in decided), "a case decided at the first look trains no further seed"
 
 
 def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_path):
