@@ -495,3 +495,21 @@ def test_a_small_epoch_still_draws_a_curve_of_three_points(history_every, steps_
     from poolup.loop import curve_interval
 
     assert curve_interval(history_every, steps_per_epoch) == expected
+
+
+def test_a_job_states_its_memory_need_and_refuses_where_the_machine_has_less(caplog):
+    """70,000 MNIST digits: about 1.6 GB (the calibration); 20,000 photos of 256x256x3 need 75 GB (float32
+    in memory, a few copies), refused in one line naming what brings it down."""
+    from poolup.runtime import check_memory, training_memory
+
+    assert 1_600 * 2**20 < training_memory(70_000, (28, 28)) < 1_700 * 2**20
+    with caplog.at_level("INFO", logger="poolup"):
+        check_memory(70_000, (28, 28), available=8 * 2**30)
+    assert "memory: about 1646 MB for 70000 images of 28x28 in float32; 8192 MB available" in caplog.text
+    with pytest.raises(PoolupError) as error:
+        check_memory(20_000, (256, 256, 3), available=8 * 2**30)
+    message = str(error.value)
+    need = training_memory(20_000, (256, 256, 3)) // 2**20
+    assert message.startswith(f"training needs about {need} MB for 20000 images of 256x256x3") and "\n" not in message
+    assert 70_000 < need < 80_000
+    assert "datasets[].max_images" in message and "8192 MB are available" in message

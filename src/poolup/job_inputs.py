@@ -75,6 +75,17 @@ class TrainingData:
 INTERPOLATION_KEYS = ("method", "grid")
 
 
+def image_count(pooled: str | os.PathLike[str]) -> int:
+    """How many images a case's ``pooled.h5`` (or an ``upsampled.h5``) holds, read from its labels alone."""
+    from poolup.h5files import H5_ERRORS, open_h5
+
+    try:
+        with open_h5(pooled, verify=False) as file:
+            return int(file["labels"].shape[0])
+    except (KeyError, *H5_ERRORS):
+        return 0  # not readable as such: load_training_data names the problem
+
+
 def load_training_data(
     pooled: str | os.PathLike[str],
     image_shape: tuple[int, ...] | None = None,

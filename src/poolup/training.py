@@ -17,7 +17,7 @@ from typing import Any
 
 from poolup.errors import CONSOLE_LOGGER, PoolupError
 from poolup.eval_images import RAW_TEST_KEY
-from poolup.job_inputs import TrainSettings, load_training_data, with_raw_images
+from poolup.job_inputs import TrainSettings, image_count, load_training_data, with_raw_images
 from poolup.loop import Clock, Trainer, fit, prepare
 from poolup.metrics import classification_report
 from poolup.model import make_model
@@ -25,7 +25,7 @@ from poolup.model import model_sha256 as model_sha256_of
 from poolup.provenance import relative_name
 from poolup.records import write_json
 from poolup.runs import RunPaths, run_record, seed_of, start_job, write_run_files
-from poolup.runtime import seed_everything
+from poolup.runtime import check_memory, seed_everything
 from poolup.splits import SplitCheck, check_split
 
 log = logging.getLogger("poolup")
@@ -115,6 +115,8 @@ def train_seeds(
     started = time.perf_counter()
     seeds = list(runs)
     job_clock = Clock()
+    if image_shape:  # before the images are made in memory: a job that cannot hold them says so first
+        check_memory(image_count(images), tuple(image_shape))
     with job_clock("load"):
         data = load_training_data(images, image_shape, {"case": case, **(recipe or {})})
         split = SplitCheck(
