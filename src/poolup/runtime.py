@@ -106,7 +106,8 @@ def seed_everything(seed: int) -> None:
 
 # A training job's peak memory: TensorFlow and the model, then the up-sampled float32 images a few
 # times over (the array, its training and test parts, the scaled copy and the raw test images).
-# Calibrated on all 70,000 MNIST digits (28x28, 209 MiB of float32): 1,654 MiB peak RSS (the baseline, 5 seeds in one job).
+# Calibrated on all 70,000 MNIST digits (28x28, 209 MiB of float32): 1,654 MiB peak RSS
+# (the baseline, 5 seeds in one job).
 JOB_BASE_BYTES = 600 * 2**20
 IMAGE_COPIES = 5.0
 
