@@ -44,6 +44,10 @@ def configure_tensorflow(threads: int, precision: str, onednn: bool = True) -> b
     import keras
     import tensorflow as tf
 
+    if not tf.config.list_physical_devices("GPU"):
+        # TensorFlow's own start-up lines ("Could not find cuda drivers", "failed call to cuInit") come
+        # first and read like errors: on a machine without a GPU they are not.
+        log.info("no GPU found: training on the CPU (the CUDA and cuInit lines above only say that)")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
