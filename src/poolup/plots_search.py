@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only: no display needed, on a workstation or a cl
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from poolup import stats  # noqa: E402
 from poolup.errors import PoolupError  # noqa: E402
@@ -81,7 +82,10 @@ def search_figure(table: pd.DataFrame, margin: float) -> plt.Figure:
     strip.set_ylim(-0.7, len(families) - 0.3)
     strip.set_ylabel("not tested", fontsize=8)
     strip.grid(alpha=0.3, axis="x", which="both")
-    strip.set_xlabel("bytes stored, as a fraction of the baseline's (log scale)")
+    percent = FuncFormatter(lambda value, _: f"{value:.0%}")
+    for ticks in (strip.xaxis.set_major_formatter, strip.xaxis.set_minor_formatter):
+        ticks(percent)  # 20 %, not 2 x 10^-1 (the axes share x)
+    strip.set_xlabel("bytes stored, as a share of the baseline's (log scale)")
     return figure
 
 
