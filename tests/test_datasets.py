@@ -85,6 +85,7 @@ def two_datasets(tmp_path_factory):
     return workdir, datasets
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_every_stage_runs_per_data_set(two_datasets):
     workdir, _ = two_datasets
     for name, (openml_name, _) in OPENML_SETS.items():
@@ -97,6 +98,7 @@ def test_every_stage_runs_per_data_set(two_datasets):
     assert cli_main(["verify", str(workdir / "results")]) == 0
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_the_datasets_table_compares_every_data_set(two_datasets):
     workdir, _ = two_datasets
     combined = pd.read_csv(workdir / "results/summary/datasets.csv")
@@ -114,6 +116,7 @@ def test_the_datasets_table_compares_every_data_set(two_datasets):
     )
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_changing_one_data_set_reruns_only_that_data_set(two_datasets, tmp_path):
     workdir, datasets = two_datasets
     changed = [datasets[0], {**datasets[1], "max_images": 100}]
@@ -125,6 +128,7 @@ def test_changing_one_data_set_reruns_only_that_data_set(two_datasets, tmp_path)
     assert "fetch" in {rule for rule, _ in jobs}
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_reordered_settings_rerun_nothing(two_datasets, tmp_path):
     workdir, datasets = two_datasets
     reordered = [dict(reversed(list(entry.items()))) for entry in datasets]

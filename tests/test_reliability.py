@@ -465,6 +465,7 @@ def test_another_cases_input_is_refused_named_by_verify_and_the_advice_restores_
 # --- a deleted file -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_a_deleted_run_record_is_redone_by_the_plain_command(tiny_run, tmp_path):
     reference, _ = tiny_run
     workdir, config = finished_copy(tiny_run, tmp_path / "deleted")

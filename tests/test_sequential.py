@@ -424,6 +424,7 @@ def test_adding_a_seed_to_a_partly_filled_block_retrains_nothing(tiny_run, tmp_p
     assert "train_seeds_2_2" in dry and "train_seeds_0_2" not in dry
 
 
+@pytest.mark.slow  # a whole run and its reruns (python -m pytest -m slow)
 def test_runs_kept_without_model_and_predictions_are_finished_where_keep_leaves_them_out(tiny_run, tmp_path):
     """training.keep []: a run's history.csv and test_metrics.json are the whole run, so a results folder
     kept or moved without its models and predictions (8 kB a run) trains nothing again; asking for the
