@@ -103,6 +103,14 @@ def test_a_candidate_that_cannot_be_a_case_is_one_line_naming_the_search(section
     assert message in text and "search.families" in text and "\n" not in text, text
 
 
+@pytest.mark.parametrize("seeds", [1, [3, 5]])
+def test_a_search_without_looks_needs_a_count_of_two_seeds_or_more(seeds):
+    config = config_with({"families": {"f": {"bits": 1}}})
+    config["seeds"] = seeds
+    with pytest.raises(PoolupError, match="config key 'seeds'.*give a count of 2 or more"):
+        add_search_cases(config, SCHEMA)
+
+
 @pytest.mark.parametrize(
     "section", [{"families": {}}, {"families": {"f": {"bits": "one..two"}}}, {"families": {"f": {"colour": 1}}}, {}]
 )

@@ -369,6 +369,13 @@ def add_search_cases(config: dict[str, Any], schema: dict[str, Any]) -> dict[str
     candidates = search_cases(config)
     if not candidates:
         return {}
+    if not config["analysis"]["sequential"]["looks"]:  # a fixed design: one look of every seed
+        seeds = config["seeds"]
+        if not isinstance(seeds, int) or seeds < 2:
+            raise PoolupError(
+                f"config key 'seeds': {seeds!r}; a search trains seeds 0..n-1 and judges a candidate on at least "
+                "2 of them, paired with the baseline's: give a count of 2 or more, or analysis.sequential.looks"
+            )
     where = "(a candidate of config key 'search.families': fix its family)"
     cases_schema = {"properties": {"cases": schema["properties"]["cases"]}}
     for error in _Validator(cases_schema).iter_errors({"cases": candidates}):
