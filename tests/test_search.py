@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -282,8 +283,13 @@ def test_a_real_search_walks_trains_what_it_tests_and_lists_the_rest(tmp_path):
     assert len(answer) == 1 and answer["bytes_per_image"].iloc[0] == within["bytes_per_image"].min()
     markdown = (tmp_path / "results/tiny/summary/search.md").read_text()
     assert markdown.startswith("The cheapest recipe shown within the margin") and answer["case"].iloc[0] in markdown
-    steps = sorted((tmp_path / "results/tiny/search").glob("step*.json"))
+    steps = sorted((tmp_path / "results/tiny/search").glob("step*.json"), key=lambda path: int(path.stem[4:]))
     final = json.loads(steps[-1].read_text())
+    # `poolup show` prints the search's answer.
+    shown = subprocess.run(
+        [sys.executable, "-m", "poolup", "show", str(tmp_path / "results")], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"search ({tmp_path / 'results/tiny/summary/search.md'}): The cheapest recipe" in shown, shown
     assert final["next"] is None and sum(final["runs"].values()) == len(runs)
     # Nothing left to do; the figure draws from the table.
     assert "Nothing to be done" in run_snakemake(tmp_path, "-n", SEARCH_TABLE, configfiles=[config]).stdout

@@ -407,4 +407,4 @@ def test_show_prints_each_answer_as_a_table(tree, capsys):
     header = out.splitlines()[1 if "cannot decide" not in out.splitlines()[1] else 2]
     assert header.split()[:2] == ["case", "test_images"]
     assert cli_main(["show", str(tree / "tiny")]) == 2  # no data set folders below: one line, exit 2
-    assert "no summary/result.csv under" in capsys.readouterr().err
+    assert "no summary/result.csv or search.md under" in capsys.readouterr().err

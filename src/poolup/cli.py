@@ -246,26 +246,38 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    """Each data set's answer, ``summary/result.csv``, as an aligned table, with its "cannot decide" line."""
+    """Each data set's answer, ``summary/result.csv``, as an aligned table, with its "cannot decide" line, and
+    a search's answer (``summary/search.md``'s first line) where the run had one."""
     import csv
 
     from poolup.hints import undecidable
 
     found = 0
     for root in map(Path, args.roots):
-        results = [root] if root.name == "result.csv" else sorted(root.glob("*/summary/result.csv"))
-        for result in results:
-            with open(result, newline="", encoding="utf-8") as handle:
-                rows = list(csv.reader(handle))
-            widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
-            print(f"{result.parent.parent.name} ({result}):")
-            print("".join(f"  {line}\n" for line in undecidable(result)), end="")
-            for row in rows:
-                print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if root.name in ("result.csv", "search.md"):
+            summaries = [root.parent]
+        else:
+            summaries = sorted(
+                {path.parent for name in ("result.csv", "search.md") for path in root.glob(f"*/summary/{name}")}
+            )
+        for summary in summaries:
+            result, search = summary / "result.csv", summary / "search.md"
+            print(f"{summary.parent.name} ({result if result.is_file() else search}):")
+            if result.is_file():
+                with open(result, newline="", encoding="utf-8") as handle:
+                    rows = list(csv.reader(handle))
+                widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+                print("".join(f"  {line}\n" for line in undecidable(result)), end="")
+                if len(rows) > 1:  # a header alone: the baseline was the config's only case (a search's run)
+                    for row in rows:
+                        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            if search.is_file():  # the search's answer: search.md's first line
+                print(f"  search ({search}): {search.read_text(encoding='utf-8').splitlines()[0]}")
             found += 1
     if not found:
         raise PoolupError(
-            f"no summary/result.csv under {', '.join(args.roots)}; give a run's results/ folder (after its aggregate)"
+            f"no summary/result.csv or search.md under {', '.join(args.roots)}; give a run's results/ folder (after "
+            "its aggregate or its search)"
         )
     return OK
 
