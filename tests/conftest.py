@@ -31,6 +31,7 @@ os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
 # other has nothing left to do. The rest keep their order; tests within a file keep theirs.
 LONGEST_FILES = (
     "test_reliability.py",
+    "test_search.py",
     "test_sequential.py",
     "test_datasets.py",
     "test_training.py",
