@@ -32,14 +32,13 @@ SEEDS_GIVEN = "seeds" in config
 # Validate before any job: one line naming the key and the fix, then stop.
 try:
     check_config_files(workflow.configfiles)
-    validate_config(config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml")))
+    SCHEMA = load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml"))
+    validate_config(config, SCHEMA)
     # A data set's path or the model's file that is not there: one line, before any job.
     MODEL_SHA256 = check_inputs(config)
     # The cases config lists, before a search adds its candidates to config["cases"] (rules/search.smk).
     CASES = list(config["cases"])
-    SEARCH_FAMILIES = add_search_cases(
-        config, load_schema(workflow.source_path("../workflow/schemas/config.schema.yaml"))
-    )
+    SEARCH_FAMILIES = add_search_cases(config, SCHEMA)
 except PoolupError as error:
     sys.stderr.write(f"poolup: config error: {error}\n")
     sys.exit(1)

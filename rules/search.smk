@@ -54,7 +54,6 @@ rule search_summary:
         baseline=config["baseline"],
         families=SEARCH_FAMILIES,
         labels={case: config["cases"][case]["label"] for case in SEARCH_CASES},
-        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/search_summary.py"
 

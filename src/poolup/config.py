@@ -366,9 +366,10 @@ def add_search_cases(config: dict[str, Any], schema: dict[str, Any]) -> dict[str
     """
     from poolup.search import family_candidates, search_cases
 
-    candidates = search_cases(config)
-    if not candidates:
+    if not config.get("search"):
         return {}
+    families = family_candidates(config["search"])
+    candidates = search_cases(families, config["cases"])
     if not config["analysis"]["sequential"]["looks"]:  # a fixed design: one look of every seed
         seeds = config["seeds"]
         if not isinstance(seeds, int) or seeds < 2:
@@ -386,7 +387,7 @@ def add_search_cases(config: dict[str, Any], schema: dict[str, Any]) -> dict[str
     except PoolupError as error:
         raise PoolupError(f"{error} {where}") from None
     config["cases"].update({name: _sorted_keys(spec) for name, spec in candidates.items()})
-    return {family: list(names) for family, names in family_candidates(config["search"]).items()}
+    return {family: list(names) for family, names in families.items()}
 
 
 def dataset_names(config: dict[str, Any]) -> list[str]:

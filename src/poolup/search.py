@@ -118,17 +118,17 @@ def family_candidates(search: Mapping[str, Any]) -> dict[str, dict[str, dict[str
     return families
 
 
-def search_cases(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every candidate of the config's search (none without ``search``), as ``cases`` entries.
+def search_cases(
+    families: Mapping[str, Mapping[str, dict[str, Any]]], config_cases: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Every candidate of ``families`` (:func:`family_candidates`) as ``cases`` entries, by name.
 
     A candidate's name may not be a case's name of the config (one name, one recipe).
     """
-    if not config.get("search"):
-        return {}
     cases: dict[str, dict[str, Any]] = {}
-    for candidates in family_candidates(config["search"]).values():
+    for candidates in families.values():
         for name, spec in candidates.items():
-            if name in config["cases"] or name in cases:
+            if name in config_cases or name in cases:
                 raise PoolupError(
                     f"config key 'search.families': the candidate name {name!r} is already a case's name; "
                     "rename the family or the case"
@@ -413,13 +413,12 @@ def runs_spent(record: Mapping[str, Any]) -> int:
     return int(sum(record["runs"].values()))
 
 
-def grid_runs(table: Any, looks: Sequence[int]) -> int:
-    """Runs a grid of the same candidates (those storing fewer bytes than the baseline) and the baseline
-    trains at the seeds of the search's last look."""
-    return int((table["reason"] != NOT_SMALLER).sum() + 1) * int(looks[-1])
+def grid_candidates(table: Any) -> int:
+    """The candidates a grid would train to compare with the search: those storing fewer bytes than the baseline."""
+    return int((table["reason"] != NOT_SMALLER).sum())
 
 
-def answer_sentence(table: Any, record: Mapping[str, Any], confidence: float) -> str:
+def answer_sentence(table: Any, record: Mapping[str, Any]) -> str:
     """The answer in one sentence: the cheapest recipe shown within the margin, or that none was."""
     margin = record["margin"]
     named = table[table["answer"]]
@@ -437,19 +436,20 @@ def answer_sentence(table: Any, record: Mapping[str, Any], confidence: float) ->
     )
 
 
-def search_markdown(table: Any, record: Mapping[str, Any], confidence: float) -> str:
+def search_markdown(table: Any, record: Mapping[str, Any]) -> str:
     """search.md: the answer, the runs spent against a grid, then every candidate."""
     looks = record["looks"]
-    spent, grid = runs_spent(record), grid_runs(table, looks)
+    spent, compared = runs_spent(record), grid_candidates(table)
+    grid = (compared + 1) * looks[-1]  # every candidate and the baseline at the last look's seeds
     families = list(dict.fromkeys(table["family"]))
     lines = [
-        answer_sentence(table, record, confidence),
+        answer_sentence(table, record),
         "",
-        f"The search trained {spent} runs; a grid of the same {grid // looks[-1] - 1} candidates and the baseline "
+        f"The search trained {spent} runs; a grid of the same {compared} candidates and the baseline "
         f"at {looks[-1]} seeds trains {grid} ({spent / grid:.0%}). {len(table)} candidates in {len(families)} "
-        f"families; {int(table['tested'].sum())} tested, by bisection within each family in order of bytes, the "
-        f"families one after another (looks {', '.join(map(str, looks))}; every look's interval at "
-        "1 - 2 x look_alpha, Bonferroni over every test the search may make: docs/statistics.md).",
+        f"families; {int(table['tested'].sum())} tested, within each family in order of bytes the cheapest first, "
+        f"then by bisection, the families one after another (looks {', '.join(map(str, looks))}; every look's "
+        "interval at 1 - 2 x look_alpha, Bonferroni over every test the search may make: docs/statistics.md).",
         "",
         "| family | case | recipe | bytes/image | of baseline | PSNR dB | seeds | ΔF1 [interval] | verdict |",
         "|---|---|---|---:|---:|---:|---:|---|---|",
@@ -475,7 +475,6 @@ def summarise(
     families: Mapping[str, Sequence[str]],
     labels: Mapping[str, str],
     baseline: str,
-    confidence: float,
 ) -> Any:
     """Write search.csv and search.md from the final step's record (the ``search_summary`` rule)."""
     from poolup.records import write_csv, write_text
@@ -485,5 +484,5 @@ def summarise(
         raise PoolupError(f"{record}: the search has not ended (it waits for {final['next']}); rerun the workflow")
     frame = search_table(final, families, case_records(storage), case_records(fidelity), labels, baseline)
     write_csv(table, frame)
-    write_text(markdown, search_markdown(frame, final, confidence))
+    write_text(markdown, search_markdown(frame, final))
     return frame

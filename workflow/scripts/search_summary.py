@@ -11,5 +11,4 @@ with logged_job(snakemake):
         families=snakemake.params.families,
         labels=snakemake.params.labels,
         baseline=snakemake.params.baseline,
-        confidence=snakemake.params.confidence,
     )
